@@ -1,0 +1,90 @@
+"""End to end with the real default model: words, timings, fillers, no invented text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import CORPUS, SAMPLES, SR, reference_text, wer
+
+from vmgrade.audio import load
+from vmgrade.transcribe import Segment, Word, filter_hallucinations
+
+
+@pytest.mark.parametrize(
+    "name,file",
+    [("strong_wideband", "strong_wideband.flac"), ("followup_phone", "followup_phone.wav")],
+)
+def test_sample_transcript_matches_script(transcriber, name, file):
+    audio = load(SAMPLES / file)
+    transcript = transcriber.transcribe(audio)
+    assert transcript.language == "en"
+    assert transcript.engine == "openai-whisper" and transcript.model_name == "base"
+    assert wer(reference_text(name), transcript.text) <= 0.15, transcript.text
+
+    words = transcript.words
+    assert len(words) > 20
+    starts = [w.start for w in words]
+    assert starts == sorted(starts), "word starts must not go backwards"
+    for w in words:
+        assert 0.0 <= w.start <= w.end <= audio.duration_s + 1e-6
+        assert 0.0 <= w.probability <= 1.0
+    for a, b in zip(words, words[1:]):
+        assert b.start >= a.end - 0.02  # words do not overlap beyond rounding
+
+
+def test_filler_words_are_kept(transcriber):
+    """The rambling sample says "uh"/"um" ten times; the filler prompt keeps most."""
+    transcript = transcriber.transcribe(load(SAMPLES / "rambling_phone.wav"))
+    fillers = [w for w in transcript.words if w.word.lower().strip(",.!?") in {"uh", "um", "umm", "uhm"}]
+    spoken = reference_text("rambling_phone").lower().replace(",", " ").split().count
+    assert spoken("uh") + spoken("um") >= 8
+    assert len(fillers) >= 5, transcript.text
+
+
+@pytest.mark.parametrize("kind", ["silence_with_hiss", "white_noise", "hum", "tone"])
+def test_no_text_is_invented_on_non_speech(transcriber, tmp_path, kind):
+    rng = np.random.default_rng(0)
+    n = SR * 6
+    t = np.arange(n) / SR
+    signal = {
+        "silence_with_hiss": 0.002 * rng.standard_normal(n),
+        "white_noise": 0.05 * rng.standard_normal(n),
+        "hum": 0.1 * np.sin(2 * np.pi * 60 * t) + 0.003 * rng.standard_normal(n),
+        "tone": 0.3 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)),
+    }[kind]
+    path = tmp_path / f"{kind}.wav"
+    sf.write(str(path), signal.astype(np.float32), SR)
+    transcript = transcriber.transcribe(load(path))
+    assert transcript.text == "", transcript.text
+    assert transcript.words == ()
+
+
+def test_filter_drops_prompt_echo_and_stock_phrases():
+    samples = (0.1 * np.random.default_rng(1).standard_normal(SR * 4)).astype(np.float32)
+
+    def seg(text, no_speech=0.5, prob=0.05, ratio=1.2):
+        words = tuple(Word(w, 0.1 * i, 0.1 * i + 0.1, prob) for i, w in enumerate(text.split()))
+        return Segment(0.0, 2.0, text, -0.8, no_speech, ratio, words)
+
+    prompt = "Uh, so, um, I was, uh, calling about, um, the, uh, thing."
+    echo = seg("I'm, uh, calling about, um, the, uh, thing.")
+    stock = seg("Thank you for watching!", prob=0.5)
+    loop = seg("I'm, uh, " * 30, no_speech=0.1, prob=0.9, ratio=18.0)
+    real = seg("Hi Dana, this is Mike with Northwind, calling about your warehouse.", 0.02, 0.9)
+    kept, dropped = filter_hallucinations([echo, stock, loop, real], samples, SR, prompt=prompt)
+    assert kept == [real]
+    assert dropped == [echo, stock, loop]
+
+
+jfk = CORPUS / "clips" / "jfk_inaugural.flac"
+
+
+@pytest.mark.skipif(not jfk.exists(), reason="shared corpus not present")
+def test_jfk_reference_wer(transcriber):
+    transcript = transcriber.transcribe(load(jfk))
+    reference = (
+        "And so my fellow Americans, ask not what your country can do for you, "
+        "ask what you can do for your country."
+    )
+    assert wer(reference, transcript.text) <= 0.1, transcript.text

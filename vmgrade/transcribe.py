@@ -1,0 +1,277 @@
+"""Speech to text with word timings: the ``Transcript`` type and its engines.
+
+The default engine is openai-whisper on the CPU (fp32, temperature 0,
+English), with word timestamps from cross-attention DTW. Whisper drops
+filler words unless its prompt contains some; on the corpus's disfluent
+clips the filler prompt below recovers every reference "uh"/"um" (3/3 and
+5/5; ``bench/filler_prompt.py`` measures it), so it is on by default.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import Protocol
+
+import numpy as np
+
+from .audio import Audio
+
+DEFAULT_LANGUAGE = "en"
+FILLER_PROMPT = "Uh, so, um, I was, uh, calling about, um, the, uh, thing."
+
+# Decoding guards against invented text (whisper's defaults, made explicit).
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+COMPRESSION_RATIO_THRESHOLD = 2.4
+# Skip silent stretches longer than this (s) when whisper's own hallucination
+# heuristic fires around them.
+HALLUCINATION_SILENCE_S = 2.0
+# A segment whose audio is quieter than this (dBFS RMS) holds no speech.
+SEGMENT_SILENCE_DBFS = -50.0
+# Phrases Whisper is known to invent on silence or noise (learned from
+# subtitles); dropped only when the segment is also doubtful.
+HALLUCINATION_PHRASES = (
+    "thank you for watching",
+    "thanks for watching",
+    "please subscribe",
+    "subscribe to my channel",
+    "like and subscribe",
+    "see you in the next video",
+    "subtitles by",
+    "transcription by",
+    "amara.org",
+)
+DOUBTFUL_NO_SPEECH_PROB = 0.3
+# On tones and noise a prompted Whisper can echo its prompt back: a doubtful
+# segment whose word sequence mostly repeats the prompt's is dropped.
+PROMPT_ECHO_SIMILARITY = 0.6  # difflib ratio of word sequences
+PROMPT_ECHO_MIN_WORDS = 3
+# Words Whisper itself barely believes (mean probability) in a doubtful segment.
+DOUBTFUL_WORD_PROBABILITY = 0.15
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word; times in seconds from the start of the file."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+    def to_dict(self) -> dict:
+        return {
+            "word": self.word,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "probability": round(self.probability, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A decoded stretch of speech (Whisper's segment)."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was said, with word times and confidences."""
+
+    text: str
+    language: str
+    segments: tuple[Segment, ...]
+    no_speech_prob: float  # highest segment no-speech probability (0 when no segments)
+    engine: str
+    model_name: str
+    dropped_segments: tuple[str, ...] = field(default=())  # texts removed as hallucinations
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return tuple(w for s in self.segments for w in s.words)
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "language": self.language,
+            "no_speech_prob": round(self.no_speech_prob, 4),
+            "words": [w.to_dict() for w in self.words],
+            "segments": [
+                {
+                    "start": round(s.start, 3),
+                    "end": round(s.end, 3),
+                    "text": s.text,
+                    "avg_logprob": round(s.avg_logprob, 4),
+                    "no_speech_prob": round(s.no_speech_prob, 4),
+                }
+                for s in self.segments
+            ],
+            "dropped_segments": list(self.dropped_segments),
+        }
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """How to run the recogniser."""
+
+    language: str = DEFAULT_LANGUAGE
+    initial_prompt: str | None = FILLER_PROMPT
+    beam_size: int | None = None  # None: greedy, Whisper's CPU default
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+
+
+class Transcriber(Protocol):
+    """Anything that turns ``Audio`` into a ``Transcript`` (one engine per class)."""
+
+    engine: str
+    model_name: str
+
+    def transcribe(self, audio: Audio) -> Transcript: ...
+
+
+class WhisperTranscriber:
+    """openai-whisper on the CPU; the model loads once, on first use.
+
+    Parameters
+    ----------
+    model : str
+        Model name or path, as accepted by :func:`vmgrade.models.resolve`.
+    options : TranscribeOptions
+        Decoding settings.
+    """
+
+    engine = "openai-whisper"
+
+    def __init__(self, model: str = "base", options: TranscribeOptions | None = None):
+        from . import models
+
+        self.options = options or TranscribeOptions()
+        self.spec = models.resolve(model)  # fail fast on a bad model name
+        self.model_name = self.spec.name
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from . import models
+
+            if self.options.threads:
+                import torch
+
+                torch.set_num_threads(self.options.threads)
+            self._model = models.load_whisper(self.spec)
+        return self._model
+
+    def transcribe(self, audio: Audio) -> Transcript:
+        """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
+        opts = self.options
+        result = self.model.transcribe(
+            audio.samples,
+            language=opts.language,
+            task="transcribe",
+            temperature=0.0,
+            fp16=False,
+            beam_size=opts.beam_size,
+            word_timestamps=True,
+            initial_prompt=opts.initial_prompt,
+            condition_on_previous_text=False,  # stops one bad window repeating into the next
+            no_speech_threshold=NO_SPEECH_THRESHOLD,
+            logprob_threshold=LOGPROB_THRESHOLD,
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+            hallucination_silence_threshold=HALLUCINATION_SILENCE_S,
+            verbose=None,
+        )
+        segments = [_segment(s, audio.duration_s) for s in result["segments"]]
+        kept, dropped = filter_hallucinations(
+            segments, audio.samples, audio.sample_rate, prompt=opts.initial_prompt
+        )
+        return Transcript(
+            text=" ".join(s.text for s in kept).strip(),
+            language=result.get("language") or opts.language,
+            segments=tuple(kept),
+            no_speech_prob=max((s.no_speech_prob for s in segments), default=0.0),
+            engine=self.engine,
+            model_name=self.model_name,
+            dropped_segments=tuple(s.text for s in dropped),
+        )
+
+
+def _segment(raw: dict, duration_s: float) -> Segment:
+    words = []
+    for w in raw.get("words") or []:
+        start = min(max(float(w["start"]), 0.0), duration_s)
+        end = min(max(float(w["end"]), start), duration_s)
+        words.append(Word(str(w["word"]).strip(), start, end, float(w["probability"])))
+    return Segment(
+        start=float(raw["start"]),
+        end=float(raw["end"]),
+        text=str(raw["text"]).strip(),
+        avg_logprob=float(raw["avg_logprob"]),
+        no_speech_prob=float(raw["no_speech_prob"]),
+        compression_ratio=float(raw["compression_ratio"]),
+        words=tuple(words),
+    )
+
+
+def filter_hallucinations(
+    segments: list[Segment], samples: np.ndarray, sample_rate: int, prompt: str | None = None
+) -> tuple[list[Segment], list[Segment]]:
+    """Split segments into (kept, dropped).
+
+    Dropped: text placed on silence; stock subtitle phrases, or words Whisper
+    barely believes, in a doubtful segment; and echoes of the prompt.
+
+    Parameters
+    ----------
+    segments : list of Segment
+    samples : np.ndarray
+        Mono audio the segments were decoded from.
+    sample_rate : int
+        In Hz.
+    prompt : str, optional
+        The initial prompt Whisper was given.
+    """
+    prompt_words = _normalise(prompt or "").split()
+    kept, dropped = [], []
+    for seg in segments:
+        lo = int(max(seg.start, 0) * sample_rate)
+        hi = int(max(seg.end, seg.start) * sample_rate)
+        chunk = samples[lo:hi]
+        rms = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2))) if chunk.size else 0.0
+        level_dbfs = 20 * np.log10(max(rms, 1e-10))
+        stock = _normalise(seg.text)
+        is_stock = any(p in stock for p in HALLUCINATION_PHRASES)
+        doubtful = seg.no_speech_prob > DOUBTFUL_NO_SPEECH_PROB or seg.avg_logprob < LOGPROB_THRESHOLD
+        words = stock.split()
+        mean_probability = (
+            float(np.mean([w.probability for w in seg.words])) if seg.words else 1.0
+        )
+        doubtful = doubtful or mean_probability < 2 * DOUBTFUL_WORD_PROBABILITY
+        # At temperature 0 there is no fallback decode, so a repetition loop
+        # (high compression ratio) would otherwise be kept.
+        looped = seg.compression_ratio > COMPRESSION_RATIO_THRESHOLD
+        echo = (
+            doubtful
+            and len(words) >= PROMPT_ECHO_MIN_WORDS
+            and SequenceMatcher(None, words, prompt_words).ratio() >= PROMPT_ECHO_SIMILARITY
+        )
+        unbelieved = doubtful and mean_probability < DOUBTFUL_WORD_PROBABILITY
+        silent = level_dbfs < SEGMENT_SILENCE_DBFS
+        if silent or (is_stock and doubtful) or echo or unbelieved or looped or not words:
+            dropped.append(seg)
+        else:
+            kept.append(seg)
+    return kept, dropped
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]+", "", text.lower())
