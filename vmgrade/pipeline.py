@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__
+from . import __version__, delivery
 from .audio import DEFAULT_MAX_DURATION_S, load
 from .errors import VmgradeError
 from .models import DEFAULT_MODEL
@@ -86,6 +86,10 @@ class Grader:
             t0 = time.perf_counter()
             transcript = self.transcriber.transcribe(audio)
             timings["asr"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            metrics = delivery.measure(audio, transcript)
+            timings["delivery"] = time.perf_counter() - t0
         except VmgradeError as exc:
             return Report(error=ErrorInfo(exc.code, exc.message), timings_s=timings, **common)
         return Report(
@@ -94,6 +98,7 @@ class Grader:
             model_name=self.transcriber.model_name,
             source=audio.source,
             transcript=transcript,
+            metrics=metrics,
             timings_s=timings,
             **common,
         )

@@ -1,0 +1,33 @@
+"""grade() end to end on the bundled samples: every stage filled, facts the generator fixed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SAMPLES
+
+from vmgrade import Context
+
+
+def test_strong_sample_report(grader):
+    report = grader.grade(SAMPLES / "strong_wideband.flac", Context(callback_number="415-555-0198"))
+    assert report.ok
+    d = json.loads(report.to_json())
+    m = d["metrics"]
+    # tools/make_samples.py rendered 0.5 s of lead and 1.0 s of tail silence
+    assert m["leading_silence_s"] == pytest.approx(0.5, abs=0.1)
+    assert m["trailing_silence_s"] == pytest.approx(1.0, abs=0.1)
+    assert m["bandwidth"] == "wideband"
+    assert 110 < m["rate_wpm"] < 190
+    assert m["word_count"] == len(d["transcript"]["words"])
+    assert m["long_pause_count"] == 0
+    assert set(d["timings_s"]) >= {"decode", "asr", "delivery"}
+
+
+def test_phone_sample_is_narrowband_with_fillers(grader):
+    report = grader.grade(SAMPLES / "rambling_phone.wav")
+    m = report.metrics
+    assert m.bandwidth == "narrowband"
+    assert m.filler_count >= 5
+    assert m.filler_rate_per_min > 5
