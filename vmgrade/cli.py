@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Whisper model name or .pt path (default {DEFAULT_MODEL}; see `vmgrade models`)")
     g.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
                    help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
+    g.add_argument("--rubric", metavar="FILE", default=None,
+                   help="rubric TOML overriding the packaged one (format: README, 'Rubric file')")
     g.add_argument("--language", default="en", help="spoken language code (default en)")
     g.add_argument("--no-filler-prompt", action="store_true",
                    help="do not prompt Whisper to keep filler words (um, uh)")
@@ -75,6 +77,7 @@ def _grade(args: argparse.Namespace) -> int:
             model=args.model,
             language=args.language,
             max_duration_s=args.max_duration,
+            rubric=args.rubric,
             filler_prompt=not args.no_filler_prompt,
             threads=args.threads,
         )

@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__, delivery
+from . import __version__, content, delivery, scoring
 from .audio import DEFAULT_MAX_DURATION_S, load
 from .errors import VmgradeError
 from .models import DEFAULT_MODEL
@@ -68,6 +68,7 @@ class Grader:
                 ),
             )
         self.transcriber = transcriber
+        self.rubric = scoring.load_rubric(self.options.rubric)
 
     def grade(self, path: str | os.PathLike, context: Context | None = None) -> Report:
         """Grade one file. Problems with the file become ``Report.error``, never exceptions."""
@@ -90,6 +91,14 @@ class Grader:
             t0 = time.perf_counter()
             metrics = delivery.measure(audio, transcript)
             timings["delivery"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            findings = content.analyze(transcript, metrics, **context.to_dict())
+            timings["content"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            verdict = scoring.score(metrics, findings, self.rubric)
+            timings["scoring"] = time.perf_counter() - t0
         except VmgradeError as exc:
             return Report(error=ErrorInfo(exc.code, exc.message), timings_s=timings, **common)
         return Report(
@@ -99,6 +108,8 @@ class Grader:
             source=audio.source,
             transcript=transcript,
             metrics=metrics,
+            content=findings,
+            grade=verdict,
             timings_s=timings,
             **common,
         )
