@@ -62,6 +62,20 @@ def grader(transcriber):
     return Grader(transcriber=transcriber)
 
 
+@pytest.fixture(scope="session")
+def graded(grader):
+    """``graded(path, context=None)``: grade once per session, reuse the report."""
+    cache = {}
+
+    def grade(path, context=None):
+        key = (str(path), context)
+        if key not in cache:
+            cache[key] = grader.grade(path, context)
+        return cache[key]
+
+    return grade
+
+
 def write_tone(path: Path, seconds: float = 2.0, freq_hz: float = 220.0, amplitude: float = 0.3) -> Path:
     t = np.arange(int(seconds * SR)) / SR
     sf.write(str(path), (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32), SR)

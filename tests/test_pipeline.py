@@ -8,10 +8,11 @@ import pytest
 from conftest import SAMPLES
 
 from vmgrade import Context
+from vmgrade.scoring import DIMENSIONS
 
 
-def test_strong_sample_report(grader):
-    report = grader.grade(SAMPLES / "strong_wideband.flac", Context(callback_number="415-555-0198"))
+def test_strong_sample_report(graded):
+    report = graded(SAMPLES / "strong_wideband.flac", Context(callback_number="415-555-0198"))
     assert report.ok
     d = json.loads(report.to_json())
     m = d["metrics"]
@@ -22,11 +23,18 @@ def test_strong_sample_report(grader):
     assert 110 < m["rate_wpm"] < 190
     assert m["word_count"] == len(d["transcript"]["words"])
     assert m["long_pause_count"] == 0
-    assert set(d["timings_s"]) >= {"decode", "asr", "delivery"}
+    assert set(d["timings_s"]) >= {"decode", "asr", "delivery", "content", "scoring"}
+    # the grade stage's public keys
+    assert 0 <= d["score"] <= 100 and d["grade"] in "ABCDF"
+    assert [x["key"] for x in d["dimensions"]] == list(DIMENSIONS)
+    for f in d["feedback"]:
+        assert set(f) >= {"code", "severity", "message", "start_s", "end_s"}
+    assert d["content"]["callback"]["matches_expected"] is True
+    assert d["content"]["callback"]["times_said"] == 2
 
 
-def test_phone_sample_is_narrowband_with_fillers(grader):
-    report = grader.grade(SAMPLES / "rambling_phone.wav")
+def test_phone_sample_is_narrowband_with_fillers(graded):
+    report = graded(SAMPLES / "rambling_phone.wav")
     m = report.metrics
     assert m.bandwidth == "narrowband"
     assert m.filler_count >= 5

@@ -547,8 +547,8 @@ def _one_ask_per_sentence(asks: list[Evidence], sentences: list[Evidence]) -> li
     """Within one sentence, later asks serve the first ("call me back to book a time")."""
     kept: list[Evidence] = []
     for a in asks:
-        sentence = next((s for s in sentences if s.start_s <= a.start_s <= s.end_s), None)
-        if sentence and any(sentence.start_s <= k.start_s <= sentence.end_s for k in kept):
+        sentence = next((s for s in sentences if s.start_s <= a.start_s < s.end_s), None)
+        if sentence and any(sentence.start_s <= k.start_s < sentence.end_s for k in kept):
             continue
         kept.append(a)
     return kept

@@ -1,0 +1,101 @@
+"""Rubric loading and scoring on the bundled samples (real Whisper, real librosa)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import SAMPLES
+
+from vmgrade import Context, Grader
+from vmgrade.errors import RubricError
+from vmgrade.scoring import DIMENSIONS, band_score, default_rubric_path, load_rubric
+
+
+def test_packaged_rubric_cites_a_source_for_every_threshold():
+    rubric = load_rubric()
+    assert set(rubric.weights) == set(DIMENSIONS)
+    for name in rubric.thresholds:
+        assert len(rubric.sources.get(name, "")) > 10, f"threshold {name} has no source"
+    assert rubric.letter(95) == "A" and rubric.letter(10) == "F"
+
+
+def test_band_score_shape():
+    ideal, ok, flag = (140, 160), (130, 175), (120, 180)
+    assert band_score(150, ideal, ok, flag) == 100
+    assert band_score(175, ideal, ok, flag) == 75
+    assert band_score(180, ideal, ok, flag) == 30
+    assert band_score(250, ideal, ok, flag) == 0
+    assert band_score(125, ideal, ok, flag) < band_score(135, ideal, ok, flag) < 100
+
+
+def test_bad_rubric_files(tmp_path):
+    with pytest.raises(RubricError, match="not found"):
+        load_rubric(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("this is = = not toml")
+    with pytest.raises(RubricError, match="not a valid TOML"):
+        load_rubric(bad)
+    text = default_rubric_path().read_text()
+    partial = tmp_path / "partial.toml"
+    partial.write_text(re.sub(r"(?m)^filler_bad_per_min.*$", "", text))
+    with pytest.raises(RubricError, match="filler_bad_per_min"):
+        load_rubric(partial)
+
+
+@pytest.fixture(scope="module")
+def sample_grades(graded):
+    names = ["strong_wideband.flac", "after_practice.wav", "followup_phone.wav",
+             "before_practice.wav", "rambling_phone.wav"]
+    return {n: graded(SAMPLES / n) for n in names}
+
+
+def test_samples_rank_as_a_trainer_would(sample_grades):
+    s = {n: r.grade.score for n, r in sample_grades.items()}
+    order = ["strong_wideband.flac", "followup_phone.wav", "before_practice.wav", "rambling_phone.wav"]
+    assert [s[n] for n in order] == sorted((s[n] for n in order), reverse=True), s
+    assert s["after_practice.wav"] > s["before_practice.wav"] + 15  # the coached version is clearly better
+    assert sample_grades["strong_wideband.flac"].grade.letter in ("A", "B")
+    assert sample_grades["rambling_phone.wav"].grade.letter in ("D", "F")
+
+
+def test_feedback_is_specific_and_timestamped(sample_grades):
+    rambling = sample_grades["rambling_phone.wav"].grade
+    codes = {f.code for f in rambling.findings}
+    assert {"weak_phrase", "no_specific_reason", "fillers", "number_once"} <= codes
+    weak = next(f for f in rambling.findings if f.code == "weak_phrase")
+    assert "checking in" in weak.message and weak.start_s is not None and weak.end_s > weak.start_s
+    tips = rambling.tips
+    assert len(tips) == 3 and tips[0].gain >= tips[1].gain >= tips[2].gain > 0
+    before = sample_grades["before_practice.wav"].grade
+    once = next(f for f in before.findings if f.code == "number_once")
+    assert re.search(r"once, at \d\.\d digits/s: say it twice, slower", once.message)
+    strong = sample_grades["strong_wideband.flac"].grade
+    assert any("number" in s and "times" in s for s in strong.strengths)
+
+
+def test_wrong_callback_number_is_top_severity_and_caps_the_score(graded):
+    report = graded(SAMPLES / "strong_wideband.flac", Context(callback_number="415-555-0199"))
+    top = report.grade.findings[0]
+    assert top.code == "number_mismatch" and top.severity == "critical"
+    assert "415-555-0198" in top.message and "415-555-0199" in top.message
+    assert report.grade.score <= load_rubric().t("number_mismatch_max_score")
+    right = graded(SAMPLES / "strong_wideband.flac", Context(callback_number="415-555-0198"))
+    assert "number_mismatch" not in {f.code for f in right.grade.findings}
+
+
+def test_rubric_override_changes_the_score(tmp_path, transcriber):
+    text = default_rubric_path().read_text()
+    # all the weight on audio quality: a clean recording then scores its quality
+    for dim in DIMENSIONS:
+        weight = 100 if dim == "audio_quality" else 0
+        text = re.sub(rf"(\[dimensions\.{dim}\]\nlabel = [^\n]*\nweight = )\d+", rf"\g<1>{weight}", text)
+    path = tmp_path / "quality_only.toml"
+    path.write_text(text)
+    from vmgrade.pipeline import GradeOptions
+
+    grader = Grader(GradeOptions(rubric=str(path)), transcriber=transcriber)
+    report = grader.grade(SAMPLES / "rambling_phone.wav")
+    quality = next(d for d in report.grade.dimensions if d.key == "audio_quality")
+    assert report.grade.score == pytest.approx(quality.score)
+    assert report.to_dict()["rubric"]["path"] == str(path)
