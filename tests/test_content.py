@@ -131,3 +131,13 @@ def _metrics_with_track(track) -> DeliveryMetrics:
         y[sl] = 0.2 * np.sin(2 * np.pi * 150 * t[sl]) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t[sl]))
     src = SourceInfo("synthetic.wav", "WAV", "FLOAT", sr, 1, len(y) / sr, 0, "soundfile")
     return measure(Audio(samples=y, source=src))
+
+
+def test_number_that_is_not_phone_shaped_still_counts():
+    # tiny.en writes "415-55-0198": not a valid phone number, but clearly the one said
+    c = analyze(transcript("my number is 415-55-0198. again 415-55-0198. bye"))
+    assert c.callback.digits == "415550198"
+    assert c.callback.times_said == 2
+    assert all(m.garbled for m in c.callback.mentions)
+    assert analyze(transcript("my number is 415-55-0198. bye"),
+                   callback_number="415-555-0199").callback.matches_expected is False

@@ -49,6 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     ctx.add_argument("--prospect-company", help="the prospect's company")
 
     sub.add_parser("models", help="list the Whisper models available offline")
+
+    c = sub.add_parser("calibrate", help="fit the rubric's dimension weights to a trainer's scores")
+    c.add_argument("ratings", metavar="RATINGS.csv",
+                   help="CSV with columns file, score (0-100) and optional caller_name, company, "
+                        "callback_number, prospect_name, prospect_company")
+    c.add_argument("--out", metavar="FILE", default=None,
+                   help="calibrated rubric to write (default rubric.calibrated.toml beside the CSV)")
+    c.add_argument("--rubric", metavar="BASE", default=None,
+                   help="rubric to start from (default: the packaged one)")
+    c.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL})")
+    c.add_argument("--min-weight", type=float, default=0.0, metavar="W",
+                   help="lowest weight any dimension may get, in points of 100 (default 0)")
+    c.add_argument("--ridge", type=float, default=None, metavar="R",
+                   help="pull toward the base weights (default: none with at least 9 rated files, "
+                        "1 with fewer)")
     return parser
 
 
@@ -59,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _grade(args)
         if args.command == "models":
             return _models()
+        if args.command == "calibrate":
+            return _calibrate(args)
     except VmgradeError as exc:
         print(f"vmgrade: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -100,6 +118,21 @@ def _grade(args: argparse.Namespace) -> int:
         elif report.ok:
             print(to_text(report), flush=True)
     return status
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import format_report, run
+    from .pipeline import GradeOptions
+
+    result = run(args.ratings, out=args.out, options=GradeOptions(model=args.model, rubric=args.rubric),
+                 ridge=args.ridge, min_weight=args.min_weight,
+                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    for message in result.skipped:
+        print(f"vmgrade: {message}", file=sys.stderr)
+    print(format_report(result.calibration, result.scores.files))
+    print(f"\nWrote {result.out_path} (rubric {result.rubric.version}); use it with "
+          f"`vmgrade grade --rubric {result.out_path}`.")
+    return EXIT_FILE_FAILED if result.skipped else EXIT_OK
 
 
 def _models() -> int:

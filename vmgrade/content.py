@@ -481,8 +481,9 @@ def _callback(
             others.append(r.digits)
     for r in runs:
         overlaps = any(not (r.end_s <= s or r.start_s >= e) for s, e in taken)
-        if not overlaps and r.digits != main and _edits(r.digits, main) <= GARBLED_NUMBER_MAX_EDITS:
-            chosen.append((r, True))
+        if not overlaps and _edits(r.digits, main) <= GARBLED_NUMBER_MAX_EDITS:
+            # not phone-shaped ("415-55-0198"), so heard at least partly wrong
+            chosen.append((r, r.digits != main or not numbers.is_phone_digits(r.digits)))
             taken.add((r.start_s, r.end_s))
     chosen.sort(key=lambda x: x[0].start_s)
     mentions = []

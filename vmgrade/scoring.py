@@ -394,11 +394,11 @@ def _call_to_action(dim: _Dimension, c: ContentFindings, r: Rubric) -> None:
     cb = c.callback
     number_checks = ("number_said", "number_twice", "number_slow", "number_chunked", "number_cued")
     if cb.expected and cb.digits and cb.matches_expected is False:
-        m = cb.mentions[0]
+        where = (cb.mentions[0].start_s, cb.mentions[0].end_s) if cb.mentions else (None, None)
         dim.check("number_said", 0.0, finding=(
             "number_mismatch", "critical",
             f"The number you said ({_fmt(cb.digits)}) is not your callback number ({_fmt(cb.expected)}): "
-            "the prospect cannot reach you.", m.start_s, m.end_s))
+            "the prospect cannot reach you.", *where))
         for name in number_checks[1:]:
             dim.check(name, 0.0)
         return
