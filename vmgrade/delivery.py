@@ -247,7 +247,8 @@ class DeliveryMetrics:
     ``trailing_silence_s``, ``message_length_s`` (speech start to end),
     ``speech_time_s`` (message length minus pauses).
 
-    Pace: ``word_count`` (transcript tokens, fillers included; None without a
+    Pace: ``word_count`` (words said: transcript tokens, fillers included, a
+    written digit run such as "415-555-0198" counted digit by digit; None without a
     transcript), ``rate_wpm`` (words / message length), ``articulation_rate_wpm``
     (words / speech time), ``pace_windows`` (list of {start_s, end_s, rate_wpm}
     per ``PACE_WINDOW_S`` of the message), ``pace_source`` ("transcript", or
@@ -927,6 +928,22 @@ def count_digits(tokens: Sequence[str]) -> int:
     return total
 
 
+_WRITTEN_DIGIT_RUN = re.compile(r"\d[\d\-.()]*\d")
+SPOKEN_DIGIT_RUN_MIN = 5  # a written run this long ("415-555-0198") was said digit by digit
+
+
+def spoken_word_count(word: str) -> int:
+    """How many words a transcript token stands for: Whisper writes a phone
+    number said as ten digit words as one token ("415-555-0198"), which
+    would otherwise make a rep who reads their number sound slow."""
+    run = _WRITTEN_DIGIT_RUN.search(word)
+    if run:
+        digits = sum(ch.isdigit() for ch in run.group())
+        if digits >= SPOKEN_DIGIT_RUN_MIN or "-" in run.group():
+            return digits
+    return 1
+
+
 def _is_word(w: Word) -> bool:
     return bool(normalise_token(w.word))
 
@@ -1238,10 +1255,11 @@ def measure(
     # words
     words = tuple(w for w in transcript.words if _is_word(w)) if transcript is not None else None
     if words is not None:
-        word_count: int | None = len(words)
+        spoken = np.array([spoken_word_count(w.word) for w in words], dtype=int)
+        word_count: int | None = int(spoken.sum())
         rate = word_count / message * 60.0 if message > 0 else 0.0
         artic = word_count / speech_time * 60.0 if speech_time > 0 else 0.0
-        mids = np.array([(w.start + w.end) / 2 for w in words])
+        mids = np.repeat([(w.start + w.end) / 2 for w in words], spoken)
         windows = pace_windows(mids, sp_start, sp_end, window_s=pace_window_s)
         pace_source = "transcript"
         fillers = find_fillers(words)

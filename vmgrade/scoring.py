@@ -359,7 +359,7 @@ def _relevance(dim: _Dimension, c: ContentFindings) -> None:
     if weak:
         e = weak[0]
         quoted = ", ".join(f'"{w.text.strip(",.")}" ({_clock(w.start_s)})' for w in weak[:3])
-        dim.check("no_weak_phrases", 1.0 - 0.25 * len(weak), finding=(
+        dim.check("no_weak_phrases", 1.0 - 0.34 * len(weak), finding=(
             "weak_phrase", "major",
             f"Cut weak or filler phrases: {quoted}. Lead with why they should call back.",
             e.start_s, weak[-1].end_s))
@@ -417,7 +417,7 @@ def _call_to_action(dim: _Dimension, c: ContentFindings, r: Rubric) -> None:
     if cb.times_said >= times_target:
         dim.check("number_twice", 1.0, strength=f"You said your number {cb.times_said} times.")
     else:
-        dim.check("number_twice", cb.times_said / times_target, finding=(
+        dim.check("number_twice", 0.0, finding=(
             "number_once", "major",
             f"You said your number once, at {first.digits_per_s:.1f} digits/s: say it twice, slower "
             "(start and end, or twice at the end).", first.start_s, first.end_s))
