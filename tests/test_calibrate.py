@@ -121,7 +121,7 @@ def test_write_rubric_changes_only_weights_and_version(tmp_path):
     assert "[letters]  # lowest overall score for each letter; below the last is F" in text
     assert "# -- speaking rate" in text
     assert text.startswith("# Fitted on 5 files from ratings.csv\n# r = 0.953, MAE = 8.1\n")
-    assert "weight = 24.4  # was 20\n" in text
+    assert f"weight = 24.4  # was {BASE.weights['relevance']:g}\n" in text
     # apart from the note, the version and the weights the file is the packaged one, line for line
     base_lines = scoring.default_rubric_path().read_text().splitlines()
     body = text.splitlines()[3:]

@@ -161,6 +161,9 @@ class SampleSpec:
     peak_dbfs: float = -1.0
     seed: int = 0
     format: str | None = None  # default from the output suffix
+    # Free-form metadata for tests/graders (e.g. a validity set's tier and
+    # callback number); the renderer ignores it.  ``[sample.expect]`` in TOML.
+    expect: dict[str, Any] = dataclasses.field(default_factory=dict)
     manifest_dir: Path = SAMPLES_DIR
 
     @property
@@ -531,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list samples and exit")
     args = parser.parse_args(argv)
 
-    specs = load_manifest(args.manifest)
+    specs = load_manifest(args.manifest.resolve())
     if args.names:
         unknown = set(args.names) - {s.name for s in specs}
         if unknown:
