@@ -268,7 +268,7 @@ def test_filler_times():
     ],
 )
 def test_count_digits(tokens, digits):
-    assert delivery.count_digits(tokens.split()) == digits
+    assert delivery.count_digits(words_from(tokens, 0.0)) == digits
 
 
 def test_span_pace():

@@ -68,9 +68,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import numbers
+from .transcribe import Transcript, Word
+
 if TYPE_CHECKING:
     from .audio import Audio
-    from .transcribe import Transcript, Word
 
 # --------------------------------------------------------------------------
 # Constants (units in names).  Judgement cut-offs cite their source.
@@ -867,65 +869,11 @@ def find_fillers(words: Sequence[Word], *, pause_s: float = FILLER_PAUSE_S) -> l
     return out
 
 
-_DIGIT_WORDS = {
-    "zero": 1, "oh": 1, "o": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
-    "six": 1, "seven": 1, "eight": 1, "nine": 1, "ten": 2, "eleven": 2, "twelve": 2,
-    "thirteen": 2, "fourteen": 2, "fifteen": 2, "sixteen": 2, "seventeen": 2,
-    "eighteen": 2, "nineteen": 2,
-}  # fmt: skip
-_TENS = frozenset("twenty thirty forty fifty sixty seventy eighty ninety".split())
-_UNITS = frozenset("one two three four five six seven eight nine".split())
-_MULTIPLIERS = {"double": 2, "triple": 3}
-
-
-def count_digits(tokens: Sequence[str]) -> int:
-    """Digits spoken in a token sequence (a small helper, not full normalisation).
-
-    Digit characters count one each ("555-1234" = 7); "zero".."nine" one;
-    "oh"/"o" one only next to another digit token; "ten".."nineteen" and
-    "twenty".."ninety" two (a unit right after a tens word adds none);
-    "hundred" adds two after a number, "thousand" three; "double X" and
-    "triple X" give 2 and 3 digits.
-    """
-    toks = [normalise_token(t) for t in tokens]
-
-    def is_digitish(t: str) -> bool:
-        return bool(t) and (
-            t.isdigit() or (t in _DIGIT_WORDS and t not in ("oh", "o")) or t in _TENS or t in _MULTIPLIERS
-        )
-
-    total = 0
-    mult = 1
-    prev = ""
-    for i, t in enumerate(toks):
-        if not t:
-            continue
-        n = 0
-        if t in _MULTIPLIERS:
-            mult = _MULTIPLIERS[t]
-            prev = t
-            continue
-        if any(ch.isdigit() for ch in t):
-            n = sum(ch.isdigit() for ch in t)
-        elif t in ("oh", "o"):
-            near = (i > 0 and is_digitish(toks[i - 1])) or (i + 1 < len(toks) and is_digitish(toks[i + 1]))
-            n = 1 if near or mult > 1 else 0
-        elif t in _UNITS and prev in _TENS:
-            n = 0
-        elif t in _DIGIT_WORDS:
-            n = _DIGIT_WORDS[t]
-        elif t in _TENS:
-            n = 2
-        elif t == "hundred" and (prev in _DIGIT_WORDS or prev.isdigit()):
-            n = 2
-        elif t == "thousand" and (
-            prev in _DIGIT_WORDS or prev in _TENS or prev == "hundred" or prev.isdigit()
-        ):
-            n = 3
-        total += n * mult if n else 0
-        mult = 1
-        prev = t
-    return total
+def count_digits(words: Sequence[Word]) -> int:
+    """Digits spoken in a word sequence, read as :mod:`vmgrade.numbers` reads
+    them ("555-1234" = 7, "double five" = 2, "oh" as zero only inside a number,
+    "nineteen" = 2, "five hundred" = 3)."""
+    return sum(len(run.digits) for run in numbers.find_number_runs(words))
 
 
 _WRITTEN_DIGIT_RUN = re.compile(r"\d[\d\-.()]*\d")
@@ -980,7 +928,7 @@ def span_pace(
     """
     duration = max(0.0, end_s - start_s)
     inside = [w for w in words if start_s <= (w.start + w.end) / 2 <= end_s and _is_word(w)]
-    digits = count_digits([w.word for w in inside])
+    digits = count_digits(inside)
     wps = len(inside) / duration if duration > 0 else 0.0
     dps = digits / duration if duration > 0 else 0.0
     intervals = delivery.speech_intervals if isinstance(delivery, DeliveryMetrics) else delivery
