@@ -350,12 +350,13 @@ def analyze(
     prospect_mentions = _mentions(toks, prospect_name)
     company_mentions = _mentions(toks, prospect_company)
     callback = _callback(transcript.words, toks, delivery, callback_number)
-    weak = toks.find_all(WEAK_PHRASE_PATTERNS) + _dumps(toks)
+    sentences = _sentences(toks)
+    weak = toks.find_all(WEAK_PHRASE_PATTERNS) + _dumps(toks, sentences)
     # "sorry to bother" already covers its "sorry"
     weak = [e for e in weak if not (e.kind == "apology" and any(
         o.kind == "sorry_to_bother" and o.start_s <= e.start_s <= o.end_s for o in weak))]
     weak.sort(key=lambda e: e.start_s)
-    asks = _one_ask_per_sentence(_dedupe_overlaps(toks.find_all(ASK_PATTERNS)), _sentences(toks))
+    asks = _one_ask_per_sentence(_dedupe_overlaps(toks.find_all(ASK_PATTERNS)), sentences)
     low = _low_confidence(identity, callback, transcript.words)
     words = toks.words
     return ContentFindings(
@@ -521,13 +522,13 @@ def _edits(a: str, b: str) -> int:
     return prev[-1]
 
 
-def _dumps(toks: _Tokens) -> list[Evidence]:
+def _dumps(toks: _Tokens, sentences: list[Evidence]) -> list[Evidence]:
     """Price and feature dumps: several prices, or a long list after "we've got"."""
     found = []
     prices = list(PRICE_PATTERN.finditer(toks.text))
     if len(prices) >= 2:
         found.append(toks.evidence("price_dump", prices[0].start(), prices[-1].end()))
-    for sentence in _sentences(toks):
+    for sentence in sentences:
         lead = FEATURE_LIST_PATTERN.search(sentence.text.lower())
         if lead and sentence.text[lead.end():].count(",") >= FEATURE_LIST_MIN_ITEMS:
             found.append(Evidence("feature_list", sentence.text, sentence.start_s, sentence.end_s))
