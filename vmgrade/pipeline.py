@@ -15,7 +15,7 @@ from .audio import DEFAULT_MAX_DURATION_S, load
 from .errors import VmgradeError
 from .models import DEFAULT_MODEL
 from .report import ErrorInfo, Report
-from .transcribe import DEFAULT_LANGUAGE, TranscribeOptions, Transcriber, WhisperTranscriber
+from .transcribe import DEFAULT_LANGUAGE, TranscribeOptions, Transcriber, make_transcriber
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class GradeOptions:
     rubric: str | None = None  # path to a rubric TOML; None: the packaged default
     filler_prompt: bool = True
     threads: int | None = field(default=None)
+    engine: str = "openai-whisper"  # or "ctranslate2" (faster-whisper, the vmgrade[fast] extra)
 
 
 class Grader:
@@ -59,7 +60,8 @@ class Grader:
         if transcriber is None:
             from .transcribe import FILLER_PROMPT
 
-            transcriber = WhisperTranscriber(
+            transcriber = make_transcriber(
+                self.options.engine,
                 self.options.model,
                 TranscribeOptions(
                     language=self.options.language,

@@ -5,18 +5,25 @@ English), with word timestamps from cross-attention DTW. Whisper drops
 filler words unless its prompt contains some; on the corpus's disfluent
 clips the filler prompt below recovers every reference "uh"/"um" (3/3 and
 5/5; ``bench/filler_prompt.py`` measures it), so it is on by default.
+
+The ``"ctranslate2"`` engine (:class:`CTranslate2Transcriber`, the optional
+``vmgrade[fast]`` extra) runs the same weights through faster-whisper, int8
+on the CPU, with the same prompt, thresholds and hallucination filter, and
+returns the same :class:`Transcript`; ``bench/asr_speed.py`` compares them.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from difflib import SequenceMatcher
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from .audio import Audio
+from .errors import ModelError
 
 DEFAULT_LANGUAGE = "en"
 FILLER_PROMPT = "Uh, so, um, I was, uh, calling about, um, the, uh, thing."
@@ -125,8 +132,10 @@ class TranscribeOptions:
 
     language: str = DEFAULT_LANGUAGE
     initial_prompt: str | None = FILLER_PROMPT
-    beam_size: int | None = None  # None: greedy, Whisper's CPU default
-    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    # None: the engine's own default: greedy for openai-whisper, a beam of 5 for
+    # ctranslate2 (faster-whisper); 1 is greedy on both.
+    beam_size: int | None = None
+    threads: int | None = None  # torch / CTranslate2 intra-op threads; None leaves the engine's default
 
 
 class Transcriber(Protocol):
@@ -191,18 +200,32 @@ class WhisperTranscriber:
             verbose=None,
         )
         segments = [_segment(s, audio.duration_s) for s in result["segments"]]
-        kept, dropped = filter_hallucinations(
-            segments, audio.samples, audio.sample_rate, prompt=opts.initial_prompt
+        return _transcript(
+            segments, audio, result.get("language") or opts.language, opts, self.engine, self.model_name
         )
-        return Transcript(
-            text=" ".join(s.text for s in kept).strip(),
-            language=result.get("language") or opts.language,
-            segments=tuple(kept),
-            no_speech_prob=max((s.no_speech_prob for s in segments), default=0.0),
-            engine=self.engine,
-            model_name=self.model_name,
-            dropped_segments=tuple(s.text for s in dropped),
-        )
+
+
+def _transcript(
+    segments: list[Segment],
+    audio: Audio,
+    language: str,
+    options: TranscribeOptions,
+    engine: str,
+    model_name: str,
+) -> Transcript:
+    """Filter hallucinations out of decoded ``segments`` and build the ``Transcript`` (any engine)."""
+    kept, dropped = filter_hallucinations(
+        segments, audio.samples, audio.sample_rate, prompt=options.initial_prompt
+    )
+    return Transcript(
+        text=" ".join(s.text for s in kept).strip(),
+        language=language,
+        segments=tuple(kept),
+        no_speech_prob=max((s.no_speech_prob for s in segments), default=0.0),
+        engine=engine,
+        model_name=model_name,
+        dropped_segments=tuple(s.text for s in dropped),
+    )
 
 
 def _segment(raw: dict, duration_s: float) -> Segment:
@@ -275,3 +298,116 @@ def filter_hallucinations(
 
 def _normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9 ]+", "", text.lower())
+
+
+# --- the ctranslate2 engine (faster-whisper), optional ---
+
+ENGINES = ("openai-whisper", "ctranslate2")
+FAST_EXTRA_HINT = 'pip install "vmgrade[fast]"'
+
+
+class CTranslate2Transcriber:
+    """faster-whisper (CTranslate2) on the CPU, int8; the model loads once, on first use.
+
+    Same decoding settings, prompt and hallucination filter as
+    :class:`WhisperTranscriber`, so transcripts are comparable; only the engine
+    differs. It never touches the internet: the model is a local folder from
+    :func:`vmgrade.models.ctranslate2_dir`.
+
+    Parameters
+    ----------
+    model : str
+        A packaged model name (``"base"``, ``"tiny.en"``) or a CTranslate2 model folder.
+    options : TranscribeOptions
+        Decoding settings; ``beam_size=None`` keeps faster-whisper's default beam of 5.
+
+    Raises
+    ------
+    ModelError
+        ``engine_not_installed`` when faster-whisper is missing; ``model_not_ctranslate2``
+        for an openai-whisper ``.pt``; the errors of :func:`vmgrade.models.ctranslate2_dir`.
+    """
+
+    engine = "ctranslate2"
+    compute_type = "int8"
+
+    def __init__(self, model: str = "base", options: TranscribeOptions | None = None):
+        from . import models
+
+        require_faster_whisper()
+        self.options = options or TranscribeOptions()
+        self.model_dir = models.ctranslate2_dir(model)  # fail fast on a bad model name
+        self.model_name = model if model in models.PACKAGED_MODELS else str(Path(model).expanduser())
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from faster_whisper import WhisperModel
+
+            try:
+                self._model = WhisperModel(
+                    str(self.model_dir),  # a folder: faster-whisper never calls the hub for it
+                    device="cpu",
+                    compute_type=self.compute_type,
+                    cpu_threads=self.options.threads or 0,  # 0: CTranslate2's default
+                    local_files_only=True,
+                )
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise ModelError(
+                    f"{self.model_dir}: faster-whisper cannot load this model ({exc})",
+                    code="model_corrupt",
+                ) from exc
+        return self._model
+
+    def transcribe(self, audio: Audio) -> Transcript:
+        """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
+        opts = self.options
+        beam = {} if opts.beam_size is None else {"beam_size": opts.beam_size}
+        raw_segments, info = self.model.transcribe(
+            np.ascontiguousarray(audio.samples, dtype=np.float32),
+            language=opts.language,
+            task="transcribe",
+            temperature=0.0,
+            word_timestamps=True,
+            initial_prompt=opts.initial_prompt,
+            condition_on_previous_text=False,
+            no_speech_threshold=NO_SPEECH_THRESHOLD,
+            log_prob_threshold=LOGPROB_THRESHOLD,
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+            hallucination_silence_threshold=HALLUCINATION_SILENCE_S,
+            vad_filter=False,
+            **beam,
+        )
+        # faster-whisper yields segments lazily, as dataclasses shaped like openai-whisper's dicts.
+        segments = [_segment(asdict(s), audio.duration_s) for s in raw_segments]
+        return _transcript(
+            segments, audio, info.language or opts.language, opts, self.engine, self.model_name
+        )
+
+
+def require_faster_whisper() -> None:
+    """Raise ``ModelError(code="engine_not_installed")`` unless faster-whisper imports."""
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError as exc:
+        raise ModelError(
+            f"the ctranslate2 engine needs faster-whisper, which is not installed ({exc}). "
+            f"Fix: {FAST_EXTRA_HINT}",
+            code="engine_not_installed",
+        ) from exc
+
+
+def make_transcriber(engine: str, model: str, options: TranscribeOptions | None = None) -> Transcriber:
+    """Build the transcriber for ``engine`` (one of :data:`ENGINES`).
+
+    Raises
+    ------
+    ModelError
+        ``unknown_engine`` for a name not in :data:`ENGINES`, or what the engine raises.
+    """
+    if engine == WhisperTranscriber.engine:
+        return WhisperTranscriber(model, options)
+    if engine == CTranslate2Transcriber.engine:
+        return CTranslate2Transcriber(model, options)
+    raise ModelError(f"unknown engine '{engine}': use one of {', '.join(ENGINES)}", code="unknown_engine")

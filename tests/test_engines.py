@@ -1,0 +1,131 @@
+"""The ctranslate2 engine (faster-whisper): same interface and transcript type as openai-whisper."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SAMPLES, SR, reference_text, wer
+
+from vmgrade import models
+from vmgrade.audio import load
+from vmgrade.errors import ModelError
+from vmgrade.pipeline import GradeOptions, Grader
+from vmgrade.transcribe import CTranslate2Transcriber, TranscribeOptions
+
+# A guard only: CI installs the extra through `.[test]`.
+pytest.importorskip("faster_whisper")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return CTranslate2Transcriber("tiny.en", TranscribeOptions(beam_size=1))
+
+
+def test_transcribes_a_sample_with_monotonic_word_times(tiny):
+    audio = load(SAMPLES / "strong_wideband.flac")
+    transcript = tiny.transcribe(audio)
+    assert transcript.engine == "ctranslate2" and transcript.model_name == "tiny.en"
+    assert transcript.language == "en"
+    assert wer(reference_text("strong_wideband"), transcript.text) <= 0.15
+    words = transcript.words
+    assert len(words) > 50
+    starts = [w.start for w in words]
+    assert starts == sorted(starts)
+    assert all(0.0 <= w.start <= w.end <= audio.duration_s for w in words)
+    assert all(0.0 <= w.probability <= 1.0 for w in words)
+
+
+def test_white_noise_gives_no_text(tiny, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "noise.wav"
+    sf.write(str(path), (0.1 * rng.standard_normal(6 * SR)).astype(np.float32), SR)
+    transcript = tiny.transcribe(load(path))
+    assert transcript.text == ""
+    assert transcript.words == ()
+
+
+def test_grader_records_the_engine_in_the_report():
+    report = Grader(GradeOptions(engine="ctranslate2")).grade(SAMPLES / "strong_wideband.flac")
+    assert report.ok, report.error
+    record = report.to_dict()
+    assert record["model"] == {"engine": "ctranslate2", "name": "base"}
+    assert "northwind" in record["transcript"]["text"].lower()
+
+
+def test_cli_engine_flag(capsys):
+    from vmgrade.cli import EXIT_OK, main
+
+    status = main(["grade", str(SAMPLES / "followup_phone.wav"), "--format", "json",
+                   "--model", "tiny.en", "--engine", "ctranslate2"])
+    record = json.loads(capsys.readouterr().out)
+    assert status == EXIT_OK
+    assert record["model"] == {"engine": "ctranslate2", "name": "tiny.en"}
+    assert record["transcript"]["words"]
+
+
+def test_openai_whisper_checkpoint_is_refused_clearly(tmp_path):
+    pt = tmp_path / "base.pt"
+    pt.write_bytes(b"not used")
+    for path in (pt, tmp_path / "missing.pt"):
+        with pytest.raises(ModelError) as info:
+            Grader(GradeOptions(engine="ctranslate2", model=str(path)))
+        assert info.value.code == "model_not_ctranslate2"
+        assert "--engine openai-whisper" in info.value.message
+
+
+def test_a_ctranslate2_folder_is_used_as_it_is():
+    folder = models.ctranslate2_dir("tiny.en")
+    assert models.ctranslate2_dir(str(folder)) == folder
+    assert {"model.bin", "config.json", "tokenizer.json", "vocabulary.txt"} <= {
+        p.name for p in folder.iterdir()
+    }
+
+
+def test_folder_without_tokenizer_is_refused(tmp_path):
+    # faster-whisper would otherwise fetch a tokenizer from the internet
+    (tmp_path / "model.bin").write_bytes(b"x")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelError) as info:
+        models.ctranslate2_dir(str(tmp_path))
+    assert "tokenizer.json" in info.value.message
+
+
+def test_corrupt_package_leaves_no_assembled_model(tmp_path, monkeypatch):
+    real = models.PACKAGED_MODELS["tiny.en"]
+    src = models._package_dirs(real)[0]
+    dst = tmp_path / "fake_tiny_ct2"
+    dst.mkdir()
+    (dst / "__init__.py").write_text("")
+    (dst / "model").mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (dst / "model" / name).write_bytes((src / "model" / name).read_bytes())
+    blob = bytearray((src / "model" / "model.bin").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (dst / "model" / "model.bin").write_bytes(bytes(blob))
+    fake = dataclasses.replace(real, name="faketiny", modules=("fake_tiny_ct2",))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setitem(models.PACKAGED_MODELS, "faketiny", fake)
+    with pytest.raises(ModelError) as info:
+        models.ctranslate2_dir("faketiny")
+    assert info.value.code == "model_corrupt" and "sha256" in info.value.message
+    assert not list((tmp_path / "cache").rglob("model.bin*"))
+
+
+def test_missing_faster_whisper_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faster_whisper", None)  # import now raises ImportError
+    with pytest.raises(ModelError) as info:
+        Grader(GradeOptions(engine="ctranslate2", model="tiny.en"))
+    assert info.value.code == "engine_not_installed"
+    assert 'pip install "vmgrade[fast]"' in info.value.message
+
+
+def test_unknown_engine():
+    with pytest.raises(ModelError) as info:
+        Grader(GradeOptions(engine="nope"))
+    assert info.value.code == "unknown_engine"
