@@ -96,7 +96,7 @@ def to_text(report: Report) -> str:
         g = report.grade
         lines.append(f"  Grade {g.letter}  score {g.score:.0f}/100")
         for d in g.dimensions:
-            lines.append(f"    {d.name:<36} {d.score:5.0f}  (weight {d.weight:g})")
+            lines.append(f"    {d.label:<36} {d.score:5.0f}  (weight {d.weight:g})")
         if g.tips:
             lines.append("  Top tips:")
             for f in g.tips:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tomllib
 
-from .content import ContentFindings, Evidence
+from .content import ContentFindings
 from .delivery import DeliveryMetrics
 from .errors import RubricError
 
@@ -156,10 +156,6 @@ class DimensionScore:
     label: str
     score: float  # 0-100
     weight: float
-
-    @property
-    def name(self) -> str:
-        return self.label
 
     def to_dict(self) -> dict:
         return {"key": self.key, "label": self.label, "score": round(self.score, 1), "weight": self.weight}
@@ -589,4 +585,4 @@ def _fmt(digits: str) -> str:
     return digits
 
 
-__all__ = ["Evidence", "Finding", "Grade", "Rubric", "band_score", "load_rubric", "score"]
+__all__ = ["DimensionScore", "Finding", "Grade", "Rubric", "band_score", "load_rubric", "score"]
