@@ -24,6 +24,7 @@ Run: ``python bench/goals.py [--repeat 3] [--cold 3] [--no-wer] [FILE ...]``
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import statistics
 import subprocess
@@ -59,7 +60,8 @@ def median_time(fn, arg, repeat: int) -> float:
 def word_timing_clock(seconds: list[float]):
     """Add the time each engine spends aligning words to ``seconds`` (bench-only instrumentation)."""
     patches = []
-    import whisper.transcribe as wt
+    # ``import whisper.transcribe`` would give the function the package re-exports
+    wt = importlib.import_module("whisper.transcribe")
 
     original = wt.add_word_timestamps
 
@@ -120,9 +122,10 @@ def grade_stages(grader, path: Path, repeat: int) -> tuple[float, dict[str, floa
     return statistics.median(totals), {s: statistics.median(v) for s, v in per_stage.items()}
 
 
-def cold_cli(path: Path, engine: str, runs: int) -> tuple[float, float]:
+def cold_cli(path: Path, engine: str, model: str, runs: int) -> tuple[float, float]:
     """Median wall seconds of a new ``vmgrade grade`` process, and its peak RSS (MB)."""
-    cmd = [sys.executable, "-m", "vmgrade", "grade", str(path), "--format", "json", "--engine", engine]
+    cmd = [sys.executable, "-m", "vmgrade", "grade", str(path), "--format", "json",
+           "--engine", engine, "--model", model]
     walls, peaks = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
               + f"{'÷ fw':>7}{'cold CLI':>10}{'peak RSS':>10}")
         for engine, grader in graders.items():
             total, stages = grade_stages(grader, path, args.repeat)
-            cold_s, rss_mb = cold_cli(path, engine, args.cold)
+            cold_s, rss_mb = cold_cli(path, engine, args.model, args.cold)
             ratio = total / yardstick if yardstick else float("nan")
             print(f"{engine:<16}" + "".join(f"{stages[s]:>12.3f}" for s in STAGES)
                   + f"{total:>9.2f}{ratio:>7.2f}{cold_s:>9.2f}s{rss_mb:>8.0f}MB", flush=True)
