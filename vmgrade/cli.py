@@ -7,8 +7,10 @@ Exit status: 0 all files graded, 1 some file failed (its record says why),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .audio import DEFAULT_MAX_DURATION_S
@@ -31,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio files (wav, flac, mp3, ogg, m4a, amr, webm…)")
     g.add_argument("--format", choices=("text", "json"), default="text",
                    help="text summary (default) or JSON, one object per line")
+    g.add_argument("--html", metavar="FILE|DIR", default=None,
+                   help="also write a self-contained HTML report: to FILE for one recording; "
+                        "for several (or when DIR exists or ends in /) one DIR/NAME.html each")
     g.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
                    help=f"Whisper model name or .pt path (default {DEFAULT_MODEL}; see `vmgrade models`)")
     g.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
@@ -112,8 +117,11 @@ def _grade(args: argparse.Namespace) -> int:
         prospect_company=args.prospect_company,
     )
     status = EXIT_OK
+    html_paths = _html_paths(args.html, args.files) if args.html else {}
     for path in args.files:
         report = grader.grade(path, context)
+        if path in html_paths and not _write_html(report, html_paths[path]):
+            status = EXIT_FILE_FAILED
         if not report.ok:
             status = EXIT_FILE_FAILED
             print(f"vmgrade: {report.error.message}", file=sys.stderr)
@@ -122,6 +130,29 @@ def _grade(args: argparse.Namespace) -> int:
         elif report.ok:
             print(to_text(report), flush=True)
     return status
+
+
+def _html_paths(target: str, files: Sequence[str]) -> dict[str, Path]:
+    """Where each recording's HTML report goes (see ``--html``)."""
+    out = Path(target)
+    if len(files) == 1 and not (out.is_dir() or target.endswith(("/", os.sep))):
+        return {files[0]: out}
+    stems = [Path(f).stem for f in files]
+    # a.wav and a.flac would both be a.html: keep the extension in the name then
+    return {f: out / (f"{stem}.html" if stems.count(stem) == 1 else f"{Path(f).name}.html")
+            for f, stem in zip(files, stems)}
+
+
+def _write_html(report, path: Path) -> bool:
+    from .html_report import write_report_html
+
+    try:
+        write_report_html(report.to_dict(), path)
+    except OSError as exc:
+        print(f"vmgrade: {path}: cannot write the HTML report ({exc.strerror or exc})", file=sys.stderr)
+        return False
+    print(f"vmgrade: wrote {path}", file=sys.stderr)
+    return True
 
 
 def _calibrate(args: argparse.Namespace) -> int:
