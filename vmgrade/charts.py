@@ -24,14 +24,14 @@ from . import delivery
 # Figure geometry, inches.  The time axis spans LEFT..RIGHT of the width in
 # every time chart, so stacked charts line up and the page can map x to time.
 TIMELINE_SIZE_IN = (11.0, 5.4)
-TIMELINE_LEFT, TIMELINE_RIGHT = 0.075, 0.985
+TIMELINE_MARGINS_IN = (0.82, 0.17)  # left (axis labels) and right of the time axis
+COMPARE_TIMELINE_SIZE_IN = (6.4, 4.2)  # one of two side by side
 WAVEFORM_COLUMNS = 1400  # envelope resolution: about one column per screen pixel
 WORD_FONT_PT = 7.5
 WORD_ROWS = 4  # staggered rows of word labels under the waveform
 MAX_PITCH_POINTS = 4000
 PITCH_SMOOTH_FRAMES = 7  # 70 ms running median
 PITCH_MIN_RUN_FRAMES = 5  # voiced runs under 50 ms are not drawn
-PITCH_EDGE_FRAMES = 2  # frames trimmed at each end of a voiced run
 
 # Palette (shared with the page's CSS).
 INK = "#1f2937"
@@ -108,26 +108,27 @@ def pitch_track(
 
 def smooth_contour(f0_hz: np.ndarray, *, window: int = PITCH_SMOOTH_FRAMES,
                    min_run: int = PITCH_MIN_RUN_FRAMES) -> np.ndarray:
-    """A pitch contour fit to look at: voiced runs shorter than ``min_run`` frames
-    dropped (blips), their edge frames trimmed, then a running median over ``window``
-    frames (YIN's single-frame jumps).  For drawing only: the report's statistics
-    come from the raw track."""
-    f0 = np.asarray(f0_hz, np.float64).copy()
-    voiced = np.isfinite(f0)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))
-    for start, end in zip(edges[::2], edges[1::2]):
-        if end - start < min_run + 2 * PITCH_EDGE_FRAMES:
-            f0[start:end] = np.nan
-        else:  # YIN is least reliable at voicing onsets and offsets
-            f0[start : start + PITCH_EDGE_FRAMES] = np.nan
-            f0[end - PITCH_EDGE_FRAMES : end] = np.nan
+    """A pitch contour fit to look at, for drawing only (statistics use the raw track).
+
+    A running median over ``window`` frames, kept where at least half the
+    window is voiced: it removes YIN's single-frame octave jumps and isolated
+    frames and bridges one- or two-frame dropouts; voiced runs still shorter
+    than ``min_run`` frames are dropped.
+    """
+    f0 = np.asarray(f0_hz, np.float64)
     half = window // 2
-    padded = np.pad(f0, half, constant_values=np.nan)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(f0, half, constant_values=np.nan), window)
+    voiced_share = np.isfinite(windows).mean(axis=1)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows stay NaN
         smooth = np.nanmedian(windows, axis=1)
-    return np.where(np.isfinite(f0), smooth, np.nan)
+    smooth[voiced_share < 0.5] = np.nan
+    voiced = np.isfinite(smooth)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))
+    for start, end in zip(edges[::2], edges[1::2]):
+        if end - start < min_run:
+            smooth[start:end] = np.nan
+    return smooth
 
 
 def waveform_envelope(samples: np.ndarray, columns: int = WAVEFORM_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +151,9 @@ def timeline_chart(
     title: str | None = None,
     pitch_ylim_hz: tuple[float, float] | None = None,
     pace_ymax_wpm: float | None = None,
+    duration_s: float | None = None,
+    size_in: tuple[float, float] = TIMELINE_SIZE_IN,
+    show_words: bool = True,
 ) -> TimeChart:
     """Waveform with words, pauses, fillers and the callback number; pitch; pace over time.
 
@@ -167,25 +171,33 @@ def timeline_chart(
     title : str, optional
     pitch_ylim_hz, pace_ymax_wpm : optional
         Shared scales, for side-by-side charts.
+    duration_s : float, optional
+        Length of the time axis, s (default: the recording's; a shared one
+        makes two recordings' lengths comparable).
+    size_in : (float, float)
+        Figure size, inches.
+    show_words : bool
+        Label the words under the waveform (off for narrow side-by-side charts).
     """
     metrics = report.get("metrics") or {}
-    words = (report.get("transcript") or {}).get("words") or []
-    duration_s = float(report.get("duration_s") or metrics.get("duration_s") or 0.0)
+    words = (report.get("transcript") or {}).get("words") or [] if show_words else []
+    duration_s = float(duration_s or report.get("duration_s") or metrics.get("duration_s") or 0.0)
     if samples is not None and sr:
         duration_s = max(duration_s, len(samples) / sr)
     duration_s = max(duration_s, 0.1)
 
     with _style():
-        fig = _figure(TIMELINE_SIZE_IN)
-        grid = fig.add_gridspec(3, 1, height_ratios=(2.5, 1.0, 1.0), hspace=0.28,
-                                left=TIMELINE_LEFT, right=TIMELINE_RIGHT, top=0.93 if title else 0.96,
-                                bottom=0.075)
+        fig = _figure(size_in)
+        left, right = TIMELINE_MARGINS_IN[0] / size_in[0], 1.0 - TIMELINE_MARGINS_IN[1] / size_in[0]
+        grid = fig.add_gridspec(3, 1, height_ratios=(2.5 if words else 1.6, 1.0, 1.0), hspace=0.3,
+                                left=left, right=right, top=0.93 if title else 0.955,
+                                bottom=0.4 / size_in[1])
         ax_wave = fig.add_subplot(grid[0])
         ax_pitch = fig.add_subplot(grid[1], sharex=ax_wave)
         ax_pace = fig.add_subplot(grid[2], sharex=ax_wave)
         if title:
-            fig.suptitle(title, x=TIMELINE_LEFT, ha="left", fontsize=11, fontweight="bold", color=INK)
-        _draw_waveform(ax_wave, fig, report, samples, sr, duration_s, words, findings or ())
+            fig.suptitle(title, x=left, ha="left", fontsize=11, fontweight="bold", color=INK)
+        _draw_waveform(ax_wave, report, samples, sr, duration_s, words, findings or ())
         _draw_pitch(ax_pitch, report, samples, sr, pitch_ylim_hz)
         _draw_pace(ax_pace, metrics, pace_band_wpm, pace_ymax_wpm)
         ax_wave.set_xlim(0.0, duration_s)
@@ -193,10 +205,10 @@ def timeline_chart(
             ax.tick_params(labelbottom=False)
         ax_pace.set_xlabel("time (s)")
         svg = _to_svg(fig)
-    return TimeChart(svg=svg, t0_s=0.0, t1_s=duration_s, x0_frac=TIMELINE_LEFT, x1_frac=TIMELINE_RIGHT)
+    return TimeChart(svg=svg, t0_s=0.0, t1_s=duration_s, x0_frac=left, x1_frac=right)
 
 
-def _draw_waveform(ax, fig, report, samples, sr, duration_s, words, findings) -> None:
+def _draw_waveform(ax, report, samples, sr, duration_s, words, findings) -> None:
     metrics = report.get("metrics") or {}
     content = report.get("content") or {}
     ax.set_ylim(-1.0, 1.0)
@@ -204,7 +216,7 @@ def _draw_waveform(ax, fig, report, samples, sr, duration_s, words, findings) ->
     for side in ("left", "top", "right"):
         ax.spines[side].set_visible(False)
     # the wave fills the upper part; word labels sit in rows below it
-    wave_lo, wave_hi = -0.05, 0.78
+    wave_lo, wave_hi = (-0.05, 0.78) if words else (-0.92, 0.72)
     centre, half = (wave_lo + wave_hi) / 2, (wave_hi - wave_lo) / 2
     for pause in metrics.get("pauses") or []:
         ax.axvspan(pause["start_s"], pause["end_s"], ymin=0.5 * (wave_lo + 1), ymax=0.5 * (wave_hi + 1),
@@ -229,23 +241,25 @@ def _draw_waveform(ax, fig, report, samples, sr, duration_s, words, findings) ->
         ax.axvspan(filler["start_s"], max(filler["end_s"], filler["start_s"] + 0.06),
                    ymin=0.5 * (wave_lo + 1), ymax=0.5 * (wave_hi + 1), color=FILLER, alpha=0.85, lw=0,
                    zorder=3)
-    _draw_words(ax, fig, words, metrics.get("fillers") or [], duration_s, top=wave_lo - 0.04)
-    for number, finding in enumerate(findings, 1):
+    _draw_words(ax, words, metrics.get("fillers") or [], duration_s, top=wave_lo - 0.04)
+    # numbered finding markers along the top; close ones step up a row
+    marker_s = duration_s * 11.0 / (ax.figure.get_figwidth() * ax.get_position().width * 72.0)
+    row_last: list[float] = []
+    for number, finding in sorted(enumerate(findings, 1), key=lambda nf: nf[1].get("start_s") or 0.0):
         if finding.get("start_s") is None:
             continue
+        x = finding["start_s"]
+        row = next((i for i, last in enumerate(row_last) if x - last >= marker_s), len(row_last))
+        row_last[row:row + 1] = [x]
+        y = 0.92 + 0.15 * row
         colour = SEVERITY_COLOURS.get(finding.get("severity"), MUTED)
-        ax.plot([finding["start_s"]], [0.93], marker="o", ms=10, color=colour, zorder=5, clip_on=False)
-        ax.text(finding["start_s"], 0.93, str(number), color="white", fontsize=6.5, fontweight="bold",
-                ha="center", va="center", zorder=6)
-    ax.set_ylabel("waveform\n& words", color=MUTED)
-    handles = [
-        _patch(PAUSE, "pause"), _patch(FILLER, "filler"), _patch(NUMBER, "callback number", alpha=0.35),
-    ]
-    ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, fontsize=7.5,
-              frameon=False, handlelength=1.2, borderaxespad=0.1)
+        ax.plot([x], [y], marker="o", ms=10, color=colour, zorder=5, clip_on=False)
+        ax.text(x, y, str(number), color="white", fontsize=6.5, fontweight="bold",
+                ha="center", va="center", zorder=6, clip_on=False)
+    ax.set_ylabel("waveform\n& words" if words else "waveform", color=MUTED)
 
 
-def _draw_words(ax, fig, words, fillers, duration_s, top) -> None:
+def _draw_words(ax, words, fillers, duration_s, top) -> None:
     """Word labels in staggered rows, each in the first row where it fits (measured widths)."""
     if not words:
         return
@@ -253,7 +267,7 @@ def _draw_words(ax, fig, words, fillers, duration_s, top) -> None:
     from matplotlib.textpath import TextToPath
 
     measure, font = TextToPath(), FontProperties(size=WORD_FONT_PT)
-    axes_width_pt = fig.get_figwidth() * (TIMELINE_RIGHT - TIMELINE_LEFT) * 72.0
+    axes_width_pt = ax.figure.get_figwidth() * ax.get_position().width * 72.0
     gap_s = duration_s * 4.0 / axes_width_pt  # 4 pt between labels
     row_height = (top + 1.0) / WORD_ROWS
     filler_times = [(f["start_s"] - 0.05, f["end_s"] + 0.05)
@@ -288,13 +302,13 @@ def _draw_pitch(ax, report, samples, sr, ylim_hz) -> None:
     times, f0 = pitch_track(samples, sr, metrics.get("speech_intervals") or [])
     f0 = smooth_contour(f0)
     step = max(1, len(times) // MAX_PITCH_POINTS)
-    ax.plot(times[::step], f0[::step], color=PITCH, lw=1.5, solid_capstyle="round")
+    ax.plot(times[::step], f0[::step], color=PITCH, lw=1.6, solid_capstyle="round", solid_joinstyle="round")
     median = metrics.get("f0_median_hz")
     if median:
         ax.axhline(median, color=PITCH, lw=0.8, ls=(0, (3, 3)), alpha=0.7)
         sd = metrics.get("f0_sd_st")
         note = f"median {median:.0f} Hz" + (f", varies {sd:.1f} semitones" if sd is not None else "")
-        ax.text(0.995, 0.96, note, transform=ax.transAxes, ha="right", va="top", fontsize=7.5, color=PITCH)
+        ax.text(1.0, 1.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color=PITCH)
     if ylim_hz:
         ax.set_ylim(*ylim_hz)
     elif np.isfinite(f0).any():
@@ -318,7 +332,7 @@ def _draw_pace(ax, metrics, band, ymax_wpm) -> None:
     if rate:
         ax.axhline(rate, color=PACE, lw=0.8, ls=(0, (3, 3)), alpha=0.7)
         label = f"average {rate:.0f} wpm" + ("; green band: target" if band else "")
-        ax.text(0.995, 0.04, label, transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color=PACE)
+        ax.text(1.0, 1.02, label, transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color=PACE)
     if not windows:
         ax.text(0.5, 0.5, "no pace measured", transform=ax.transAxes, ha="center", va="center", color=MUTED)
 
@@ -421,12 +435,6 @@ def trend_chart(labels: Sequence[str], series: Mapping[str, Sequence[float | Non
 
 def _short(label: str, n: int = 14) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"
-
-
-def _patch(colour: str, label: str, alpha: float = 1.0):
-    from matplotlib.patches import Patch
-
-    return Patch(facecolor=colour, alpha=alpha, label=label, lw=0)
 
 
 def _figure(size_in: tuple[float, float]):

@@ -95,14 +95,17 @@ def render_comparison_html(comparison: Comparison) -> str:
     shown = [i for i in (comparison.before, comparison.after) if i is not None]
     views: dict[int, dict] = {}
     ok_reports = [recordings[i].report for i in shown]
-    pitch_ylim = _shared_pitch_ylim(ok_reports)
-    pace_ymax = _shared_pace_ymax(ok_reports)
+    shared = {  # one scale on both sides, so the charts compare at a glance
+        "pitch_ylim_hz": _shared_pitch_ylim(ok_reports),
+        "pace_ymax_wpm": _shared_pace_ymax(ok_reports),
+        "duration_s": max([float(r.get("duration_s") or 0.0) for r in ok_reports] + [0.1]),
+        "size_in": charts.COMPARE_TIMELINE_SIZE_IN,
+        "show_words": False,
+    }
     for n, i in enumerate(shown):
         rec = recordings[i]
-        views[i] = _recording_view(
-            dict(rec.report), _audio_for(rec.report, None), key=f"a{n}", label=rec.label,
-            pitch_ylim_hz=pitch_ylim, pace_ymax_wpm=pace_ymax,
-        )
+        views[i] = _recording_view(dict(rec.report), _audio_for(rec.report, None), key=f"a{n}",
+                                   label=rec.label, **shared)
     dims_chart = None
     if len(shown) == 2:
         b, a = (recordings[i] for i in shown)
@@ -173,7 +176,7 @@ def audio_data_uri(audio: Audio) -> str:
 
 
 def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str | None = None,
-                    pitch_ylim_hz=None, pace_ymax_wpm=None) -> dict:
+                    **timeline_options: Any) -> dict:
     name = Path(str(report.get("file", "recording"))).name
     view: dict[str, Any] = {
         "report": report,
@@ -197,8 +200,7 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
         None if audio is None else audio.sample_rate,
         pace_band_wpm=_pace_band(report),
         findings=findings,
-        pitch_ylim_hz=pitch_ylim_hz,
-        pace_ymax_wpm=pace_ymax_wpm,
+        **timeline_options,
     )
     dims = report.get("dimensions") or []
     count_by_dim: dict[str, int] = {}
@@ -363,7 +365,7 @@ def _fmt_delta(d) -> dict:
         return f"{v:.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:.1f}"
 
     delta = "—" if d.delta is None else ("+" if d.delta > 0 else "") + num(d.delta)
-    rel = "" if d.relative is None else f" ({d.relative * 100:+.0f}%)"
+    rel = "" if d.relative is None or d.kind != "metric" else f" ({d.relative * 100:+.0f}%)"
     return {"before": num(d.before) + (unit if d.before is not None else ""),
             "after": num(d.after) + (unit if d.after is not None else ""),
             "delta": delta + (unit if d.delta is not None else "") + rel}
