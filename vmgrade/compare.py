@@ -259,8 +259,8 @@ class Comparison:
     transcript_diff : list of DiffOp
         Word-level diff of the before and after transcripts.
     trends : list of Trend
-        Score and every dimension (and the key metrics) across all recordings; empty
-        with fewer than three graded recordings.
+        Score, every dimension and every metric across all recordings (a failed one is
+        None); empty with fewer than three recordings.
     summary : list of str
         Plain-language lines, most important first.
     errors : list of str
@@ -565,7 +565,7 @@ def compare_reports(
     comparison.dimensions = _dimension_deltas(before, after, comparison.metrics, rubric)
     comparison.score = _score_delta(before, after, rubric)
     comparison.transcript_diff = transcript_diff(before, after)
-    if len(graded) >= 3:
+    if len(recordings) >= 3:
         comparison.trends = _trends(recordings, rubric)
     comparison.summary = _summary(comparison, before, after, rubric, len(graded))
     return comparison
