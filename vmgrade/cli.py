@@ -161,6 +161,8 @@ def _grade(args: argparse.Namespace) -> int:
             print(report.to_json(), flush=True)
         elif report.ok:
             print_report(report)
+            if len(args.files) > 1:
+                print(flush=True)  # a blank line between reports
     return status
 
 

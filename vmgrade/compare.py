@@ -838,10 +838,10 @@ def _trends(recordings: list[Recording], rubric: Rubric) -> list[Trend]:
     reports = [r.report if r.ok else None for r in recordings]
     out = [_trend("score", "score", "Overall score", "points",
                   [_num(r.get("score")) if r else None for r in reports], _points_direction, max)]
-    keys = [d["key"] for d in next(r for r in reports if r)["dimensions"]]
+    keys = list(dict.fromkeys(d["key"] for r in reports if r for d in r.get("dimensions") or []))
     for key in keys:
-        values = [next((_num(d["score"]) for d in r["dimensions"] if d["key"] == key), None) if r else None
-                  for r in reports]
+        values = [next((_num(d.get("score")) for d in r.get("dimensions") or [] if d["key"] == key), None)
+                  if r else None for r in reports]
         label = rubric.labels.get(key, key)
         out.append(_trend(key, "dimension", label, "points", values, _points_direction, max))
     for spec in METRICS:
@@ -900,7 +900,7 @@ def _summary(c: Comparison, before: dict, after: dict, rubric: Rubric, n_graded:
                 phrase = NEW_PHRASES.get(code, f"{d.label}: new problem \"{code}\"")
                 groups["worse"].append(_cap(phrase) + ".")
     lines += groups["better"] + groups["same"] + groups["worse"]
-    if len(lines) <= 1:
+    if not any(groups.values()) and not (s is not None and s.noticeable):
         lines.append("No change a listener would notice.")
     tips = after.get("tips") or []
     if tips:
