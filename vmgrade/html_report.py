@@ -185,6 +185,9 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
         "audio_key": key,
         "error": report.get("error"),
         "has_audio": audio is not None,
+        "model": report.get("model") or {},
+        "rubric": report.get("rubric") or {},
+        "vmgrade_version": report.get("vmgrade_version", ""),
     }
     if report.get("error"):
         return view
@@ -225,9 +228,6 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
         transcript=_transcript_tokens(report, findings),
         key_numbers=_key_numbers(report),
         context=report.get("context") or {},
-        model=report.get("model") or {},
-        rubric=report.get("rubric") or {},
-        vmgrade_version=report.get("vmgrade_version", ""),
     )
     return view
 
