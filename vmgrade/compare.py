@@ -205,9 +205,9 @@ class Trend:
     values : tuple of (float or None)
         One per recording, aligned with ``Comparison.recordings`` (None: error or not measured).
     direction : str
-        First to last graded value, judged by the rubric: ``"improving"``, ``"declining"``,
-        ``"steady"``; ``"mixed"`` when it went both ways by a noticeable step; ``"n/a"``
-        with fewer than two values.
+        First to last graded value, judged by the rubric (see ``Delta.direction``):
+        ``"improving"``, ``"declining"``, ``"steady"`` (never moved), ``"mixed"`` (moved, but
+        ended where it started); ``"n/a"`` with fewer than two values.
     best_index : int or None
         Index (into ``values``) of the best value by the rubric.
     """
