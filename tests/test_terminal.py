@@ -121,3 +121,25 @@ def test_real_report_rendering(graded):
         assert "Transcript:" in text and "Ledgerline" in text
     # fillers and the callback number are marked in the plain transcript
     assert "{um,}" in plain.replace("{Um,}", "{um,}") and "<312-555-0147" in plain
+
+
+def test_comparison_is_coloured_only_on_a_terminal():
+    from test_compare import make_report
+
+    from vmgrade.compare import compare_reports
+    from vmgrade.terminal import print_comparison, render_comparison
+
+    c = compare_reports([make_report("a.wav", score=62, grade="D", rate_wpm=198, fillers_per_min=9),
+                         make_report("b.wav", score=81, grade="B", rate_wpm=158, fillers_per_min=2)])
+    plain = render_comparison(c, color=False)
+    assert plain == c.to_text() + "\n" and not ANSI.search(plain)
+    coloured = render_comparison(c, color=True, width=120)
+    visible = ANSI.sub("", coloured)
+    assert ANSI.search(coloured)
+    for line in c.summary:
+        assert line in visible
+    assert "Speaking rate (wpm)" in visible and "too fast -> target" in visible and "★" in visible
+    tty, pipe = _Tty(), io.StringIO()
+    print_comparison(c, file=tty)
+    print_comparison(c, file=pipe)
+    assert ANSI.search(tty.getvalue()) and pipe.getvalue() == plain

@@ -202,7 +202,9 @@ def _compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(comparison.to_dict(), ensure_ascii=False), flush=True)
     else:
-        print(comparison.to_text(), flush=True)
+        from .terminal import print_comparison
+
+        print_comparison(comparison)
     return status
 
 

@@ -1006,24 +1006,12 @@ def format_text(c: Comparison) -> str:
     if not c.ok:
         return "\n".join(lines)
     lines += ["", "Changes  (* = a listener would notice: crosses a rubric band or exceeds the JND)"]
-    s = c.score
-    lines.append(_row(s.label, f"{s.before:.0f} {s.band_before}", f"{s.after:.0f} {s.band_after}",
-                      f"{s.delta:+.0f}", s))
-    lines.append("  Dimensions")
-    for d in c.dimensions:
-        extra = "; ".join(p for p in (("fixed: " + ", ".join(d.fixed)) if d.fixed else "",
-                                      ("new: " + ", ".join(d.new)) if d.new else "") if p)
-        lines.append(_row(d.label, _v(d.before, 0), _v(d.after, 0),
-                          "" if d.delta is None else f"{d.delta:+.0f}", d, extra))
-    lines.append("  Metrics")
-    specs = {m.key: m for m in METRICS}
-    for d in c.metrics:
-        spec = specs[d.key]
-        rel = f" ({d.relative:+.0%})" if d.relative is not None and spec.jnd else ""
-        bands = f"{d.band_before} -> {d.band_after}" if d.crossed_band else (d.band_after or "")
-        label = f"{d.label} ({d.unit})" if d.unit else d.label
-        lines.append(_row(label, _v(d.before, spec.digits), _v(d.after, spec.digits),
-                          ("" if d.delta is None else f"{d.delta:+.{spec.digits}f}") + rel, d, bands))
+    section = None
+    for d, label, before, after, change, note in table_rows(c):
+        if d.kind != "score" and d.kind != section:
+            section = d.kind
+            lines.append(f"  {section.capitalize()}s")
+        lines.append(_row(label, before, after, change, d, note))
     if c.trends:
         lines += ["", f"Trend over {len(c.recordings)} recordings ({', '.join(names)})"]
         for t in c.trends:
@@ -1033,6 +1021,32 @@ def format_text(c: Comparison) -> str:
             lines.append(f"  {t.label:<36} {values}   {t.direction}")
     lines += ["", "Transcript diff  ([-removed-] {+added+})", "  " + _diff_text(c.transcript_diff)]
     return "\n".join(lines)
+
+
+def table_rows(c: Comparison) -> list[tuple[Delta, str, str, str, str, str]]:
+    """The deltas as display strings: (delta, label, before, after, change, note), score first,
+    then dimensions, then metrics. ``note`` holds band changes or fixed/new finding codes."""
+    if not c.ok:
+        return []
+    rows = []
+    s = c.score
+    rows.append((s, s.label, f"{_v(s.before, 0)} {s.band_before or ''}".strip(),
+                 f"{_v(s.after, 0)} {s.band_after or ''}".strip(),
+                 "" if s.delta is None else f"{s.delta:+.0f}", ""))
+    for d in c.dimensions:
+        note = "; ".join(p for p in (("fixed: " + ", ".join(d.fixed)) if d.fixed else "",
+                                     ("new: " + ", ".join(d.new)) if d.new else "") if p)
+        rows.append((d, d.label, _v(d.before, 0), _v(d.after, 0),
+                     "" if d.delta is None else f"{d.delta:+.0f}", note))
+    specs = {m.key: m for m in METRICS}
+    for d in c.metrics:
+        spec = specs[d.key]
+        rel = f" ({d.relative:+.0%})" if d.relative is not None and spec.jnd else ""
+        note = f"{d.band_before} -> {d.band_after}" if d.crossed_band else (d.band_after or "")
+        rows.append((d, f"{d.label} ({d.unit})" if d.unit else d.label, _v(d.before, spec.digits),
+                     _v(d.after, spec.digits),
+                     ("" if d.delta is None else f"{d.delta:+.{spec.digits}f}") + rel, note))
+    return rows
 
 
 def _v(value: float | None, digits: int) -> str:

@@ -316,3 +316,81 @@ def _console(file: IO[str], color: bool, width: int | None) -> Console:
             width = PLAIN_WIDTH
     return Console(file=file, force_terminal=True, color_system="standard", highlight=False, emoji=False,
                    markup=False, width=width)
+
+
+# --------------------------------------------------------------------------
+# Comparison (vmgrade compare)
+# --------------------------------------------------------------------------
+
+DIRECTION_STYLE = {"better": "green", "worse": "red", "same": "dim"}
+
+
+def render_comparison(comparison: Any, *, color: bool | None = None, width: int | None = None) -> str:
+    """A :class:`vmgrade.compare.Comparison` for the terminal: coloured on a TTY, else
+    ``comparison.to_text()`` (the plain text, same information)."""
+    color = _is_tty(sys.stdout) if color is None else color
+    if not color:
+        return comparison.to_text() + "\n"
+    from .compare import table_rows
+
+    c = comparison
+    console = _console(io.StringIO(), True, width)
+    names = [r.label for r in c.recordings]
+    title = (f"{c.recordings[c.before].label} → {c.recordings[c.after].label}" if c.ok else ", ".join(names))
+    facts = f"({len(names)} recordings, {c.order.replace('_', ' ')} order, rubric {c.rubric_version})"
+    console.print(Text(f"Comparison: {title}", style="bold"), Text(facts, style="dim"))
+    console.print(_heading("Summary", False))
+    summary = _grid()
+    for line in c.summary:
+        summary.add_row("•", line)
+    console.print(_indent(summary))
+    if c.errors:
+        console.print(_heading("Errors", False))
+        console.print(_indent(Text("\n".join(c.errors), style="bold red")))
+    if not c.ok:
+        return console.file.getvalue()
+    console.print(_heading("Changes", False),
+                  Text("  ★ a listener would notice: crosses a rubric band or exceeds the JND", style="dim"))
+    table = Table(box=None, pad_edge=False, padding=(0, 1), show_header=True, header_style="dim")
+    for name, justify in (("", "left"), ("", "left"), ("before", "right"), ("after", "right"),
+                          ("change", "right"), ("", "left"), ("", "left")):
+        table.add_column(name, justify=justify, no_wrap=justify == "right")
+    section = None
+    for d, label, before, after, change, note in table_rows(c):
+        if d.kind != "score" and d.kind != section:
+            section = d.kind
+            table.add_row("", Text(f"{section.capitalize()}s", style="bold underline"))
+        style = DIRECTION_STYLE.get(d.direction, "") + (" bold" if d.noticeable else "")
+        table.add_row(Text("★" if d.noticeable else "", style="bold yellow"), label, before, after,
+                      Text(change, style=style), Text(d.direction, style=style), Text(note, style="dim"))
+    console.print(_indent(table))
+    if c.trends:
+        console.print(_heading(f"Trend over {len(names)} recordings", False))
+        trends = _grid(3)
+        for t in c.trends:
+            if t.kind != "metric":
+                values = " → ".join("-" if v is None else f"{v:.0f}" for v in t.values)
+                style = {"improving": "green", "declining": "red", "mixed": "yellow"}.get(t.direction, "dim")
+                trends.add_row(t.label, values, Text(t.direction, style=style))
+        console.print(_indent(trends))
+    console.print(_heading("Transcript diff", False))
+    diff = Text()
+    for op in c.transcript_diff:
+        if op.op == "equal":
+            diff.append(" ".join(op.before) + " ")
+            continue
+        if op.before:
+            diff.append(" ".join(op.before), style="red strike")
+            diff.append(" ")
+        if op.after:
+            diff.append(" ".join(op.after), style="bold green")
+            diff.append(" ")
+    console.print(_indent(diff))
+    return console.file.getvalue()
+
+
+def print_comparison(comparison: Any, file: IO[str] | None = None) -> None:
+    """Print :func:`render_comparison` to ``file`` (default stdout), coloured only on a terminal."""
+    file = file or sys.stdout
+    file.write(render_comparison(comparison, color=_is_tty(file)))
+    file.flush()
