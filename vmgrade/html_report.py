@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import charts
+from . import charts, delivery
 from .errors import VmgradeError
 
 if TYPE_CHECKING:
@@ -289,12 +289,14 @@ def _key_numbers(report: Mapping) -> list[dict]:
     if m.get("message_length_s") is not None:
         add("Message length", f"{m['message_length_s']:.0f} s", f"{m.get('word_count') or 0} words")
     if m.get("rate_wpm") is not None:
-        add("Pace", f"{m['rate_wpm']:.0f} wpm", "target 140–160")
+        band = _pace_band(report)
+        add("Pace", f"{m['rate_wpm']:.0f} wpm",
+            f"target {band['ideal_min']:.0f}–{band['ideal_max']:.0f}" if band else "")
     if m.get("filler_count") is not None:
         add("Fillers", f"{m['filler_count']}", f"{m.get('filler_rate_per_min') or 0:.1f} per minute")
     add("Pauses", f"{m.get('pause_count', 0)}", f"longest {(m.get('longest_pause_ms') or 0) / 1000:.1f} s")
     if m.get("f0_sd_st") is not None:
-        add("Pitch variation", f"{m['f0_sd_st']:.1f} st", "monotone below 2")
+        add("Pitch variation", f"{m['f0_sd_st']:.1f} st", f"monotone below {delivery.MONOTONE_SD_ST:g}")
     times = callback.get("times_said")
     if times is not None:
         mentions = callback.get("mentions") or []
