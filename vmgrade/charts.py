@@ -29,6 +29,7 @@ COMPARE_TIMELINE_SIZE_IN = (6.4, 4.2)  # one of two side by side
 WAVEFORM_COLUMNS = 1400  # envelope resolution: about one column per screen pixel
 WORD_FONT_PT = 7.5
 WORD_ROWS = 4  # staggered rows of word labels under the waveform
+MAX_WORDS_PER_IN = 12.0  # denser than this (about 80 s of speech at 11 in) and words are not drawn
 MAX_PITCH_POINTS = 4000
 PITCH_SMOOTH_FRAMES = 7  # 70 ms running median
 PITCH_MIN_RUN_FRAMES = 5  # voiced runs under 50 ms are not drawn
@@ -181,6 +182,9 @@ def timeline_chart(
     """
     metrics = report.get("metrics") or {}
     words = (report.get("transcript") or {}).get("words") or [] if show_words else []
+    axis_in = size_in[0] - sum(TIMELINE_MARGINS_IN)
+    if len(words) > MAX_WORDS_PER_IN * axis_in:
+        words = []  # a long recording: labels would overprint; the transcript has them
     duration_s = float(duration_s or report.get("duration_s") or metrics.get("duration_s") or 0.0)
     if samples is not None and sr:
         duration_s = max(duration_s, len(samples) / sr)

@@ -88,8 +88,8 @@ def render_comparison_html(comparison: Comparison) -> str:
     bars, per-dimension and per-metric deltas with noticeable changes marked,
     the transcript diff and the plain-language summary.  Three or more: the
     same for the first and last graded recording, plus a trend chart per
-    dimension across all of them.  Each recording's audio is embedded when
-    its ``file`` exists.
+    dimension across all of them.  The audio of the two recordings shown side
+    by side is embedded when their ``file`` exists.
     """
     recordings = list(comparison.recordings)
     shown = [i for i in (comparison.before, comparison.after) if i is not None]
