@@ -35,6 +35,7 @@ EMBED_FALLBACK = ("WAV", "PCM_16", "audio/wav")  # libsndfile builds without MP3
 MAX_EMBED_DURATION_S = 1800.0  # the page of a 10 min voicemail is ~3 MB; refuse nothing sensible
 TRANSCRIPT_PAUSE_MIN_MS = 250.0  # every pause the report lists is shown between words
 FINDING_WORD_SLACK_S = 0.05  # Whisper word edges are rounded to 10-20 ms
+FLAG_MAX_SPAN_S = 3.5  # transcript words are underlined for findings up to this long (all on click)
 
 
 # --------------------------------------------------------------------------
@@ -270,6 +271,9 @@ def _transcript_tokens(report: Mapping, findings: Sequence[Mapping]) -> list[dic
             "number": any(a - slack <= mid <= b + slack for a, b in numbers),
             "unsure": w.get("probability", 1.0) < 0.4,
             "findings": " ".join(str(n) for n in covering),
+            # underline only short spans; a span over most of the message would mark every word
+            "flag": any((f["end_s"] or f["start_s"]) - f["start_s"] <= FLAG_MAX_SPAN_S
+                        for f in timed if f["n"] in covering),
         })
     for f in timed:  # findings after the last word
         if f["n"] not in badge_done:
