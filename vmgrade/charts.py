@@ -31,6 +31,7 @@ WORD_FONT_PT = 7.5
 WORD_ROWS = 4  # staggered rows of word labels under the waveform
 MAX_WORDS_PER_IN = 12.0  # denser than this (about 80 s of speech at 11 in) and words are not drawn
 MAX_PITCH_POINTS = 4000
+TREND_LABEL_CHARS = 12  # longer recording labels become 1..N under the trend panels
 PITCH_SMOOTH_FRAMES = 7  # 70 ms running median
 PITCH_MIN_RUN_FRAMES = 5  # voiced runs under 50 ms are not drawn
 
@@ -408,6 +409,9 @@ def trend_chart(labels: Sequence[str], series: Mapping[str, Sequence[float | Non
         Panels per row.
     """
     names = list(series)
+    # long names (file names) do not fit under a small panel: number them; the page lists them
+    ticks = list(labels) if all(len(label) <= TREND_LABEL_CHARS for label in labels) else [
+        str(i) for i in range(1, len(labels) + 1)]
     rows = max(1, -(-len(names) // columns))
     x = np.arange(len(labels))
     with _style():
@@ -416,7 +420,10 @@ def trend_chart(labels: Sequence[str], series: Mapping[str, Sequence[float | Non
         for ax, name in zip(axes.flat, names):
             values = np.array([np.nan if v is None else float(v) for v in series[name]])
             ax.axhspan(80, 100, color="#f0fdf4", lw=0, zorder=0)
-            ax.plot(x, values, color=PACE, lw=1.8, marker="o", ms=4.5, zorder=2)
+            ax.plot(x, values, color=PACE, lw=1.8, zorder=2)
+            ok = np.isfinite(values)
+            ax.scatter(x[ok], values[ok], s=26, zorder=3, edgecolors="white", linewidths=0.8,
+                       c=[score_colour(v) for v in values[ok]])
             finite = np.flatnonzero(np.isfinite(values))
             if finite.size:
                 last = finite[-1]
@@ -426,7 +433,7 @@ def trend_chart(labels: Sequence[str], series: Mapping[str, Sequence[float | Non
             ax.set_ylim(0, 108)
             ax.set_yticks([0, 50, 100])
             ax.set_xticks(x)
-            ax.set_xticklabels([_short(label) for label in labels], fontsize=7, rotation=0)
+            ax.set_xticklabels(ticks, fontsize=7.5)
             ax.set_xlim(-0.3, len(labels) - 0.7)
             for side in ("top", "right"):
                 ax.spines[side].set_visible(False)
@@ -435,10 +442,6 @@ def trend_chart(labels: Sequence[str], series: Mapping[str, Sequence[float | Non
             ax.set_visible(False)
         fig.tight_layout()
         return _to_svg(fig)
-
-
-def _short(label: str, n: int = 14) -> str:
-    return label if len(label) <= n else label[: n - 1] + "…"
 
 
 def _figure(size_in: tuple[float, float]):
