@@ -361,7 +361,7 @@ def _shared_pace_ymax(reports: Sequence[Mapping]) -> float:
 
 def _fmt_delta(d) -> dict:
     """Before/after/delta of a ``compare.Delta`` as display strings."""
-    unit = "" if d.unit in ("", "points") else (d.unit if d.unit in ("%",) else " " + d.unit)
+    unit = {"": "", "points": "", "%": "%", "times": "×"}.get(d.unit, " " + d.unit)
 
     def num(v):
         if v is None:
