@@ -7,8 +7,10 @@ Exit status: 0 all files graded, 1 some file failed (its record says why),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .audio import DEFAULT_MAX_DURATION_S
@@ -31,25 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio files (wav, flac, mp3, ogg, m4a, amr, webm…)")
     g.add_argument("--format", choices=("text", "json"), default="text",
                    help="text summary (default) or JSON, one object per line")
-    g.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL}; see `vmgrade models`)")
-    g.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
-                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
-    g.add_argument("--rubric", metavar="FILE", default=None,
-                   help="rubric TOML overriding the packaged one (format: README, 'Rubric file')")
-    g.add_argument("--language", default="en", help="spoken language code (default en)")
-    g.add_argument("--no-filler-prompt", action="store_true",
-                   help="do not prompt Whisper to keep filler words (um, uh)")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
-    g.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
-                   help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
-                        'needs pip install "vmgrade[fast]")')
-    ctx = g.add_argument_group("call context (all optional)")
-    ctx.add_argument("--caller-name", help="the rep's name as it should be said")
-    ctx.add_argument("--company", help="the rep's company")
-    ctx.add_argument("--callback-number", help="the number the rep should leave, e.g. 415-555-0198")
-    ctx.add_argument("--prospect-name", help="who the voicemail is for")
-    ctx.add_argument("--prospect-company", help="the prospect's company")
+    g.add_argument("--html", metavar="FILE|DIR", default=None,
+                   help="also write a self-contained HTML report: to FILE for one recording; "
+                        "for several (or when DIR exists or ends in /) one DIR/NAME.html each")
+    _add_grading_args(g)
+
+    cmp = sub.add_parser("compare", help="compare recordings of one rep: before/after, or a trend over 3+")
+    cmp.add_argument("files", nargs="+", metavar="FILE",
+                     help="BEFORE AFTER [MORE...]: audio files, or report JSON saved by "
+                          "`vmgrade grade --format json` (not re-graded)")
+    cmp.add_argument("--format", choices=("text", "json"), default="text",
+                     help="text (default) or the comparison as one JSON object")
+    cmp.add_argument("--html", metavar="FILE", default=None,
+                     help="also write a self-contained HTML comparison page to FILE")
+    cmp.add_argument("--label", action="append", default=None, metavar="LABEL", dest="labels",
+                     help="name for each recording, in order (repeat; default: file names)")
+    cmp.add_argument("--by-time", action="store_true",
+                     help="order by recording time (recorded_at in the report JSON, else the audio file's "
+                          "modification time) instead of as given")
+    _add_grading_args(cmp)
 
     sub.add_parser("models", help="list the Whisper models available offline")
 
@@ -71,11 +73,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_grading_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that grade audio (grade, compare)."""
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL}; see `vmgrade models`)")
+    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
+                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
+    p.add_argument("--rubric", metavar="FILE", default=None,
+                   help="rubric TOML overriding the packaged one (format: README, 'Rubric file')")
+    p.add_argument("--language", default="en", help="spoken language code (default en)")
+    p.add_argument("--no-filler-prompt", action="store_true",
+                   help="do not prompt Whisper to keep filler words (um, uh)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    p.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
+                   help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
+                        'needs pip install "vmgrade[fast]")')
+    ctx = p.add_argument_group("call context (all optional)")
+    ctx.add_argument("--caller-name", help="the rep's name as it should be said")
+    ctx.add_argument("--company", help="the rep's company")
+    ctx.add_argument("--callback-number", help="the number the rep should leave, e.g. 415-555-0198")
+    ctx.add_argument("--prospect-name", help="who the voicemail is for")
+    ctx.add_argument("--prospect-company", help="the prospect's company")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "grade":
             return _grade(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "models":
             return _models()
         if args.command == "calibrate":
@@ -89,11 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _grade(args: argparse.Namespace) -> int:
-    from .pipeline import Context, GradeOptions, Grader
-    from .report import to_text
+def _grader(args: argparse.Namespace):
+    from .pipeline import GradeOptions, Grader
 
-    grader = Grader(
+    return Grader(
         GradeOptions(
             model=args.model,
             language=args.language,
@@ -104,24 +130,105 @@ def _grade(args: argparse.Namespace) -> int:
             engine=args.engine,
         )
     )
-    context = Context(
+
+
+def _context(args: argparse.Namespace):
+    from .pipeline import Context
+
+    return Context(
         caller_name=args.caller_name,
         company=args.company,
         callback_number=args.callback_number,
         prospect_name=args.prospect_name,
         prospect_company=args.prospect_company,
     )
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from .terminal import print_report
+
+    grader, context = _grader(args), _context(args)
     status = EXIT_OK
+    html_paths = _html_paths(args.html, args.files) if args.html else {}
     for path in args.files:
         report = grader.grade(path, context)
+        if path in html_paths and not _write_html(report, html_paths[path]):
+            status = EXIT_FILE_FAILED
         if not report.ok:
             status = EXIT_FILE_FAILED
             print(f"vmgrade: {report.error.message}", file=sys.stderr)
         if args.format == "json":
             print(report.to_json(), flush=True)
         elif report.ok:
-            print(to_text(report), flush=True)
+            print_report(report)
+            if len(args.files) > 1:
+                print(flush=True)  # a blank line between reports
     return status
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from .compare import compare_reports, is_report_json, load_reports
+
+    reports: list[dict] = []
+    grader = None
+    for path in args.files:
+        if is_report_json(path):
+            reports.extend(load_reports(path))
+            continue
+        grader = grader or _grader(args)  # the model loads only when some input is audio
+        reports.append(grader.grade(path, _context(args)).to_dict())
+    if len(reports) < 2:
+        print("vmgrade: compare needs at least two recordings (BEFORE AFTER)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.labels is not None and len(args.labels) != len(reports):
+        print(f"vmgrade: {len(args.labels)} --label for {len(reports)} recordings", file=sys.stderr)
+        return EXIT_USAGE
+    comparison = compare_reports(reports, args.labels, args.rubric,
+                                 order="recorded_at" if args.by_time else "given")
+    for message in comparison.errors:
+        print(f"vmgrade: {message}", file=sys.stderr)
+    status = EXIT_OK if comparison.ok and all(r.ok for r in comparison.recordings) else EXIT_FILE_FAILED
+    if args.html:
+        from .html_report import write_comparison_html
+
+        try:
+            print(f"vmgrade: wrote {write_comparison_html(comparison, args.html)}", file=sys.stderr)
+        except OSError as exc:
+            print(f"vmgrade: {args.html}: cannot write the HTML comparison ({exc.strerror or exc})",
+                  file=sys.stderr)
+            status = EXIT_FILE_FAILED
+    if args.format == "json":
+        print(json.dumps(comparison.to_dict(), ensure_ascii=False), flush=True)
+    else:
+        from .terminal import print_comparison
+
+        print_comparison(comparison)
+    return status
+
+
+def _html_paths(target: str, files: Sequence[str]) -> dict[str, Path]:
+    """Where each recording's HTML report goes (see ``--html``)."""
+    out = Path(target)
+    if len(files) == 1 and not (out.is_dir() or target.endswith(("/", os.sep))):
+        return {files[0]: out}
+    stems = [Path(f).stem for f in files]
+    # a.wav and a.flac would both be a.html: keep the extension in the name then
+    return {f: out / (f"{stem}.html" if stems.count(stem) == 1 else f"{Path(f).name}.html")
+            for f, stem in zip(files, stems)}
+
+
+def _write_html(report, path: Path) -> bool:
+    from .html_report import write_report_html
+
+    try:
+        write_report_html(report.to_dict(), path)
+    except OSError as exc:
+        print(f"vmgrade: {path}: cannot write the HTML report ({exc.strerror or exc})", file=sys.stderr)
+        return False
+    print(f"vmgrade: wrote {path}", file=sys.stderr)
+    return True
 
 
 def _calibrate(args: argparse.Namespace) -> int:
