@@ -50,8 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     ctx.add_argument("--callback-number", help="the number the rep should leave, e.g. 415-555-0198")
     ctx.add_argument("--prospect-name", help="who the voicemail is for")
     ctx.add_argument("--prospect-company", help="the prospect's company")
+    rec = g.add_argument_group("history store (opt-in; see README, 'History store')")
+    rec.add_argument("--record", action="store_true",
+                     help="also record each graded file in the history store")
+    rec.add_argument("--db", metavar="URL", default=None,
+                     help="history database URL (implies --record; default $VMGRADE_DB_URL or "
+                          "SQLite in the data dir)")
+    rec.add_argument("--rep", metavar="ID", default=None, help="rep id to record the files under")
 
     sub.add_parser("models", help="list the Whisper models available offline")
+
+    h = sub.add_parser("history", help="a rep's graded recordings and trend, or every rep's averages")
+    h.add_argument("--rep", metavar="ID", default=None, help="the rep to show (default: list every rep)")
+    h.add_argument("--db", metavar="URL", default=None,
+                   help="database URL (default $VMGRADE_DB_URL, else SQLite in $VMGRADE_DATA_DIR)")
+    h.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or JSON")
 
     c = sub.add_parser("calibrate", help="fit the rubric's dimension weights to a trainer's scores")
     c.add_argument("ratings", metavar="RATINGS.csv",
@@ -80,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models()
         if args.command == "calibrate":
             return _calibrate(args)
+        if args.command == "history":
+            return _history(args)
     except VmgradeError as exc:
         print(f"vmgrade: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -111,12 +126,20 @@ def _grade(args: argparse.Namespace) -> int:
         prospect_name=args.prospect_name,
         prospect_company=args.prospect_company,
     )
+    store = None
+    if args.record or args.db:
+        from .history import content_hash, open_store, rubric_version
+
+        store, version = open_store(args.db), rubric_version(grader.rubric)
     status = EXIT_OK
     for path in args.files:
         report = grader.grade(path, context)
         if not report.ok:
             status = EXIT_FILE_FAILED
             print(f"vmgrade: {report.error.message}", file=sys.stderr)
+        elif store is not None:
+            store.record(report.to_dict(), content_hash=content_hash(path), rep_id=args.rep,
+                         rubric_version=version)
         if args.format == "json":
             print(report.to_json(), flush=True)
         elif report.ok:
@@ -137,6 +160,65 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"\nWrote {result.out_path} (rubric {result.rubric.version}); use it with "
           f"`vmgrade grade --rubric {result.out_path}`.")
     return EXIT_FILE_FAILED if result.skipped else EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+
+    from . import history
+    from .scoring import load_rubric
+
+    store = history.open_store(args.db)
+    if args.rep is None:
+        reps = store.reps()
+        if args.format == "json":
+            print(json.dumps({"db": store.url, "reps": [r.to_dict() for r in reps]}, indent=2))
+        elif not reps:
+            print(f"No recordings in {store.url}.")
+        else:
+            _print_tables(f"{len(reps)} reps in {store.url}", [history.reps_table(reps)])
+        return EXIT_OK
+    rows = store.recordings(args.rep)
+    trend = store.trend(args.rep)
+    if args.format == "json":
+        print(json.dumps({"db": store.url, "rep_id": args.rep, "recordings": [r.to_dict() for r in rows],
+                          "trend": trend.to_dict()}, indent=2, ensure_ascii=False))
+    if not rows:
+        print(f"vmgrade: no recordings for rep {args.rep!r} in {store.url}", file=sys.stderr)
+        return EXIT_FILE_FAILED
+    if args.format == "text":
+        _print_tables(f"Rep {args.rep}: {len(rows)} recordings in {store.url}", [
+            history.recordings_table(rows),
+            history.trend_table(trend, load_rubric().labels),
+        ])
+    return EXIT_OK
+
+
+def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -> None:
+    """Rich tables on a terminal (when rich is installed), plain columns otherwise."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        Console = None  # noqa: N806
+    from .history import format_table, numeric_columns
+
+    if Console is not None and sys.stdout.isatty():
+        console = Console(highlight=False)
+        console.print(title, style="bold", markup=False)
+        for header, cells in tables:
+            table = Table()
+            for name, numeric in zip(header, numeric_columns(cells, len(header))):
+                table.add_column(name, justify="right" if numeric else "left")
+            for row in cells:
+                table.add_row(*row)
+            console.print(table)
+        return
+
+    print(title)
+    for header, cells in tables:
+        print()
+        print(format_table(header, cells))
 
 
 def _models() -> int:
