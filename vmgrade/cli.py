@@ -81,6 +81,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ridge", type=float, default=None, metavar="R",
                    help="pull toward the base weights (default: none with at least 9 rated files, "
                         "1 with fewer)")
+    b = sub.add_parser("batch", help="grade a folder of recordings: resumable, parallel, with summaries",
+                       description="Grade every recording under the given files, folders and globs. "
+                                   "Outputs in --out: results.jsonl, summary.csv, index.html, summary.json, "
+                                   "reports/. A rerun skips files already graded (README: 'Batch grading').")
+    b.add_argument("inputs", nargs="+", metavar="PATH_OR_GLOB",
+                   help="audio files, folders (searched recursively) or globs ('calls/**/*.m4a')")
+    b.add_argument("--out", metavar="DIR", default="vmgrade-batch",
+                   help="output folder (default vmgrade-batch)")
+    b.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes, each loading the model once (default 1; with --ray: one actor "
+                        "per cluster CPU)")
+    b.add_argument("--manifest", metavar="CONTEXT.csv", default=None,
+                   help="per-file context: file, rep_id, caller_name, company, callback_number, "
+                        "prospect_name, prospect_company, recorded_at")
+    b.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="grade on Ray actors: no value starts or joins Ray on this machine; else a cluster "
+                        "address ('auto', 'HOST:6379', 'ray://HOST:10001'); needs vmgrade[ray]")
+    b.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL})")
+    b.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
+                   help="speech recogniser (default openai-whisper)")
+    b.add_argument("--rubric", metavar="FILE", default=None, help="rubric TOML (default: the packaged one)")
+    b.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
+                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
+    b.add_argument("--language", default="en", help="spoken language code (default en)")
+    b.add_argument("--no-filler-prompt", action="store_true", help="do not prompt Whisper to keep fillers")
+    b.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="CPU threads per worker (default: CPUs / workers; 1 per actor with --ray)")
+    b.add_argument("--db", metavar="URL", default=None,
+                   help="history database URL (default $VMGRADE_DB_URL, else SQLite in the data dir)")
+    b.add_argument("--no-history", action="store_true", help="do not record results in the history store")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -95,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _calibrate(args)
         if args.command == "history":
             return _history(args)
+        if args.command == "batch":
+            return _batch(args)
     except VmgradeError as exc:
         print(f"vmgrade: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -145,6 +179,38 @@ def _grade(args: argparse.Namespace) -> int:
         elif report.ok:
             print(to_text(report), flush=True)
     return status
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import re
+    from pathlib import Path
+
+    from .batch import BatchOptions, format_summary, run_batch
+    from .pipeline import GradeOptions
+
+    # `--ray` takes an optional value, so `--ray calls/` would read the folder as an address:
+    # a value that is no Ray address is an input.
+    if args.ray not in (None, "local") and not re.fullmatch(r"auto|local|ray://\S+|[\w.-]+:\d+", args.ray):
+        args.inputs.append(args.ray)
+        args.ray = "local"
+    if args.workers is not None and args.workers < 1:
+        print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_batch(args.inputs, BatchOptions(
+        out=Path(args.out),
+        workers=args.workers or (None if args.ray else 1),
+        manifest=Path(args.manifest) if args.manifest else None,
+        grade=GradeOptions(model=args.model, language=args.language, max_duration_s=args.max_duration,
+                           rubric=args.rubric, filler_prompt=not args.no_filler_prompt,
+                           threads=args.threads, engine=args.engine),
+        ray=args.ray,
+        db_url=args.db,
+        history=not args.no_history,
+        progress=not args.no_progress,
+    ))
+    print(format_summary(result.summary))
+    print(f"\nWrote {result.out}/index.html, results.jsonl, summary.csv, summary.json and reports/.")
+    return result.exit_status
 
 
 def _calibrate(args: argparse.Namespace) -> int:
