@@ -727,6 +727,10 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
                disable=not options.progress, smoothing=0.1)
     warned: set[str] = set()
     graded = 0
+
+    def note(line: str) -> None:
+        bar.write(line, file=sys.stderr)  # above the bar, not through it
+
     try:
         for task, result in results:
             if "fatal" in result:
@@ -736,14 +740,14 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
             problem = result.get("html_problem")
             if problem and problem not in warned:  # "html_report not available" once, not per file
                 warned.add(problem)
-                bar.write(f"vmgrade: warning: {problem}")
+                note(f"vmgrade: warning: {problem}")
             record = writer.commit(task, result)
             done[task.key] = record
             graded += 1
             if not record["ok"]:
-                bar.write(f"vmgrade: {record['report']['error']['message']}")
+                note(f"vmgrade: {record['report']['error']['message']}")
             elif store is not None:
-                _record_history(store, writer.out, record, writer.first_row(task.key), bar.write)
+                _record_history(store, writer.out, record, writer.first_row(task.key), note)
             bar.update(1)
     finally:
         close = getattr(results, "close", None)
