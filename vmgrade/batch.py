@@ -635,7 +635,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
         paths = discover(inputs, exclude=out)
         if not paths:
             raise BatchError(f"no audio files found in {', '.join(map(os.fspath, inputs))}", code="no_inputs")
-        unlisted = [p for p in manifest if p not in set(paths)]
+        listed = set(paths)
+        unlisted = [p for p in manifest if p not in listed]
         if unlisted:
             echo(f"vmgrade: note: {len(unlisted)} manifest file(s) are not among the inputs, "
                  f"e.g. {unlisted[0]}")
