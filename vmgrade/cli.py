@@ -242,7 +242,7 @@ def _history(args: argparse.Namespace) -> int:
         elif not reps:
             print(f"No recordings in {store.url}.")
         else:
-            _print_tables(f"{len(reps)} reps in {store.url}", [history.reps_table(reps)])
+            _print_tables(f"{_count(len(reps), 'rep')} in {store.url}", [history.reps_table(reps)])
         return EXIT_OK
     rows = store.recordings(args.rep)
     trend = store.trend(args.rep)
@@ -253,11 +253,15 @@ def _history(args: argparse.Namespace) -> int:
         print(f"vmgrade: no recordings for rep {args.rep!r} in {store.url}", file=sys.stderr)
         return EXIT_FILE_FAILED
     if args.format == "text":
-        _print_tables(f"Rep {args.rep}: {len(rows)} recordings in {store.url}", [
+        _print_tables(f"Rep {args.rep}: {_count(len(rows), 'recording')} in {store.url}", [
             history.recordings_table(rows),
             history.trend_table(trend, load_rubric().labels),
         ])
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -> None:
