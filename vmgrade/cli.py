@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--db", metavar="URL", default=None,
                      help="history database URL (implies --record; default $VMGRADE_DB_URL or "
                           "SQLite in the data dir)")
-    rec.add_argument("--rep", metavar="ID", default=None, help="rep id to record the files under")
+    rec.add_argument("--rep", metavar="ID", default=None,
+                     help="rep id to record the files under (implies --record)")
 
     sub.add_parser("models", help="list the Whisper models available offline")
 
@@ -161,7 +162,7 @@ def _grade(args: argparse.Namespace) -> int:
         prospect_company=args.prospect_company,
     )
     store = None
-    if args.record or args.db:
+    if args.record or args.db or args.rep:
         from .history import content_hash, open_store, rubric_version
 
         store, version = open_store(args.db), rubric_version(grader.rubric)
@@ -171,13 +172,17 @@ def _grade(args: argparse.Namespace) -> int:
         if not report.ok:
             status = EXIT_FILE_FAILED
             print(f"vmgrade: {report.error.message}", file=sys.stderr)
-        elif store is not None:
-            store.record(report.to_dict(), content_hash=content_hash(path), rep_id=args.rep,
-                         rubric_version=version)
         if args.format == "json":
             print(report.to_json(), flush=True)
         elif report.ok:
             print(to_text(report), flush=True)
+        if store is not None and report.ok:
+            try:
+                store.record(report.to_dict(), content_hash=content_hash(path), rep_id=args.rep,
+                             rubric_version=version)
+            except VmgradeError as exc:
+                status = EXIT_FILE_FAILED
+                print(f"vmgrade: {path}: not recorded: {exc.message}", file=sys.stderr)
     return status
 
 
