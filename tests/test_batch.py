@@ -295,10 +295,10 @@ def test_mixed_folder_good_bad_copies_manifest_history_and_rerun(tmp_path):
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_completes_without_duplicates(tmp_path):
     calls = tmp_path / "calls"
-    sources = ["followup_phone.wav", "before_practice.wav", "strong_wideband.flac", "after_practice.wav"]
-    files = [clip(SAMPLES / name, calls / f"{i}_{Path(name).stem}.wav", seconds=6.0)
+    sources = ["followup_phone.wav", "before_practice.wav", "strong_wideband.flac"]
+    files = [clip(SAMPLES / name, calls / f"{i}_{Path(name).stem}.wav", seconds=5.0)
              for i, name in enumerate(sources)]
-    files.append(clip(SAMPLES / "followup_phone.wav", calls / "4_quieter.wav", seconds=6.0, gain=0.5))
+    files.append(clip(SAMPLES / "followup_phone.wav", calls / "3_quieter.wav", seconds=5.0, gain=0.5))
     out = tmp_path / "out"
     args = (str(calls), "--out", str(out), "--model", TEST_MODEL, "--workers", "1", "--no-history")
 
@@ -312,10 +312,25 @@ def test_sigkill_mid_run_then_resume_completes_without_duplicates(tmp_path):
     first = ledger(out)
     assert 1 <= len(first) < len(files)
     stamps = {p.name: p.stat().st_mtime_ns for p in first}
+    torn = (out / "results.jsonl").read_bytes()
+    assert torn.count(b"\n") <= len(first)  # appended once per result, never ahead of the ledger
+
+    # Ctrl-C after one more result: exit 130, and the aggregates are whole for what finished
+    proc = cli(*args)
+    while len(ledger(out)) == len(first) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    finished = {json.loads(p.read_text())["file"] for p in ledger(out)}
+    assert len(finished) < len(files), "finished before the interrupt"
+    assert_no_duplicates(out, finished)
+    for p in ledger(out):
+        stamps.setdefault(p.name, p.stat().st_mtime_ns)
 
     rc, stdout, stderr = run_cli(*args)
     assert rc == 0, stderr
-    assert f"{len(first)} already graded, {len(files) - len(first)} to grade" in stderr
+    assert f"{len(stamps)} already graded, {len(files) - len(stamps)} to grade" in stderr
     every = {str(p.resolve()) for p in files}
     assert_no_duplicates(out, every)
     assert all("error" not in r for r in jsonl(out))

@@ -841,7 +841,7 @@ class _Writer:
 
     def rebuild(self, done: dict[str, dict]) -> None:
         """Rewrite every aggregate from ledger records (atomically): rows of finished inputs, by path."""
-        self.records = dict(done)
+        self.records.update(done)  # with any committed by this run (an interrupt may come mid-commit)
         finished = [(r, self.records[r.task.key]) for r in self.rows if r.task.key in self.records]
         write_atomic(self.out / JSONL_NAME, "".join(_jsonl_line(r, rec) for r, rec in finished))
         write_atomic(self.out / CSV_NAME, ",".join(CSV_COLUMNS) + "\r\n"
