@@ -159,6 +159,16 @@ def test_bad_manifest_stops_the_cli_before_grading(tmp_path):
     assert not list((tmp_path / "out").glob("results/*.json"))
 
 
+def test_an_unusable_database_stops_the_cli_before_grading(tmp_path, capsys):
+    tone = write_tone(tmp_path / "x.wav")
+    from vmgrade.cli import main
+
+    assert main(["batch", str(tone), "--out", str(tmp_path / "out"), "--db", "nosuchdb://nowhere/x",
+                 "--model", TEST_MODEL, "--no-progress"]) == 2
+    assert "nosuchdb" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("results/*.json"))
+
+
 def test_result_key_follows_what_changes_a_grade():
     base = settings_of(GradeOptions(model="base"), "base", "r1")
     key = result_key("h" * 64, base)

@@ -614,12 +614,14 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     Returns
     -------
     BatchResult
+        ``graded``: results written by this run (errors included); ``skipped``:
+        recordings already in the ledger; ``failed``: input paths with an error record.
 
     Raises
     ------
-    BatchError, ModelError, RubricError
+    BatchError, ModelError, RubricError, HistoryError
         Before anything is graded: bad inputs or manifest, output folder in use,
-        unusable model or rubric.
+        unusable model or rubric, unreachable history database.
     """
     from .history import content_hash, rubric_version
     from .scoring import load_rubric
@@ -630,6 +632,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     out = Path(options.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock(out)
+    store = None
     try:
         manifest = read_manifest(options.manifest) if options.manifest else {}
         paths = discover(inputs, exclude=out)
@@ -652,6 +655,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
             rubric = load_rubric(grade_options.rubric)
             model_name = make_transcriber(grade_options.engine, grade_options.model).model_name
         settings = settings_of(grade_options, model_name, rubric_version(rubric))
+        store = _open_history(options, echo)  # a bad database URL also stops the batch here
 
         rows, tasks = _plan(paths, manifest, settings, content_hash)
         for d in (LEDGER_DIR, REPORTS_DIR):
@@ -666,7 +670,6 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
 
         writer = _Writer(out, rows, settings)
         writer.rebuild(done)
-        store = _open_history(options, echo)
         if store is not None:
             for key, record in done.items():  # idempotent: closes a crash gap between ledger and DB
                 _record_history(store, out, record, writer.first_row(key), echo)
@@ -675,9 +678,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
             graded = _grade_all(todo, grade_options, options, writer, store, done, grader)
         finally:  # also on Ctrl-C: the aggregates end complete, sorted and duplicate-free
             summary = writer.finish(done)
-            if store is not None:
-                store.close()
     finally:
+        if store is not None:
+            store.close()
         _unlock(lock)
     failed = summary["totals"]["errors"]
     return BatchResult(out=out, files=len(rows), graded=graded, skipped=len(tasks) - len(todo),
