@@ -350,6 +350,40 @@ def test_sigkill_mid_run_then_resume_completes_without_duplicates(tmp_path):
     assert summary["totals"]["graded"] == len(files) and summary["totals"]["pending"] == 0
 
 
+def _worker_pids(pid: int) -> list[int]:
+    """The process-pool workers among ``pid``'s children (Linux /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = []
+    for child in children.read_text().split() if children.exists() else []:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_worker_killed_mid_file_is_replaced_and_the_file_retried(tmp_path):
+    calls = tmp_path / "calls"
+    files = [clip(SAMPLES / "followup_phone.wav", calls / "a.wav", seconds=5.0),
+             clip(SAMPLES / "before_practice.wav", calls / "b.wav", seconds=5.0)]
+    out = tmp_path / "out"
+    proc = cli(str(calls), "--out", str(out), "--model", TEST_MODEL, "--workers", "1", "--no-history")
+    deadline = time.monotonic() + 240
+    while not _worker_pids(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victims = _worker_pids(proc.pid)
+    assert victims, "no worker process appeared"
+    os.kill(victims[0], signal.SIGKILL)  # as the kernel's OOM killer would
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "a worker process died" in err
+    assert_no_duplicates(out, {str(p.resolve()) for p in files})
+    assert all("error" not in r for r in jsonl(out))
+
+
 @pytest.mark.slow
 def test_a_different_rubric_regrades_the_same_rubric_skips(tmp_path, tiny_grader):
     from vmgrade.pipeline import Grader

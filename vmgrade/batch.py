@@ -467,7 +467,8 @@ def crash_report(task: Task, reason: str) -> dict:
 # --- the local backend: a process pool, one Grader per process ---
 
 
-def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int) -> Iterator[tuple[Task, dict]]:
+def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int,
+              note: Callable[[str], None] | None = None) -> Iterator[tuple[Task, dict]]:
     """Grade ``tasks`` in ``workers`` processes; yield ``(task, result)`` as each finishes.
 
     At most ``workers`` tasks are in flight, so when a worker dies (killed for
@@ -517,6 +518,9 @@ def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int) -> Ite
                 broken.extend(inflight.values())
                 inflight.clear()
                 _stop_pool(pool)
+                if note is not None:
+                    note(f"vmgrade: warning: a worker process died; retrying {len(broken)} file(s) "
+                         "one at a time")
                 alone = len(broken) == 1  # only then is the dead worker's file known
                 for task in broken:
                     retrying.discard(task.key)
@@ -726,7 +730,8 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
 
         results = run_ray(todo, grade_options, options.workers, options.ray)
     else:
-        results = run_local(todo, grade_options, min(options.workers or 1, len(todo)))
+        results = run_local(todo, grade_options, min(options.workers or 1, len(todo)),
+                            note=lambda line: tqdm.write(line, file=sys.stderr))
     bar = tqdm(total=len(todo), unit="file", desc="grading", file=sys.stderr, dynamic_ncols=True,
                disable=not options.progress, smoothing=0.1)
     warned: set[str] = set()
