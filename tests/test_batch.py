@@ -86,6 +86,30 @@ def assert_no_duplicates(out: Path, expected_files: set[str]) -> None:
     assert not list(out.rglob("*.tmp"))
 
 
+def sorted_column(page: Path, header: str) -> list[str] | None:
+    """Click ``header`` in the page's files table in headless Chromium; the column's values, or None."""
+    chromium = Path("/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not chromium.exists():
+        return None
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=args)
+        try:
+            view = browser.new_page()
+            view.goto(page.as_uri())
+            view.click(f"#files th:text-is('{header}')")
+            col = view.eval_on_selector(f"#files th:text-is('{header}')", "th => th.cellIndex")
+            return view.eval_on_selector_all(
+                "#files tbody tr", f"rows => rows.map(r => r.cells[{col}].getAttribute('data-v'))")
+        finally:
+            browser.close()
+
+
 # --- fast: inputs, manifest, keys, writes ---
 
 
@@ -285,6 +309,10 @@ def test_mixed_folder_good_bad_copies_manifest_history_and_rerun(tmp_path):
     links = re.findall(r'href="([^"]+)"', index)
     assert len(links) == 7 and all((out / link).is_file() for link in links)
     assert "addEventListener('click'" in index and "aria-sort" in index
+    scores = sorted_column(out / "index.html", "Score")
+    if scores is not None:  # a browser is available: clicking "Score" sorts numerically, blanks last
+        numbers = [v for v in scores if v]
+        assert len(numbers) == 3 and scores == sorted(numbers, key=float) + [""] * 4, scores
 
     from vmgrade.history import open_store
 

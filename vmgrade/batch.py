@@ -1041,14 +1041,14 @@ th[aria-sort=descending]::after{content:" \\25BC"}td.num{text-align:right;font-v
 tr.error td{color:#a00}.summary{display:flex;gap:3em;flex-wrap:wrap}.muted{color:#777}
 """
 _INDEX_SCRIPT = """
-document.querySelectorAll('th').forEach(function(th, col){th.addEventListener('click', function(){
-  var tbody=th.closest('table').tBodies[0], asc=th.getAttribute('aria-sort')!=='ascending';
+document.querySelectorAll('th').forEach(function(th){th.addEventListener('click', function(){
+  var col=th.cellIndex, tbody=th.closest('table').tBodies[0], asc=th.getAttribute('aria-sort')!=='ascending';
   th.parentNode.querySelectorAll('th').forEach(function(h){h.removeAttribute('aria-sort')});
   th.setAttribute('aria-sort', asc?'ascending':'descending');
   var rows=Array.prototype.slice.call(tbody.rows), key=function(r){
     var v=r.cells[col].getAttribute('data-v'); var n=parseFloat(v); return isNaN(n)?v.toLowerCase():n};
-  rows.sort(function(a,b){var x=key(a),y=key(b);
-    var c=(typeof x===typeof y)?(x<y?-1:x>y?1:0):(typeof x==='number'?-1:1); return asc?c:-c});
+  rows.sort(function(a,b){var x=key(a),y=key(b);  // numbers in order, blanks and text after them
+    if(typeof x!==typeof y) return typeof x==='number'?-1:1; var c=x<y?-1:x>y?1:0; return asc?c:-c});
   rows.forEach(function(r){tbody.appendChild(r)});});});
 """
 
