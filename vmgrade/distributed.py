@@ -103,6 +103,9 @@ def run_ray(tasks: Iterable[Task], options: GradeOptions, workers: int | None,
     idle = deque(actors)
     inflight: dict = {}  # ObjectRef -> (actor, task)
     crashes: Counter[str] = Counter()
+    died = tuple(getattr(ray.exceptions, name) for name in ("RayActorError", "WorkerCrashedError",
+                                                            "OutOfMemoryError", "NodeDiedError")
+                 if hasattr(ray.exceptions, name))
     try:
         while pending or inflight:
             while idle and pending:
@@ -113,7 +116,7 @@ def run_ray(tasks: Iterable[Task], options: GradeOptions, workers: int | None,
                 actor, task = inflight.pop(ref)
                 try:
                     result = ray.get(ref)
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                except died as exc:
                     ray.kill(actor, no_restart=True)
                     actors.append(actor_class.remote(options))
                     idle.append(actors[-1])
