@@ -68,6 +68,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .csvtable import raise_listed, read_table
 from .errors import VmgradeError
 from .pipeline import Context, GradeOptions, Grader
 from .scoring import DIMENSIONS
@@ -81,7 +82,6 @@ AUDIO_EXTENSIONS = frozenset({
 MANIFEST_COLUMNS = ("file", "rep_id", "caller_name", "company", "callback_number",
                     "prospect_name", "prospect_company", "recorded_at")
 CONTEXT_COLUMNS = ("caller_name", "company", "callback_number", "prospect_name", "prospect_company")
-MAX_LISTED_ERRORS = 20
 LEDGER_DIR, REPORTS_DIR = "results", "reports"
 JSONL_NAME, CSV_NAME, HTML_NAME, SUMMARY_NAME = "results.jsonl", "summary.csv", "index.html", "summary.json"
 LOCK_NAME = ".vmgrade-batch.lock"
@@ -200,18 +200,8 @@ def read_manifest(path: str | os.PathLike) -> dict[Path, ManifestRow]:
         every bad line (up to 20).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise BatchError(f"{path}: manifest not found", code="manifest_not_found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BatchError(f"{path}: cannot read manifest ({exc})", code="manifest_invalid") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header or not any(h.strip() for h in header):
-        raise BatchError(f"{path} line 1: empty manifest, expected a header row with columns "
-                         f"{', '.join(MANIFEST_COLUMNS)}", code="manifest_invalid")
-    columns = [h.strip().lower() for h in header]
+    columns, lines = read_table(path, what="manifest", error=BatchError, not_found_code="manifest_not_found",
+                                invalid_code="manifest_invalid", expected_columns=MANIFEST_COLUMNS)
     unknown = [c for c in columns if c not in MANIFEST_COLUMNS]
     if unknown or "file" not in columns or len(set(columns)) != len(columns):
         problem = (f"unknown column(s) {', '.join(unknown)}" if unknown else
@@ -220,10 +210,7 @@ def read_manifest(path: str | os.PathLike) -> dict[Path, ManifestRow]:
                          f"(only file is required)", code="manifest_invalid")
     rows: dict[Path, ManifestRow] = {}
     errors: list[str] = []
-    for cells in reader:
-        line = reader.line_num
-        if not any(c.strip() for c in cells):
-            continue
+    for line, cells in lines:
         if len(cells) > len(columns):
             errors.append(f"{path} line {line}: {len(cells)} cells for {len(columns)} columns "
                           f"(quote values that contain commas)")
@@ -245,10 +232,7 @@ def read_manifest(path: str | os.PathLike) -> dict[Path, ManifestRow]:
             file=file, line=line, rep_id=cell.get("rep_id") or None, recorded_at=recorded_at,
             context=Context(**{c: cell.get(c) or None for c in CONTEXT_COLUMNS}),
         )
-    if errors:
-        more = len(errors) - MAX_LISTED_ERRORS
-        listed = errors[:MAX_LISTED_ERRORS] + ([f"... and {more} more"] if more > 0 else [])
-        raise BatchError("bad manifest:\n  " + "\n  ".join(listed), code="manifest_invalid")
+    raise_listed(errors, title="bad manifest", error=BatchError, code="manifest_invalid")
     return rows
 
 

@@ -32,8 +32,6 @@ Only this module's :func:`run` does IO besides :func:`read_ratings` and
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import re
@@ -47,6 +45,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from . import scoring
+from .csvtable import raise_listed, read_table
 from .errors import VmgradeError
 from .pipeline import Context, GradeOptions, Grader
 
@@ -57,7 +56,6 @@ DEFAULT_OUT_NAME = "rubric.calibrated.toml"
 WEIGHT_TOTAL = 100.0
 WEIGHT_STEP = 0.1
 MIN_ROWS = 2  # below this neither a fit nor a correlation means anything
-MAX_LISTED_ERRORS = 20
 NOTE_WIDTH = 100  # comment lines in the written rubric
 _SUM_ROW_SCALE = 1e4  # weight of the sum-to-one row in the augmented NNLS system
 _VERSION_SUFFIX = re.compile(r"\+calibrated-\d{8}$")
@@ -114,18 +112,9 @@ def read_ratings(csv_path: str | os.PathLike) -> Ratings:
         empty file or a score that is not a number in 0-100 (every such row is listed).
     """
     path = Path(csv_path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise CalibrationError(f"{path}: ratings file not found", code="ratings_not_found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"{path}: cannot read ratings ({exc})", code="ratings_invalid") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header or not any(h.strip() for h in header):
-        raise CalibrationError(f"{path} line 1: empty file, expected a header row with columns "
-                               f"{', '.join(REQUIRED_COLUMNS)}", code="ratings_invalid")
-    columns = [h.strip().lower() for h in header]
+    columns, lines = read_table(path, what="ratings file", error=CalibrationError,
+                                not_found_code="ratings_not_found", invalid_code="ratings_invalid",
+                                expected_columns=REQUIRED_COLUMNS)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise CalibrationError(f"{path} line 1: missing column(s) {', '.join(missing)} "
@@ -134,10 +123,7 @@ def read_ratings(csv_path: str | os.PathLike) -> Ratings:
     errors: list[str] = []
     skipped: list[str] = []
     rows: list[Rating] = []
-    for cells in reader:
-        line = reader.line_num
-        if not any(c.strip() for c in cells):
-            continue
+    for line, cells in lines:
         cell = {c: cells[i].strip() if i < len(cells) else "" for c, i in index.items()}
         score, problem = _parse_score(cell["score"])
         if not cell["file"]:
@@ -152,10 +138,7 @@ def read_ratings(csv_path: str | os.PathLike) -> Ratings:
             continue
         context = Context(**{c: cell.get(c) or None for c in CONTEXT_COLUMNS})
         rows.append(Rating(audio, score, line, context))
-    if errors:
-        more = len(errors) - MAX_LISTED_ERRORS
-        listed = errors[:MAX_LISTED_ERRORS] + ([f"... and {more} more"] if more > 0 else [])
-        raise CalibrationError("bad ratings:\n  " + "\n  ".join(listed), code="ratings_invalid")
+    raise_listed(errors, title="bad ratings", error=CalibrationError, code="ratings_invalid")
     return Ratings(path, tuple(rows), tuple(skipped))
 
 
