@@ -50,8 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     ctx.add_argument("--callback-number", help="the number the rep should leave, e.g. 415-555-0198")
     ctx.add_argument("--prospect-name", help="who the voicemail is for")
     ctx.add_argument("--prospect-company", help="the prospect's company")
+    rec = g.add_argument_group("history store (opt-in; see README, 'History store')")
+    rec.add_argument("--record", action="store_true",
+                     help="also record each graded file in the history store")
+    rec.add_argument("--db", metavar="URL", default=None,
+                     help="history database URL (implies --record; default $VMGRADE_DB_URL or "
+                          "SQLite in the data dir)")
+    rec.add_argument("--rep", metavar="ID", default=None, help="rep id to record the files under")
 
     sub.add_parser("models", help="list the Whisper models available offline")
+
+    h = sub.add_parser("history", help="a rep's graded recordings and trend, or every rep's averages")
+    h.add_argument("--rep", metavar="ID", default=None, help="the rep to show (default: list every rep)")
+    h.add_argument("--db", metavar="URL", default=None,
+                   help="database URL (default $VMGRADE_DB_URL, else SQLite in $VMGRADE_DATA_DIR)")
+    h.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or JSON")
 
     c = sub.add_parser("calibrate", help="fit the rubric's dimension weights to a trainer's scores")
     c.add_argument("ratings", metavar="RATINGS.csv",
@@ -102,6 +115,38 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (ua, ul):
         p.add_argument("--data-dir", metavar="DIR", default=None, help="as for `vmgrade serve`")
         p.add_argument("--db-url", metavar="URL", default=None, help="as for `vmgrade serve`")
+    b = sub.add_parser("batch", help="grade a folder of recordings: resumable, parallel, with summaries",
+                       description="Grade every recording under the given files, folders and globs. "
+                                   "Outputs in --out: results.jsonl, summary.csv, index.html, summary.json, "
+                                   "reports/. A rerun skips files already graded (README: 'Batch grading').")
+    b.add_argument("inputs", nargs="+", metavar="PATH_OR_GLOB",
+                   help="audio files, folders (searched recursively) or globs ('calls/**/*.m4a')")
+    b.add_argument("--out", metavar="DIR", default="vmgrade-batch",
+                   help="output folder (default vmgrade-batch)")
+    b.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes, each loading the model once (default 1; with --ray: one actor "
+                        "per cluster CPU)")
+    b.add_argument("--manifest", metavar="CONTEXT.csv", default=None,
+                   help="per-file context: file, rep_id, caller_name, company, callback_number, "
+                        "prospect_name, prospect_company, recorded_at")
+    b.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="grade on Ray actors: no value starts or joins Ray on this machine; else a cluster "
+                        "address ('auto', 'HOST:6379', 'ray://HOST:10001'); needs vmgrade[ray]")
+    b.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL})")
+    b.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
+                   help="speech recogniser (default openai-whisper)")
+    b.add_argument("--rubric", metavar="FILE", default=None, help="rubric TOML (default: the packaged one)")
+    b.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
+                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
+    b.add_argument("--language", default="en", help="spoken language code (default en)")
+    b.add_argument("--no-filler-prompt", action="store_true", help="do not prompt Whisper to keep fillers")
+    b.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="CPU threads per worker (default: CPUs / workers; 1 per actor with --ray)")
+    b.add_argument("--db", metavar="URL", default=None,
+                   help="history database URL (default $VMGRADE_DB_URL, else SQLite in the data dir)")
+    b.add_argument("--no-history", action="store_true", help="do not record results in the history store")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -118,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "users":
             return _users(args)
+        if args.command == "history":
+            return _history(args)
+        if args.command == "batch":
+            return _batch(args)
     except VmgradeError as exc:
         print(f"vmgrade: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -149,17 +198,57 @@ def _grade(args: argparse.Namespace) -> int:
         prospect_name=args.prospect_name,
         prospect_company=args.prospect_company,
     )
+    store = None
+    if args.record or args.db:
+        from .history import content_hash, open_store, rubric_version
+
+        store, version = open_store(args.db), rubric_version(grader.rubric)
     status = EXIT_OK
     for path in args.files:
         report = grader.grade(path, context)
         if not report.ok:
             status = EXIT_FILE_FAILED
             print(f"vmgrade: {report.error.message}", file=sys.stderr)
+        elif store is not None:
+            store.record(report.to_dict(), content_hash=content_hash(path), rep_id=args.rep,
+                         rubric_version=version)
         if args.format == "json":
             print(report.to_json(), flush=True)
         elif report.ok:
             print(to_text(report), flush=True)
     return status
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import re
+    from pathlib import Path
+
+    from .batch import BatchOptions, format_summary, run_batch
+    from .pipeline import GradeOptions
+
+    # `--ray` takes an optional value, so `--ray calls/` would read the folder as an address:
+    # a value that is no Ray address is an input.
+    if args.ray not in (None, "local") and not re.fullmatch(r"auto|local|ray://\S+|[\w.-]+:\d+", args.ray):
+        args.inputs.append(args.ray)
+        args.ray = "local"
+    if args.workers is not None and args.workers < 1:
+        print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_batch(args.inputs, BatchOptions(
+        out=Path(args.out),
+        workers=args.workers or (None if args.ray else 1),
+        manifest=Path(args.manifest) if args.manifest else None,
+        grade=GradeOptions(model=args.model, language=args.language, max_duration_s=args.max_duration,
+                           rubric=args.rubric, filler_prompt=not args.no_filler_prompt,
+                           threads=args.threads, engine=args.engine),
+        ray=args.ray,
+        db_url=args.db,
+        history=not args.no_history,
+        progress=not args.no_progress,
+    ))
+    print(format_summary(result.summary))
+    print(f"\nWrote {result.out}/index.html, results.jsonl, summary.csv, summary.json and reports/.")
+    return result.exit_status
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -246,6 +335,65 @@ def _users(args: argparse.Namespace) -> int:
         user = add_user(session, args.username, password, args.role, args.team)
         print(f"Created {user.role} {user.username} in team {user.team.name} ({url}).")
     return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+
+    from . import history
+    from .scoring import load_rubric
+
+    store = history.open_store(args.db)
+    if args.rep is None:
+        reps = store.reps()
+        if args.format == "json":
+            print(json.dumps({"db": store.url, "reps": [r.to_dict() for r in reps]}, indent=2))
+        elif not reps:
+            print(f"No recordings in {store.url}.")
+        else:
+            _print_tables(f"{len(reps)} reps in {store.url}", [history.reps_table(reps)])
+        return EXIT_OK
+    rows = store.recordings(args.rep)
+    trend = store.trend(args.rep)
+    if args.format == "json":
+        print(json.dumps({"db": store.url, "rep_id": args.rep, "recordings": [r.to_dict() for r in rows],
+                          "trend": trend.to_dict()}, indent=2, ensure_ascii=False))
+    if not rows:
+        print(f"vmgrade: no recordings for rep {args.rep!r} in {store.url}", file=sys.stderr)
+        return EXIT_FILE_FAILED
+    if args.format == "text":
+        _print_tables(f"Rep {args.rep}: {len(rows)} recordings in {store.url}", [
+            history.recordings_table(rows),
+            history.trend_table(trend, load_rubric().labels),
+        ])
+    return EXIT_OK
+
+
+def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -> None:
+    """Rich tables on a terminal (when rich is installed), plain columns otherwise."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        Console = None  # noqa: N806
+    from .history import format_table, numeric_columns
+
+    if Console is not None and sys.stdout.isatty():
+        console = Console(highlight=False)
+        console.print(title, style="bold", markup=False)
+        for header, cells in tables:
+            table = Table()
+            for name, numeric in zip(header, numeric_columns(cells, len(header))):
+                table.add_column(name, justify="right" if numeric else "left")
+            for row in cells:
+                table.add_row(*row)
+            console.print(table)
+        return
+
+    print(title)
+    for header, cells in tables:
+        print()
+        print(format_table(header, cells))
 
 
 def _models() -> int:

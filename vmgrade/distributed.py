@@ -1,0 +1,133 @@
+"""Ray backend for ``vmgrade batch --ray``: the same per-file grading on Ray actors.
+
+One actor per worker, each holding one :class:`vmgrade.pipeline.Grader` (the
+model loads once per actor). The driver keeps one task in flight per actor and
+does all the writing (:mod:`vmgrade.batch`), so outputs, keys and resume are
+exactly those of a local run. An actor that dies (a node lost, killed for
+memory) is replaced and its file retried; a file that kills its actor
+:data:`vmgrade.batch.MAX_CRASHES_PER_FILE` times gets a ``worker_crashed``
+record.
+
+The input files are read by path on the workers: on a cluster every node must
+see them at the same path (a shared filesystem), and have vmgrade and its
+models installed. ``ray`` is the optional extra ``vmgrade[ray]``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+
+from .batch import MAX_CRASHES_PER_FILE, Task, crash_report, grade_with, make_grader
+from .errors import VmgradeError
+from .pipeline import GradeOptions
+
+LOCAL = "local"  # --ray with no address: start (or join) a Ray instance on this machine
+RAY_EXTRA_HINT = 'pip install "vmgrade[ray]"'
+
+
+class RayError(VmgradeError):
+    code = "ray_error"
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayError(f"--ray needs Ray, which is not installed ({exc}). Fix: {RAY_EXTRA_HINT}",
+                       code="ray_not_installed") from exc
+    return ray
+
+
+def connect(address: str | None = LOCAL) -> None:
+    """Join the Ray cluster at ``address`` (``"local"``/None: this machine's, started if none runs).
+
+    A Ray session the caller already opened (``ray.init`` in the same process) is reused.
+    """
+    ray = _ray()
+    if ray.is_initialized():
+        return
+    try:
+        if address in (None, LOCAL):
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise RayError(f"cannot reach the Ray cluster at {address} ({exc})", code="ray_unreachable") from exc
+
+
+class _GraderActor:
+    """Holds one Grader; ``grade`` returns what :func:`vmgrade.batch.grade_with` returns."""
+
+    def __init__(self, options: GradeOptions):
+        self.init_error = None
+        try:
+            self.grader = make_grader(options)
+        except VmgradeError as exc:
+            self.grader = None
+            self.init_error = f"[{exc.code}] {exc.message}"
+
+    def grade(self, task: Task) -> dict:
+        if self.init_error is not None:
+            return {"fatal": self.init_error}
+        return grade_with(self.grader, task)
+
+
+def run_ray(tasks: Iterable[Task], options: GradeOptions, workers: int | None,
+            address: str | None = LOCAL) -> Iterator[tuple[Task, dict]]:
+    """Grade ``tasks`` on Ray actors; yield ``(task, result)`` as each finishes.
+
+    Parameters
+    ----------
+    tasks : iterable of Task
+    options : GradeOptions
+        ``threads`` is each actor's CPU count (default 1: on CPUs several
+        one-thread models outrun one many-thread model).
+    workers : int or None
+        Actors to start; None: as many as the cluster's CPUs allow.
+    address : str or None
+        Ray address (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``) or ``"local"``.
+    """
+    ray = _ray()
+    connect(address)
+    from dataclasses import replace
+
+    threads = options.threads or 1
+    options = replace(options, threads=threads)
+    if workers is None:
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+    pending = deque(tasks)
+    workers = max(1, min(workers, len(pending)))
+    actor_class = ray.remote(num_cpus=threads, max_restarts=0)(_GraderActor)
+    actors = [actor_class.remote(options) for _ in range(workers)]
+    idle = deque(actors)
+    inflight: dict = {}  # ObjectRef -> (actor, task)
+    crashes: Counter[str] = Counter()
+    try:
+        while pending or inflight:
+            while idle and pending:
+                actor, task = idle.popleft(), pending.popleft()
+                inflight[actor.grade.remote(task)] = (actor, task)
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            for ref in ready:
+                actor, task = inflight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                    ray.kill(actor, no_restart=True)
+                    idle.append(actor_class.remote(options))
+                    crashes[task.key] += 1
+                    if crashes[task.key] >= MAX_CRASHES_PER_FILE:
+                        reason = (f"the Ray worker died {crashes[task.key]} times on this file "
+                                  f"({type(exc).__name__})")
+                        yield task, crash_report(task, reason)
+                    else:
+                        pending.appendleft(task)
+                    continue
+                idle.append(actor)
+                yield task, result
+    finally:
+        for ref in inflight:
+            ray.cancel(ref, force=True)
+        for actor in actors + list(idle):
+            ray.kill(actor, no_restart=True)
