@@ -44,7 +44,7 @@ from ..pipeline import GradeOptions, Grader
 from . import accounts, dashboard
 from .jobs import Worker, queue_position, requeue_interrupted
 from .models import Job, Upload, User
-from .storage import MAX_UPLOAD_BYTES, UploadError, context_key, ensure_layout, receive
+from .storage import MAX_UPLOAD_BYTES, UploadError, context_key, ensure_layout, format_size, receive
 
 log = logging.getLogger("vmgrade.web")
 
@@ -687,7 +687,7 @@ class UploadSizeLimit:
     def __init__(self, app, max_body_bytes: int, max_upload_bytes: int,
                  paths: tuple[str, ...] = UPLOAD_PATHS):
         self.app, self.max_body_bytes, self.paths = app, max_body_bytes, paths
-        self.message = f"The file is over the {max_upload_bytes / 2**20:.0f} MB limit."
+        self.message = f"The file is over the {format_size(max_upload_bytes)} limit."
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:

@@ -106,7 +106,7 @@ def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
                 size += len(chunk)
                 if size > max_bytes:
                     raise UploadError(
-                        f"{display}: file is over the {max_bytes / 2**20:.0f} MB limit",
+                        f"{display}: file is over the {format_size(max_bytes)} limit",
                         code="too_large", status=413)
                 digest.update(chunk)
                 out.write(chunk)
@@ -136,6 +136,13 @@ def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
         return StoredAudio(sha, relpath, media_type, size, round(audio.duration_s, 3))
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def format_size(size_bytes: int) -> str:
+    """``20 MB``, ``195 KB``: binary units, as file managers show them."""
+    if size_bytes >= 2**20:
+        return f"{size_bytes / 2**20:.3g} MB"
+    return f"{size_bytes / 2**10:.0f} KB"
 
 
 def sniff(head: bytes) -> str | None:
