@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
@@ -64,6 +65,12 @@ APP_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; st
 REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
               "img-src data: blob:; media-src data: blob: 'self'; font-src data:; frame-ancestors 'self'; "
               "form-action 'none'; base-uri 'none'")
+
+DOCS_ASSETS = "/api/docs-assets"
+# Swagger UI starts itself with an inline script.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; frame-ancestors 'none'")
+DOCS_CDN_CSP = DOCS_CSP.replace("'self' 'unsafe-inline'", "'self' 'unsafe-inline' https://cdn.jsdelivr.net")
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,8 @@ def create_app(
     ensure_layout(data_dir)
     db_url = db_url or os.environ.get("VMGRADE_DB_URL") or f"sqlite:///{data_dir / 'history.sqlite3'}"
     store = open_store(db_url)
-    engine = _web_engine(store.engine.url)
+    in_memory = store.engine.url.database in (None, "", ":memory:")
+    engine = store.engine if in_memory else _web_engine(store.engine.url)
     sessions = sessionmaker(engine, expire_on_commit=False)
     settings = Settings(data_dir, max_upload_bytes, max_duration_s, https_only)
 
@@ -212,7 +220,8 @@ def create_app(
             yield
         finally:
             worker.stop()
-            engine.dispose()
+            if engine is not store.engine:
+                engine.dispose()
 
     app = FastAPI(
         title="vmgrade",
@@ -220,7 +229,7 @@ def create_app(
         description="Grade practice voicemails: upload or record, then read the report. "
                     "Log in with POST /api/login (after GET /api/csrf); send the CSRF token as "
                     "the X-CSRF-Token header on every POST.",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the packaged Swagger UI: no CDN, works offline
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
@@ -255,6 +264,20 @@ def create_app(
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE_S, same_site="lax",
                        https_only=https_only)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    docs_assets = _swagger_ui_dir()
+    if docs_assets is not None:
+        app.mount(DOCS_ASSETS, StaticFiles(directory=str(docs_assets)), name="docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs():
+        kwargs = {}
+        if docs_assets is not None:
+            kwargs = dict(swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                          swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                          swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+        page = get_swagger_ui_html(openapi_url=app.openapi_url, title="vmgrade API", **kwargs)
+        page.headers["Content-Security-Policy"] = DOCS_CSP if docs_assets is not None else DOCS_CDN_CSP
+        return page
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -370,8 +393,6 @@ def create_app(
         return list(reps.values()), findings
 
     def comparison_for(s: Session, user: User, ids: list[int]):
-        from ..compare import compare_reports
-
         if len(ids) < 2:
             raise HTTPException(400, "pick two or more recordings to compare")
         # Recording order, so two picks read before -> after whatever order they were ticked in.
@@ -381,6 +402,8 @@ def create_app(
             raise HTTPException(400, "pick two or more different recordings to compare")
         reports = [load_report(u) for u in uploads]
         labels = [f"{u.user.username} {u.created_at:%Y-%m-%d %H:%M} #{u.id}" for u in uploads]
+        from ..compare import compare_reports
+
         return compare_reports(reports, labels)
 
     def upload_context(values: dict[str, str | None]) -> dict[str, str]:
@@ -658,6 +681,15 @@ def _secret_key(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(key)
     return key
+
+
+def _swagger_ui_dir() -> Path | None:
+    """Swagger UI's files from the swagger-ui-bundle package, or None (then FastAPI's CDN copy)."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return None
+    return Path(swagger_ui_bundle.swagger_ui_path)
 
 
 def _web_engine(url):
