@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,7 +71,11 @@ def test_anonymous_pages_redirect_and_api_401(queued_app):
             assert client.get(path).status_code == 401, path
         assert client.get("/login").status_code == 200
         assert client.get("/api/openapi.json").json()["info"]["title"] == "vmgrade"
-        assert client.get("/api/docs").status_code == 200
+        docs = client.get("/api/docs")
+        assert docs.status_code == 200
+        # Swagger UI is served from the package, not a CDN: the docs work offline
+        assets = re.findall(r'(?:src|href)="(/api/docs-assets/[^"]+)"', docs.text)
+        assert len(assets) >= 2 and all(client.get(a).status_code == 200 for a in assets)
 
 
 def test_login_needs_csrf_and_sets_a_safe_cookie(queued_app):

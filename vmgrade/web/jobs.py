@@ -101,6 +101,7 @@ class Worker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="vmgrade-grader", daemon=True)
         self._thread.start()
 
