@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -274,7 +274,7 @@ def create_app(
         if docs_assets is not None:
             kwargs = dict(swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
                           swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-                          swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+                          swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
         page = get_swagger_ui_html(openapi_url=app.openapi_url, title="vmgrade API", **kwargs)
         page.headers["Content-Security-Policy"] = DOCS_CSP if docs_assets is not None else DOCS_CDN_CSP
         return page
@@ -316,8 +316,9 @@ def create_app(
                                 headers={"WWW-Authenticate": 'Cookie realm="vmgrade"'})
         return user
 
-    def api_csrf(request: Request) -> None:
-        if not _csrf_ok(request, request.headers.get("x-csrf-token")):
+    def api_csrf(request: Request, x_csrf_token: Annotated[str | None, Header(
+            description="the session's CSRF token, from GET /api/csrf or POST /api/login")] = None) -> None:
+        if not _csrf_ok(request, x_csrf_token):
             raise HTTPException(403, "missing or wrong X-CSRF-Token header (GET /api/csrf)")
 
     PageUser = Annotated[User, Depends(page_user)]
@@ -684,12 +685,12 @@ def _secret_key(data_dir: Path) -> str:
 
 
 def _swagger_ui_dir() -> Path | None:
-    """Swagger UI's files from the swagger-ui-bundle package, or None (then FastAPI's CDN copy)."""
+    """Swagger UI's files as packaged by fastapi-offline, or None (then FastAPI's CDN copy)."""
     try:
-        import swagger_ui_bundle
+        import fastapi_offline
     except ImportError:
         return None
-    return Path(swagger_ui_bundle.swagger_ui_path)
+    return Path(fastapi_offline.__file__).resolve().parent / "static"
 
 
 def _web_engine(url):
