@@ -6,6 +6,7 @@ Kept in a test module (no tests here) so the web tests share one copy.
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import threading
 import time
@@ -107,4 +108,5 @@ class LiveServer:
         self.thread.join(30)
 
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright never downloads a browser here
+# Debian's chromium (CI exports VMGRADE_CHROMIUM); Playwright never downloads a browser here.
+CHROMIUM = os.environ.get("VMGRADE_CHROMIUM") or "/usr/bin/chromium"

@@ -401,7 +401,9 @@ def create_app(
                          key=lambda u: (u.created_at, u.id))
         if len(uploads) < 2:
             raise HTTPException(400, "pick two or more different recordings to compare")
-        reports = [load_report(u) for u in uploads]
+        # The stored audio (so the comparison embeds it) and the upload time (its timeline).
+        reports = [{**load_report(u), "file": str(data_dir / u.stored_path),
+                    "recorded_at": u.created_at.isoformat() + "Z"} for u in uploads]
         labels = [f"{u.user.username} {u.created_at:%Y-%m-%d %H:%M} #{u.id}" for u in uploads]
         from ..compare import compare_reports
 
@@ -419,6 +421,10 @@ def create_app(
         return context
 
     # -------------------------------------------------------- pages
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)  # none: keeps browsers' consoles free of 404s
+
     @app.get("/", include_in_schema=False)
     def home(user: PageUser):
         return RedirectResponse("/team" if user.is_trainer else "/recordings", status_code=303)
