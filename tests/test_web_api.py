@@ -205,6 +205,12 @@ def test_bad_uploads_are_refused_with_clear_messages(tmp_path):
         page = client.post("/upload", data={"csrf_token": token},
                            files={"file": ("notes.wav", text.read_bytes(), "audio/wav")})
         assert page.status_code == 415 and "notes.wav: not an audio file" in page.text
+        # without JavaScript the form posts here and is redirected to the recording's page
+        with open(tmp_path / "c.wav", "rb") as f:
+            page = client.post("/upload", data={"csrf_token": token, "prospect_name": "Dana"},
+                               files={"file": ("form.wav", f, "audio/wav")}, follow_redirects=False)
+        assert page.status_code == 303 and re.fullmatch(r"/recordings/\d+", page.headers["location"])
+        assert "prospect name: Dana" in client.get(page.headers["location"]).text
         assert client.post("/upload", data={"csrf_token": "forged"},
                            files={"file": ("c.wav", b"RIFF", "audio/wav")}).status_code == 403
 

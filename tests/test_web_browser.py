@@ -59,8 +59,14 @@ def page(browser, server):
     context.grant_permissions(["microphone"], origin=server.url)
     page = context.new_page()
     page.set_default_timeout(30_000)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # CSP violations and script errors show as console errors; a 404 the test asked for does not count.
+    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
+            and errors.append(m.text))
     yield page
     context.close()
+    assert errors == []
 
 
 def login(page, username: str) -> None:
