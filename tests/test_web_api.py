@@ -59,6 +59,15 @@ def test_migration_creates_exactly_the_models(tmp_path):
     assert web_diffs == []
     assert version == "0002_web"
 
+    from alembic import command
+    from sqlalchemy import inspect
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    command.downgrade(history.migration_config(url), "0001_history")
+    assert not [t for t in inspect(store.engine).get_table_names() if t.startswith("web_")]
+    command.upgrade(history.migration_config(url), "head")
+    assert {"web_users", "web_jobs"} <= set(inspect(store.engine).get_table_names())
+
 
 def test_anonymous_pages_redirect_and_api_401(queued_app):
     with TestClient(queued_app) as client:
