@@ -32,7 +32,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -58,7 +58,6 @@ DRAIN_LIMIT_BYTES = 256 * 1024 * 1024
 UPLOAD_PATHS = ("/upload", "/api/uploads")
 CONTEXT_FIELDS = ("caller_name", "company", "callback_number", "prospect_name", "prospect_company")
 CONTEXT_MAX_CHARS = 200
-SQLITE_BUSY_TIMEOUT_MS = 30000
 APP_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self'; "
            "script-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'")
 # The report page (issue 5) is self-contained with inline script and data: media; it may not phone out.
@@ -199,9 +198,9 @@ def create_app(
     ensure_layout(data_dir)
     db_url = db_url or os.environ.get("VMGRADE_DB_URL") or f"sqlite:///{data_dir / 'history.sqlite3'}"
     store = open_store(db_url)
-    in_memory = store.engine.url.database in (None, "", ":memory:")
-    engine = store.engine if in_memory else _web_engine(store.engine.url)
-    sessions = sessionmaker(engine, expire_on_commit=False)
+    # The history store's engine: on SQLite it sets WAL and a 30 s busy timeout, and the
+    # driver opens a transaction only at the first write, so reads never hold the write lock.
+    sessions = sessionmaker(store.engine, expire_on_commit=False)
     settings = Settings(data_dir, max_upload_bytes, max_duration_s, https_only)
 
     options = grade_options or GradeOptions()
@@ -220,8 +219,6 @@ def create_app(
             yield
         finally:
             worker.stop()
-            if engine is not store.engine:
-                engine.dispose()
 
     app = FastAPI(
         title="vmgrade",
@@ -697,27 +694,6 @@ def _swagger_ui_dir() -> Path | None:
     except ImportError:
         return None
     return Path(fastapi_offline.__file__).resolve().parent / "static"
-
-
-def _web_engine(url):
-    """The web app's own engine on the history DB; SQLite waits for locks instead of failing."""
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_conn, _record):
-            dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
-            cursor = dbapi_conn.cursor()
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")  # readers do not block the worker's writes
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):
-            # Take the write lock up front: a deferred transaction that upgrades
-            # to a write can fail at once with "database is locked".
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-    return engine
 
 
 class UploadSizeLimit:
