@@ -233,7 +233,7 @@ def test_bad_uploads_are_refused_with_clear_messages(tmp_path):
 @pytest.mark.slow
 def test_upload_is_graded_in_the_background_recorded_and_compared(tmp_path):
     app = _app(tmp_path / "data")
-    add_users(app, ("rita", "rep", "east"), ("tom", "trainer", "east"))
+    add_users(app, ("rita", "rep", "east"), ("tom", "trainer", "east"), ("ravi", "rep", "east"))
     first = make_clip(tmp_path / "first.wav", seconds=4.0, source="before_practice.wav")
     second = make_clip(tmp_path / "second.wav", seconds=4.0, source="after_practice.wav")
     with TestClient(app) as client:
@@ -265,11 +265,20 @@ def test_upload_is_graded_in_the_background_recorded_and_compared(tmp_path):
         assert {r.content_hash: r.score for r in rows}[hashes[0]] == done["score"]
         assert "Score over time" in client.get("/recordings").text
 
+    with TestClient(app) as client:  # another rep hands in byte-identical audio
+        token = api_login(client, "ravi")
+        copy = api_upload(client, token, first, callback_number="415-555-0198", prospect_name="Dana").json()
+        assert copy["id"] != body["id"] and not copy["duplicate"]
+        assert wait_done(client, copy["id"])["state"] == "done"
+    assert len(app.state.store.recordings(rep_id="rita")) == 2  # the history keeps rita's attribution
+    assert app.state.store.recordings(rep_id="ravi") == []
+
     with TestClient(app) as client:
         api_login(client, "tom")
         team = client.get("/api/team").json()
-        (rita,) = team["reps"]
-        assert rita["recordings"] == 2 and len(rita["scores"]) == 2 and rita["change"] is not None
+        ravi, rita = team["reps"]
+        assert ravi["recordings"] == 1 and rita["recordings"] == 2
+        assert len(rita["scores"]) == 2 and rita["change"] is not None
         assert team["common_findings"] and all(n >= 1 for _, n in team["common_findings"])
         assert "Most common findings" in client.get("/team").text
         comparison = client.get(f"/api/compare?ids={second_id}&ids={body['id']}")

@@ -159,11 +159,22 @@ class Worker:
         relpath = f"reports/{upload_id}.json"
         report_file = self.data_dir / relpath
         write_json_atomic(report_file, report)
-        recording_id = self.store.record(report, content_hash=sha, rep_id=rep_id, recorded_at=created_at,
-                                         report_path=str(report_file))
+        recording_id = None
+        if self._history_owner(sha) in (None, rep_id):
+            # The history keeps one row per audio content: byte-identical audio from a
+            # second rep stays attributed to the first (the web app shows it to both).
+            recording_id = self.store.record(report, content_hash=sha, rep_id=rep_id, recorded_at=created_at,
+                                             report_path=str(report_file))
         codes = [f.get("code") for f in report.get("feedback", []) if f.get("code")]
         self._finish(job_id, state="done", score=report.get("score"), letter=report.get("grade"),
                      finding_codes=codes, report_path=relpath, recording_id=recording_id)
+
+    def _history_owner(self, sha: str) -> str | None:
+        from ..history import Recording
+
+        with self.sessions() as s:
+            return s.scalar(select(Recording.rep_id).where(Recording.content_hash == sha,
+                                                           Recording.rep_id.is_not(None)).limit(1))
 
     def _finish(self, job_id: int, **values) -> None:
         with self.sessions() as s:
