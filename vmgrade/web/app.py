@@ -43,7 +43,7 @@ from .. import __version__
 from ..audio import DEFAULT_MAX_DURATION_S
 from ..pipeline import GradeOptions, Grader
 from . import accounts, dashboard
-from .jobs import Worker, queue_position, requeue_interrupted
+from .jobs import Worker, queue_position, report_html_path, requeue_interrupted
 from .models import Job, Upload, User
 from .storage import MAX_UPLOAD_BYTES, UploadError, context_key, ensure_layout, format_size, receive
 
@@ -493,12 +493,15 @@ def create_app(
 
     @app.get("/recordings/{upload_id}/report", include_in_schema=False)
     def report_page(upload_id: int, user: PageUser, s: DB):
-        from ..html_report import render_report_html
-
         upload = visible(s, user, upload_id)
         report = load_report(upload)
-        html = render_report_html(report, data_dir / upload.stored_path)
-        return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
+        cached = report_html_path(data_dir, upload.id)
+        if not cached.exists():  # the worker renders it after grading; this is the fallback
+            from ..html_report import write_report_html
+
+            write_report_html(report, cached, data_dir / upload.stored_path)
+        return FileResponse(cached, media_type="text/html; charset=utf-8",
+                            headers={"Content-Security-Policy": REPORT_CSP})
 
     @app.get("/recordings/{upload_id}/audio", include_in_schema=False)
     def audio_file(upload_id: int, user: PageUser, s: DB):

@@ -67,6 +67,11 @@ def claim_next(sessions: sessionmaker, worker_id: str) -> int | None:
             # another worker won this one; try the next
 
 
+def report_html_path(data_dir: Path, upload_id: int) -> Path:
+    """Where the rendered HTML report of an upload is kept."""
+    return Path(data_dir) / "reports" / f"{upload_id}.html"
+
+
 def queue_position(session: Session, job: Job) -> int:
     """How many queued or running jobs are ahead of ``job``."""
     return session.scalar(
@@ -159,6 +164,7 @@ class Worker:
         relpath = f"reports/{upload_id}.json"
         report_file = self.data_dir / relpath
         write_json_atomic(report_file, report)
+        self._write_html(report, upload_id, audio_path)
         recording_id = None
         if self._history_owner(sha) in (None, rep_id):
             # The history keeps one row per audio content: byte-identical audio from a
@@ -168,6 +174,15 @@ class Worker:
         codes = [f.get("code") for f in report.get("feedback", []) if f.get("code")]
         self._finish(job_id, state="done", score=report.get("score"), letter=report.get("grade"),
                      finding_codes=codes, report_path=relpath, recording_id=recording_id)
+
+    def _write_html(self, report: dict, upload_id: int, audio_path: Path) -> None:
+        """Render the HTML report now (charts take a second or more), so pages serve a file."""
+        try:
+            from ..html_report import write_report_html
+
+            write_report_html(report, report_html_path(self.data_dir, upload_id), audio_path)
+        except Exception:  # a derived page: the report page renders it on demand instead
+            log.exception("HTML report for upload %s not written", upload_id)
 
     def _history_owner(self, sha: str) -> str | None:
         from ..history import Recording
