@@ -169,6 +169,14 @@ def test_non_audio_and_oversized_uploads_are_refused_with_a_message(page, tmp_pa
     page.click("#upload-submit")
     expect(page.locator("#upload-error")).to_contain_text("huge.wav: file is over the 20 MB limit")
 
+    # the server refuses it too, over real HTTP, for the form and the API alike
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    payload = {"name": "huge.wav", "mimeType": "audio/wav", "buffer": big.read_bytes()}
+    response = page.request.post("/upload", multipart={"csrf_token": token, "file": payload})
+    assert response.status == 413 and "over the 20 MB limit" in response.text()
+    response = page.request.post("/api/uploads", multipart={"file": payload}, headers={"X-CSRF-Token": token})
+    assert response.status == 413 and response.json()["code"] == "too_large"
+
 
 def test_trainer_compares_two_recordings(page, server):
     login(page, "tom")
