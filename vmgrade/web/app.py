@@ -58,6 +58,7 @@ DRAIN_LIMIT_BYTES = 256 * 1024 * 1024
 UPLOAD_PATHS = ("/upload", "/api/uploads")
 CONTEXT_FIELDS = ("caller_name", "company", "callback_number", "prospect_name", "prospect_company")
 CONTEXT_MAX_CHARS = 200
+FILENAME_MAX_CHARS = 255  # the column's width; the end of a long name keeps its extension
 APP_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self'; "
            "script-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'")
 # The report page (issue 5) is self-contained with inline script and data: media; it may not phone out.
@@ -335,7 +336,8 @@ def create_app(
         existing = _find_upload(s, user.id, stored.sha256, key)
         if existing is not None:
             return existing, True
-        filename = os.path.basename(file.filename or "") or f"recording.{stored.relpath.rsplit('.', 1)[1]}"
+        filename = os.path.basename(file.filename or "")[-FILENAME_MAX_CHARS:] \
+            or f"recording.{stored.relpath.rsplit('.', 1)[1]}"
         upload = Upload(user_id=user.id, sha256=stored.sha256, stored_path=stored.relpath, filename=filename,
                         media_type=stored.media_type, size_bytes=stored.size_bytes,
                         duration_s=stored.duration_s, source=source, context=context, context_key=key)
