@@ -356,3 +356,24 @@ def test_users_cli_and_first_run_hint(tmp_path):
     app = _app(data, start_worker=False)
     with TestClient(app) as client:
         assert api_login(client, "tom", "a long password")
+
+
+def test_lockout_expires_and_old_failures_are_forgotten(queued_app):
+    from datetime import timedelta
+
+    from vmgrade.web.accounts import FAILED_LOGIN_WINDOW, LOCKOUT, MAX_FAILED_LOGINS, authenticate
+    from vmgrade.web.models import utcnow
+
+    t0 = utcnow()
+    with queued_app.state.sessions() as s:
+        later = t0 + FAILED_LOGIN_WINDOW * 1.1
+        for when in [t0] * (MAX_FAILED_LOGINS - 1) + [later] * 2:  # the window restarts the count
+            assert authenticate(s, "rita", "nope", "10.0.0.1", now=when).user is None
+        assert authenticate(s, "rita", PASSWORD, "10.0.0.1", now=later).user is not None
+
+        for _ in range(MAX_FAILED_LOGINS):
+            authenticate(s, "RITA", "nope", "10.0.0.2", now=later)  # usernames are case-insensitive
+        locked = authenticate(s, "rita", PASSWORD, "10.0.0.2", now=later + timedelta(seconds=1))
+        assert locked.user is None and 0 < locked.locked_for_s <= LOCKOUT.total_seconds()
+        assert authenticate(s, "rita", PASSWORD, "10.0.0.3", now=later).user is not None  # other address
+        assert authenticate(s, "rita", PASSWORD, "10.0.0.2", now=later + LOCKOUT * 1.01).user is not None
