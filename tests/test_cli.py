@@ -59,3 +59,59 @@ def test_console_script_help_and_models():
     models_out = subprocess.run([sys.executable, "-m", "vmgrade", "models"],
                                 capture_output=True, text=True, check=True).stdout
     assert "base" in models_out and "tiny.en" in models_out and "MB" in models_out
+
+
+def test_compare_audio_against_saved_report_json(tmp_path, capsys):
+    saved = tmp_path / "after.jsonl"
+    assert main(["grade", str(SAMPLES / "after_practice.wav"), "--format", "json", "--model", "tiny.en"]) == 0
+    saved.write_text(capsys.readouterr().out)
+    page = tmp_path / "cmp.html"
+    status = main(["compare", str(SAMPLES / "before_practice.wav"), str(saved), "--model", "tiny.en",
+                   "--format", "json", "--html", str(page), "--label", "before", "--label", "after"])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    data = json.loads(out.out)
+    assert [r["label"] for r in data["recordings"]] == ["before", "after"]
+    assert data["recordings"][0]["file"].endswith("before_practice.wav")
+    assert data["score"]["after"] > data["score"]["before"]
+    assert any(line.startswith("Pace went from") for line in data["summary"])
+    assert {m["key"] for m in data["metrics"] if m["noticeable"]} >= {"rate_wpm", "filler_rate_per_min"}
+    assert page.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+
+def _write_reports(path, *reports):
+    path.write_text("\n".join(json.dumps(r) for r in reports) + "\n")
+    return path
+
+
+def test_compare_text_from_report_json_and_errors(tmp_path, capsys):
+    ok = {"file": "a.wav", "score": 60.0, "grade": "D", "metrics": {"rate_wpm": 200.0},
+          "dimensions": [{"key": "pace", "label": "Pace and pauses", "score": 20.0, "weight": 10}]}
+    better = {**ok, "file": "b.wav", "score": 75.0, "grade": "C", "metrics": {"rate_wpm": 150.0},
+              "dimensions": [{"key": "pace", "label": "Pace and pauses", "score": 90.0, "weight": 10}]}
+    failed = {"file": "c.wav", "error": {"code": "not_audio", "message": "c.wav: not audio"}}
+    status = main(["compare", str(_write_reports(tmp_path / "two.jsonl", ok, better))])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Score went from 60 (D) to 75 (C)." in out and "into the target band" in out
+    assert "Pace and pauses" in out and "\x1b[" not in out
+
+    status = main(["compare", str(_write_reports(tmp_path / "three.jsonl", ok, failed, better))])
+    captured = capsys.readouterr()
+    assert status == 1 and "c.wav: could not be graded [not_audio]" in captured.err
+    assert "Trend over 3 recordings" in captured.out
+
+    assert main(["compare", str(_write_reports(tmp_path / "one.json", ok))]) == 2
+    assert "at least two recordings" in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text('{"rows": []}')
+    assert main(["compare", str(other), str(tmp_path / "two.jsonl")]) == 2
+    assert "other.json: not a vmgrade report" in capsys.readouterr().err
+
+
+def test_compare_help_lists_its_options():
+    help_out = subprocess.run([sys.executable, "-m", "vmgrade", "compare", "--help"],
+                              capture_output=True, text=True, check=True).stdout
+    for option in ("BEFORE AFTER", "--format", "--html", "--label", "--by-time", "--model", "--rubric",
+                   "--callback-number", "--engine"):
+        assert option in help_out, option

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -291,7 +292,7 @@ def test_concurrent_writers_share_one_sqlite_file(db_url, reports):
 
 
 @pytest.mark.slow
-def test_history_command(db_url, reports, capsys):
+def test_history_command(db_url, reports, capsys, monkeypatch):
     store = open_store(db_url)
     store.record(reports["before_practice.wav"], content_hash=content_hash(BEFORE), rep_id="ana",
                  recorded_at=T0)
@@ -323,6 +324,12 @@ def test_history_command(db_url, reports, capsys):
 
     assert main(["history", "--db", db_url, "--rep", "nobody"]) == EXIT_FILE_FAILED
     assert "no recordings for rep 'nobody'" in capsys.readouterr().err
+
+    # On a terminal: rich tables.
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["history", "--db", db_url, "--rep", "ana"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "┃" in out and "Opening and identity" in out and f"{before:.1f}" in out
 
 
 @pytest.mark.slow

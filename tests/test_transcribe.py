@@ -88,3 +88,42 @@ def test_jfk_reference_wer(transcriber):
         "ask what you can do for your country."
     )
     assert wer(reference, transcript.text) <= 0.1, transcript.text
+
+
+def test_encoder_is_run_once_per_window(transcriber):
+    """Decoding and word alignment share one encoding of each 30-s window."""
+    import torch
+    import whisper
+
+    model = transcriber.model
+    samples = torch.from_numpy(load(SAMPLES / "followup_phone.wav").samples)
+    mel = whisper.pad_or_trim(whisper.log_mel_spectrogram(samples), whisper.audio.N_FRAMES)[None]
+    calls = []
+    hook = model.encoder.inner.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        first = model.encoder(mel)
+        again = model.encoder(mel.clone())  # equal values, another tensor: find_alignment's case
+        other = model.encoder(torch.zeros_like(mel))
+    finally:
+        hook.remove()
+    assert again is first and len(calls) == 2
+    assert not torch.equal(other, first)
+    with torch.no_grad():
+        assert torch.allclose(first, model.encoder.inner(mel))
+
+
+def test_model_setup_uses_all_cores_and_a_cached_dtw_kernel(transcriber):
+    import torch
+    import whisper.timing
+    from numba.core.caching import NullCache
+
+    from vmgrade.transcribe import cpu_cores
+
+    transcriber.model  # noqa: B018 - loads the model
+    assert torch.get_num_threads() == cpu_cores()
+    kernel = whisper.timing.dtw_cpu
+    assert getattr(kernel, "_vmgrade_cached", False)
+    assert not isinstance(kernel._cache, NullCache)
+    cost = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    rows, cols = whisper.timing.dtw(torch.from_numpy(cost))
+    assert list(rows) == [0, 1, 2] and list(cols) == [0, 1, 2]

@@ -467,7 +467,8 @@ def crash_report(task: Task, reason: str) -> dict:
 # --- the local backend: a process pool, one Grader per process ---
 
 
-def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int) -> Iterator[tuple[Task, dict]]:
+def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int,
+              note: Callable[[str], None] | None = None) -> Iterator[tuple[Task, dict]]:
     """Grade ``tasks`` in ``workers`` processes; yield ``(task, result)`` as each finishes.
 
     At most ``workers`` tasks are in flight, so when a worker dies (killed for
@@ -517,6 +518,9 @@ def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int) -> Ite
                 broken.extend(inflight.values())
                 inflight.clear()
                 _stop_pool(pool)
+                if note is not None:
+                    note(f"vmgrade: warning: a worker process died; retrying {len(broken)} file(s) "
+                         "one at a time")
                 alone = len(broken) == 1  # only then is the dead worker's file known
                 for task in broken:
                     retrying.discard(task.key)
@@ -614,12 +618,14 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     Returns
     -------
     BatchResult
+        ``graded``: results written by this run (errors included); ``skipped``:
+        recordings already in the ledger; ``failed``: input paths with an error record.
 
     Raises
     ------
-    BatchError, ModelError, RubricError
+    BatchError, ModelError, RubricError, HistoryError
         Before anything is graded: bad inputs or manifest, output folder in use,
-        unusable model or rubric.
+        unusable model or rubric, unreachable history database.
     """
     from .history import content_hash, rubric_version
     from .scoring import load_rubric
@@ -630,12 +636,14 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     out = Path(options.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock(out)
+    store = None
     try:
         manifest = read_manifest(options.manifest) if options.manifest else {}
         paths = discover(inputs, exclude=out)
         if not paths:
             raise BatchError(f"no audio files found in {', '.join(map(os.fspath, inputs))}", code="no_inputs")
-        unlisted = [p for p in manifest if p not in set(paths)]
+        listed = set(paths)
+        unlisted = [p for p in manifest if p not in listed]
         if unlisted:
             echo(f"vmgrade: note: {len(unlisted)} manifest file(s) are not among the inputs, "
                  f"e.g. {unlisted[0]}")
@@ -651,6 +659,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
             rubric = load_rubric(grade_options.rubric)
             model_name = make_transcriber(grade_options.engine, grade_options.model).model_name
         settings = settings_of(grade_options, model_name, rubric_version(rubric))
+        store = _open_history(options, echo)  # a bad database URL also stops the batch here
 
         rows, tasks = _plan(paths, manifest, settings, content_hash)
         for d in (LEDGER_DIR, REPORTS_DIR):
@@ -665,7 +674,6 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
 
         writer = _Writer(out, rows, settings)
         writer.rebuild(done)
-        store = _open_history(options, echo)
         if store is not None:
             for key, record in done.items():  # idempotent: closes a crash gap between ledger and DB
                 _record_history(store, out, record, writer.first_row(key), echo)
@@ -674,9 +682,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
             graded = _grade_all(todo, grade_options, options, writer, store, done, grader)
         finally:  # also on Ctrl-C: the aggregates end complete, sorted and duplicate-free
             summary = writer.finish(done)
-            if store is not None:
-                store.close()
     finally:
+        if store is not None:
+            store.close()
         _unlock(lock)
     failed = summary["totals"]["errors"]
     return BatchResult(out=out, files=len(rows), graded=graded, skipped=len(tasks) - len(todo),
@@ -722,11 +730,16 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
 
         results = run_ray(todo, grade_options, options.workers, options.ray)
     else:
-        results = run_local(todo, grade_options, min(options.workers or 1, len(todo)))
+        results = run_local(todo, grade_options, min(options.workers or 1, len(todo)),
+                            note=lambda line: tqdm.write(line, file=sys.stderr))
     bar = tqdm(total=len(todo), unit="file", desc="grading", file=sys.stderr, dynamic_ncols=True,
                disable=not options.progress, smoothing=0.1)
     warned: set[str] = set()
     graded = 0
+
+    def note(line: str) -> None:
+        bar.write(line, file=sys.stderr)  # above the bar, not through it
+
     try:
         for task, result in results:
             if "fatal" in result:
@@ -736,14 +749,14 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
             problem = result.get("html_problem")
             if problem and problem not in warned:  # "html_report not available" once, not per file
                 warned.add(problem)
-                bar.write(f"vmgrade: warning: {problem}")
+                note(f"vmgrade: warning: {problem}")
             record = writer.commit(task, result)
             done[task.key] = record
             graded += 1
             if not record["ok"]:
-                bar.write(f"vmgrade: {record['report']['error']['message']}")
+                note(f"vmgrade: {record['report']['error']['message']}")
             elif store is not None:
-                _record_history(store, writer.out, record, writer.first_row(task.key), bar.write)
+                _record_history(store, writer.out, record, writer.first_row(task.key), note)
             bar.update(1)
     finally:
         close = getattr(results, "close", None)
@@ -836,7 +849,7 @@ class _Writer:
 
     def rebuild(self, done: dict[str, dict]) -> None:
         """Rewrite every aggregate from ledger records (atomically): rows of finished inputs, by path."""
-        self.records = dict(done)
+        self.records.update(done)  # with any committed by this run (an interrupt may come mid-commit)
         finished = [(r, self.records[r.task.key]) for r in self.rows if r.task.key in self.records]
         write_atomic(self.out / JSONL_NAME, "".join(_jsonl_line(r, rec) for r, rec in finished))
         write_atomic(self.out / CSV_NAME, ",".join(CSV_COLUMNS) + "\r\n"
@@ -1028,14 +1041,14 @@ th[aria-sort=descending]::after{content:" \\25BC"}td.num{text-align:right;font-v
 tr.error td{color:#a00}.summary{display:flex;gap:3em;flex-wrap:wrap}.muted{color:#777}
 """
 _INDEX_SCRIPT = """
-document.querySelectorAll('th').forEach(function(th, col){th.addEventListener('click', function(){
-  var tbody=th.closest('table').tBodies[0], asc=th.getAttribute('aria-sort')!=='ascending';
+document.querySelectorAll('th').forEach(function(th){th.addEventListener('click', function(){
+  var col=th.cellIndex, tbody=th.closest('table').tBodies[0], asc=th.getAttribute('aria-sort')!=='ascending';
   th.parentNode.querySelectorAll('th').forEach(function(h){h.removeAttribute('aria-sort')});
   th.setAttribute('aria-sort', asc?'ascending':'descending');
   var rows=Array.prototype.slice.call(tbody.rows), key=function(r){
     var v=r.cells[col].getAttribute('data-v'); var n=parseFloat(v); return isNaN(n)?v.toLowerCase():n};
-  rows.sort(function(a,b){var x=key(a),y=key(b);
-    var c=(typeof x===typeof y)?(x<y?-1:x>y?1:0):(typeof x==='number'?-1:1); return asc?c:-c});
+  rows.sort(function(a,b){var x=key(a),y=key(b);  // numbers in order, blanks and text after them
+    if(typeof x!==typeof y) return typeof x==='number'?-1:1; var c=x<y?-1:x>y?1:0; return asc?c:-c});
   rows.forEach(function(r){tbody.appendChild(r)});});});
 """
 

@@ -7,8 +7,10 @@ Exit status: 0 all files graded, 1 some file failed (its record says why),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .audio import DEFAULT_MAX_DURATION_S
@@ -31,32 +33,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio files (wav, flac, mp3, ogg, m4a, amr, webm…)")
     g.add_argument("--format", choices=("text", "json"), default="text",
                    help="text summary (default) or JSON, one object per line")
-    g.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL}; see `vmgrade models`)")
-    g.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
-                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
-    g.add_argument("--rubric", metavar="FILE", default=None,
-                   help="rubric TOML overriding the packaged one (format: README, 'Rubric file')")
-    g.add_argument("--language", default="en", help="spoken language code (default en)")
-    g.add_argument("--no-filler-prompt", action="store_true",
-                   help="do not prompt Whisper to keep filler words (um, uh)")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
-    g.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
-                   help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
-                        'needs pip install "vmgrade[fast]")')
-    ctx = g.add_argument_group("call context (all optional)")
-    ctx.add_argument("--caller-name", help="the rep's name as it should be said")
-    ctx.add_argument("--company", help="the rep's company")
-    ctx.add_argument("--callback-number", help="the number the rep should leave, e.g. 415-555-0198")
-    ctx.add_argument("--prospect-name", help="who the voicemail is for")
-    ctx.add_argument("--prospect-company", help="the prospect's company")
+    g.add_argument("--html", metavar="FILE|DIR", default=None,
+                   help="also write a self-contained HTML report: to FILE for one recording; "
+                        "for several (or when DIR exists or ends in /) one DIR/NAME.html each")
+    _add_grading_args(g)
     rec = g.add_argument_group("history store (opt-in; see README, 'History store')")
     rec.add_argument("--record", action="store_true",
                      help="also record each graded file in the history store")
     rec.add_argument("--db", metavar="URL", default=None,
                      help="history database URL (implies --record; default $VMGRADE_DB_URL or "
                           "SQLite in the data dir)")
-    rec.add_argument("--rep", metavar="ID", default=None, help="rep id to record the files under")
+    rec.add_argument("--rep", metavar="ID", default=None,
+                     help="rep id to record the files under (implies --record)")
+
+    cmp = sub.add_parser("compare", help="compare recordings of one rep: before/after, or a trend over 3+")
+    cmp.add_argument("files", nargs="+", metavar="FILE",
+                     help="BEFORE AFTER [MORE...]: audio files, or report JSON saved by "
+                          "`vmgrade grade --format json` (not re-graded)")
+    cmp.add_argument("--format", choices=("text", "json"), default="text",
+                     help="text (default) or the comparison as one JSON object")
+    cmp.add_argument("--html", metavar="FILE", default=None,
+                     help="also write a self-contained HTML comparison page to FILE")
+    cmp.add_argument("--label", action="append", default=None, metavar="LABEL", dest="labels",
+                     help="name for each recording, in order (repeat; default: file names)")
+    cmp.add_argument("--by-time", action="store_true",
+                     help="order by recording time (recorded_at in the report JSON, else the audio file's "
+                          "modification time) instead of as given")
+    _add_grading_args(cmp)
 
     sub.add_parser("models", help="list the Whisper models available offline")
 
@@ -88,16 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", metavar="DIR", default=None,
                    help="uploads, reports and the SQLite database (default $VMGRADE_DATA_DIR, "
                         "else ~/.local/share/vmgrade)")
-    s.add_argument("--db-url", metavar="URL", default=None,
+    s.add_argument("--db", "--db-url", dest="db_url", metavar="URL", default=None,
                    help="SQLAlchemy URL of the history database (default $VMGRADE_DB_URL, "
                         "else sqlite in the data dir)")
-    s.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help=f"Whisper model for grading (default {DEFAULT_MODEL})")
-    s.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
-                   help="speech recogniser (default openai-whisper)")
-    s.add_argument("--rubric", metavar="FILE", default=None, help="rubric TOML (default: the packaged one)")
-    s.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
-                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
+    _add_model_args(s)
     s.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                    help="refuse uploads larger than this (default 20)")
     s.add_argument("--https-only", action="store_true",
@@ -114,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     ul = usub.add_parser("list", help="list accounts")
     for p in (ua, ul):
         p.add_argument("--data-dir", metavar="DIR", default=None, help="as for `vmgrade serve`")
-        p.add_argument("--db-url", metavar="URL", default=None, help="as for `vmgrade serve`")
+        p.add_argument("--db", "--db-url", dest="db_url", metavar="URL", default=None,
+                       help="as for `vmgrade serve`")
+
     b = sub.add_parser("batch", help="grade a folder of recordings: resumable, parallel, with summaries",
                        description="Grade every recording under the given files, folders and globs. "
                                    "Outputs in --out: results.jsonl, summary.csv, index.html, summary.json, "
@@ -132,17 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="grade on Ray actors: no value starts or joins Ray on this machine; else a cluster "
                         "address ('auto', 'HOST:6379', 'ray://HOST:10001'); needs vmgrade[ray]")
-    b.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL})")
-    b.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
-                   help="speech recogniser (default openai-whisper)")
-    b.add_argument("--rubric", metavar="FILE", default=None, help="rubric TOML (default: the packaged one)")
-    b.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
-                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
-    b.add_argument("--language", default="en", help="spoken language code (default en)")
-    b.add_argument("--no-filler-prompt", action="store_true", help="do not prompt Whisper to keep fillers")
-    b.add_argument("--threads", type=int, default=None, metavar="T",
-                   help="CPU threads per worker (default: CPUs / workers; 1 per actor with --ray)")
+    _add_model_args(b, threads_help="CPU threads per worker (default: CPUs / workers; 1 per actor "
+                                    "with --ray)")
     b.add_argument("--db", metavar="URL", default=None,
                    help="history database URL (default $VMGRADE_DB_URL, else SQLite in the data dir)")
     b.add_argument("--no-history", action="store_true", help="do not record results in the history store")
@@ -150,23 +140,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_grading_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that grade audio given on the command line (grade, compare)."""
+    _add_model_args(p)
+    ctx = p.add_argument_group("call context (all optional)")
+    ctx.add_argument("--caller-name", help="the rep's name as it should be said")
+    ctx.add_argument("--company", help="the rep's company")
+    ctx.add_argument("--callback-number", help="the number the rep should leave, e.g. 415-555-0198")
+    ctx.add_argument("--prospect-name", help="who the voicemail is for")
+    ctx.add_argument("--prospect-company", help="the prospect's company")
+
+
+def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads for the model") -> None:
+    """How to grade: model, engine, rubric, limits (grade, compare, batch)."""
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help=f"Whisper model name or .pt path (default {DEFAULT_MODEL}; see `vmgrade models`)")
+    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
+                   help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
+    p.add_argument("--rubric", metavar="FILE", default=None,
+                   help="rubric TOML overriding the packaged one (format: README, 'Rubric file')")
+    p.add_argument("--language", default="en", help="spoken language code (default en)")
+    p.add_argument("--no-filler-prompt", action="store_true",
+                   help="do not prompt Whisper to keep filler words (um, uh)")
+    p.add_argument("--threads", type=int, default=None, metavar="T", help=threads_help)
+    p.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
+                   help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
+                        'needs pip install "vmgrade[fast]")')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "grade":
             return _grade(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "models":
             return _models()
         if args.command == "calibrate":
             return _calibrate(args)
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "users":
-            return _users(args)
         if args.command == "history":
             return _history(args)
         if args.command == "batch":
             return _batch(args)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "users":
+            return _users(args)
     except VmgradeError as exc:
         print(f"vmgrade: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -176,79 +196,135 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _grade(args: argparse.Namespace) -> int:
-    from .pipeline import Context, GradeOptions, Grader
-    from .report import to_text
+def _grade_options(args: argparse.Namespace):
+    from .pipeline import GradeOptions
 
-    grader = Grader(
-        GradeOptions(
-            model=args.model,
-            language=args.language,
-            max_duration_s=args.max_duration,
-            rubric=args.rubric,
-            filler_prompt=not args.no_filler_prompt,
-            threads=args.threads,
-            engine=args.engine,
-        )
+    return GradeOptions(
+        model=args.model,
+        language=args.language,
+        max_duration_s=args.max_duration,
+        rubric=args.rubric,
+        filler_prompt=not args.no_filler_prompt,
+        threads=args.threads,
+        engine=args.engine,
     )
-    context = Context(
+
+
+def _grader(args: argparse.Namespace):
+    from .pipeline import Grader
+
+    return Grader(_grade_options(args))
+
+
+def _context(args: argparse.Namespace):
+    from .pipeline import Context
+
+    return Context(
         caller_name=args.caller_name,
         company=args.company,
         callback_number=args.callback_number,
         prospect_name=args.prospect_name,
         prospect_company=args.prospect_company,
     )
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from .terminal import print_report
+
+    grader, context = _grader(args), _context(args)
     store = None
-    if args.record or args.db:
+    if args.record or args.db or args.rep:
         from .history import content_hash, open_store, rubric_version
 
         store, version = open_store(args.db), rubric_version(grader.rubric)
     status = EXIT_OK
+    html_paths = _html_paths(args.html, args.files) if args.html else {}
     for path in args.files:
         report = grader.grade(path, context)
+        if path in html_paths and not _write_html(report, html_paths[path]):
+            status = EXIT_FILE_FAILED
         if not report.ok:
             status = EXIT_FILE_FAILED
             print(f"vmgrade: {report.error.message}", file=sys.stderr)
-        elif store is not None:
-            store.record(report.to_dict(), content_hash=content_hash(path), rep_id=args.rep,
-                         rubric_version=version)
         if args.format == "json":
             print(report.to_json(), flush=True)
         elif report.ok:
-            print(to_text(report), flush=True)
+            print_report(report)
+            if len(args.files) > 1:
+                print(flush=True)  # a blank line between reports
+        if store is not None and report.ok:
+            try:
+                store.record(report.to_dict(), content_hash=content_hash(path), rep_id=args.rep,
+                             rubric_version=version)
+            except VmgradeError as exc:
+                status = EXIT_FILE_FAILED
+                print(f"vmgrade: {path}: not recorded: {exc.message}", file=sys.stderr)
     return status
 
 
-def _batch(args: argparse.Namespace) -> int:
-    import re
-    from pathlib import Path
+def _compare(args: argparse.Namespace) -> int:
+    import json
 
-    from .batch import BatchOptions, format_summary, run_batch
-    from .pipeline import GradeOptions
+    from .compare import compare_reports, is_report_json, load_reports
 
-    # `--ray` takes an optional value, so `--ray calls/` would read the folder as an address:
-    # a value that is no Ray address is an input.
-    if args.ray not in (None, "local") and not re.fullmatch(r"auto|local|ray://\S+|[\w.-]+:\d+", args.ray):
-        args.inputs.append(args.ray)
-        args.ray = "local"
-    if args.workers is not None and args.workers < 1:
-        print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
+    reports: list[dict] = []
+    grader = None
+    for path in args.files:
+        if is_report_json(path):
+            reports.extend(load_reports(path))
+            continue
+        grader = grader or _grader(args)  # the model loads only when some input is audio
+        reports.append(grader.grade(path, _context(args)).to_dict())
+    if len(reports) < 2:
+        print("vmgrade: compare needs at least two recordings (BEFORE AFTER)", file=sys.stderr)
         return EXIT_USAGE
-    result = run_batch(args.inputs, BatchOptions(
-        out=Path(args.out),
-        workers=args.workers or (None if args.ray else 1),
-        manifest=Path(args.manifest) if args.manifest else None,
-        grade=GradeOptions(model=args.model, language=args.language, max_duration_s=args.max_duration,
-                           rubric=args.rubric, filler_prompt=not args.no_filler_prompt,
-                           threads=args.threads, engine=args.engine),
-        ray=args.ray,
-        db_url=args.db,
-        history=not args.no_history,
-        progress=not args.no_progress,
-    ))
-    print(format_summary(result.summary))
-    print(f"\nWrote {result.out}/index.html, results.jsonl, summary.csv, summary.json and reports/.")
-    return result.exit_status
+    if args.labels is not None and len(args.labels) != len(reports):
+        print(f"vmgrade: {len(args.labels)} --label for {len(reports)} recordings", file=sys.stderr)
+        return EXIT_USAGE
+    comparison = compare_reports(reports, args.labels, args.rubric,
+                                 order="recorded_at" if args.by_time else "given")
+    for message in comparison.errors:
+        print(f"vmgrade: {message}", file=sys.stderr)
+    status = EXIT_OK if comparison.ok and all(r.ok for r in comparison.recordings) else EXIT_FILE_FAILED
+    if args.html:
+        from .html_report import write_comparison_html
+
+        try:
+            print(f"vmgrade: wrote {write_comparison_html(comparison, args.html)}", file=sys.stderr)
+        except OSError as exc:
+            print(f"vmgrade: {args.html}: cannot write the HTML comparison ({exc.strerror or exc})",
+                  file=sys.stderr)
+            status = EXIT_FILE_FAILED
+    if args.format == "json":
+        print(json.dumps(comparison.to_dict(), ensure_ascii=False), flush=True)
+    else:
+        from .terminal import print_comparison
+
+        print_comparison(comparison)
+    return status
+
+
+def _html_paths(target: str, files: Sequence[str]) -> dict[str, Path]:
+    """Where each recording's HTML report goes (see ``--html``)."""
+    out = Path(target)
+    if len(files) == 1 and not (out.is_dir() or target.endswith(("/", os.sep))):
+        return {files[0]: out}
+    stems = [Path(f).stem for f in files]
+    # a.wav and a.flac would both be a.html: keep the extension in the name then
+    return {f: out / (f"{stem}.html" if stems.count(stem) == 1 else f"{Path(f).name}.html")
+            for f, stem in zip(files, stems)}
+
+
+def _write_html(report, path: Path) -> bool:
+    from .html_report import write_report_html
+
+    try:
+        write_report_html(report.to_dict(), path)
+    except OSError as exc:
+        print(f"vmgrade: {path}: cannot write the HTML report ({exc.strerror or exc})", file=sys.stderr)
+        return False
+    print(f"vmgrade: wrote {path}", file=sys.stderr)
+    return True
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -266,11 +342,112 @@ def _calibrate(args: argparse.Namespace) -> int:
     return EXIT_FILE_FAILED if result.skipped else EXIT_OK
 
 
-def _web_db(args: argparse.Namespace):
-    """(data dir, DB URL) for `serve` and `users`: --db-url, $VMGRADE_DB_URL, else SQLite in the data dir."""
-    import os
+def _models() -> int:
+    from .models import cache_dir, list_models
+
+    rows = list_models()
+    print(f"{'NAME':<12} {'SOURCE':<14} {'SIZE':>9}  STATUS / PATH")
+    for row in rows:
+        size = f"{row.size_bytes / 1e6:.0f} MB" if row.size_bytes else "-"
+        print(f"{row.name:<12} {row.source:<14} {size:>9}  {row.status}\n{'':<38}{row.path}")
+    print(f"\nConverted checkpoints are cached in {cache_dir()} (set VMGRADE_MODEL_DIR to move it).")
+    return EXIT_OK
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import re
     from pathlib import Path
 
+    from .batch import BatchOptions, format_summary, run_batch
+
+    # `--ray` takes an optional value, so `--ray calls/` would read the folder as an address:
+    # a value that is no Ray address is an input.
+    if args.ray not in (None, "local") and not re.fullmatch(r"auto|local|ray://\S+|[\w.-]+:\d+", args.ray):
+        args.inputs.append(args.ray)
+        args.ray = "local"
+    if args.workers is not None and args.workers < 1:
+        print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_batch(args.inputs, BatchOptions(
+        out=Path(args.out),
+        workers=args.workers or (None if args.ray else 1),
+        manifest=Path(args.manifest) if args.manifest else None,
+        grade=_grade_options(args),
+        ray=args.ray,
+        db_url=args.db,
+        history=not args.no_history,
+        progress=not args.no_progress,
+    ))
+    print(format_summary(result.summary))
+    print(f"\nWrote {result.out}/index.html, results.jsonl, summary.csv, summary.json and reports/.")
+    return result.exit_status
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+
+    from . import history
+    from .scoring import load_rubric
+
+    store = history.open_store(args.db)
+    if args.rep is None:
+        reps = store.reps()
+        if args.format == "json":
+            print(json.dumps({"db": store.url, "reps": [r.to_dict() for r in reps]}, indent=2))
+        elif not reps:
+            print(f"No recordings in {store.url}.")
+        else:
+            _print_tables(f"{_count(len(reps), 'rep')} in {store.url}", [history.reps_table(reps)])
+        return EXIT_OK
+    rows = store.recordings(args.rep)
+    trend = store.trend(args.rep)
+    if args.format == "json":
+        print(json.dumps({"db": store.url, "rep_id": args.rep, "recordings": [r.to_dict() for r in rows],
+                          "trend": trend.to_dict()}, indent=2, ensure_ascii=False))
+    if not rows:
+        print(f"vmgrade: no recordings for rep {args.rep!r} in {store.url}", file=sys.stderr)
+        return EXIT_FILE_FAILED
+    if args.format == "text":
+        _print_tables(f"Rep {args.rep}: {_count(len(rows), 'recording')} in {store.url}", [
+            history.recordings_table(rows),
+            history.trend_table(trend, load_rubric().labels),
+        ])
+    return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -> None:
+    """Rich tables on a terminal (when rich is installed), plain columns otherwise."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        Console = None  # noqa: N806
+    from .history import format_table, numeric_columns
+
+    if Console is not None and sys.stdout.isatty():
+        console = Console(highlight=False)
+        console.print(title, style="bold", markup=False)
+        for header, cells in tables:
+            table = Table()
+            for name, numeric in zip(header, numeric_columns(cells, len(header))):
+                table.add_column(name, justify="right" if numeric else "left")
+            for row in cells:
+                table.add_row(*row)
+            console.print(table)
+        return
+
+    print(title)
+    for header, cells in tables:
+        print()
+        print(format_table(header, cells))
+
+
+def _web_db(args: argparse.Namespace):
+    """(data dir, DB URL) for `serve` and `users`: --db-url, $VMGRADE_DB_URL, else SQLite in the data dir."""
     from .history import data_dir
 
     directory = Path(args.data_dir).expanduser() if args.data_dir else data_dir()
@@ -286,14 +463,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f'vmgrade: the web app needs its extra: pip install "vmgrade[web]" ({exc})', file=sys.stderr)
         return EXIT_USAGE
-    from .pipeline import GradeOptions
     from .web.accounts import count_users
 
     directory, url = _web_db(args)
-    app = create_app(directory, url, grade_options=GradeOptions(
-        model=args.model, engine=args.engine, rubric=args.rubric, max_duration_s=args.max_duration),
-        max_upload_bytes=int(args.max_upload_mb * 2**20), max_duration_s=args.max_duration,
-        https_only=args.https_only)
+    app = create_app(directory, url, grade_options=_grade_options(args),
+                     max_upload_bytes=int(args.max_upload_mb * 2**20), max_duration_s=args.max_duration,
+                     https_only=args.https_only)
     with app.state.sessions() as session:
         if count_users(session) == 0:
             where = f" --data-dir {directory}" if args.data_dir else ""
@@ -334,77 +509,6 @@ def _users(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
         user = add_user(session, args.username, password, args.role, args.team)
         print(f"Created {user.role} {user.username} in team {user.team.name} ({url}).")
-    return EXIT_OK
-
-
-def _history(args: argparse.Namespace) -> int:
-    import json
-
-    from . import history
-    from .scoring import load_rubric
-
-    store = history.open_store(args.db)
-    if args.rep is None:
-        reps = store.reps()
-        if args.format == "json":
-            print(json.dumps({"db": store.url, "reps": [r.to_dict() for r in reps]}, indent=2))
-        elif not reps:
-            print(f"No recordings in {store.url}.")
-        else:
-            _print_tables(f"{len(reps)} reps in {store.url}", [history.reps_table(reps)])
-        return EXIT_OK
-    rows = store.recordings(args.rep)
-    trend = store.trend(args.rep)
-    if args.format == "json":
-        print(json.dumps({"db": store.url, "rep_id": args.rep, "recordings": [r.to_dict() for r in rows],
-                          "trend": trend.to_dict()}, indent=2, ensure_ascii=False))
-    if not rows:
-        print(f"vmgrade: no recordings for rep {args.rep!r} in {store.url}", file=sys.stderr)
-        return EXIT_FILE_FAILED
-    if args.format == "text":
-        _print_tables(f"Rep {args.rep}: {len(rows)} recordings in {store.url}", [
-            history.recordings_table(rows),
-            history.trend_table(trend, load_rubric().labels),
-        ])
-    return EXIT_OK
-
-
-def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -> None:
-    """Rich tables on a terminal (when rich is installed), plain columns otherwise."""
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        Console = None  # noqa: N806
-    from .history import format_table, numeric_columns
-
-    if Console is not None and sys.stdout.isatty():
-        console = Console(highlight=False)
-        console.print(title, style="bold", markup=False)
-        for header, cells in tables:
-            table = Table()
-            for name, numeric in zip(header, numeric_columns(cells, len(header))):
-                table.add_column(name, justify="right" if numeric else "left")
-            for row in cells:
-                table.add_row(*row)
-            console.print(table)
-        return
-
-    print(title)
-    for header, cells in tables:
-        print()
-        print(format_table(header, cells))
-
-
-def _models() -> int:
-    from .models import cache_dir, list_models
-
-    rows = list_models()
-    print(f"{'NAME':<12} {'SOURCE':<14} {'SIZE':>9}  STATUS / PATH")
-    for row in rows:
-        size = f"{row.size_bytes / 1e6:.0f} MB" if row.size_bytes else "-"
-        print(f"{row.name:<12} {row.source:<14} {size:>9}  {row.status}\n{'':<38}{row.path}")
-    print(f"\nConverted checkpoints are cached in {cache_dir()} (set VMGRADE_MODEL_DIR to move it).")
     return EXIT_OK
 
 

@@ -99,10 +99,13 @@ def run_ray(tasks: Iterable[Task], options: GradeOptions, workers: int | None,
     pending = deque(tasks)
     workers = max(1, min(workers, len(pending)))
     actor_class = ray.remote(num_cpus=threads, max_restarts=0)(_GraderActor)
-    actors = [actor_class.remote(options) for _ in range(workers)]
+    actors = [actor_class.remote(options) for _ in range(workers)]  # every actor started, to stop at the end
     idle = deque(actors)
     inflight: dict = {}  # ObjectRef -> (actor, task)
     crashes: Counter[str] = Counter()
+    died = tuple(getattr(ray.exceptions, name) for name in ("RayActorError", "WorkerCrashedError",
+                                                            "OutOfMemoryError", "NodeDiedError")
+                 if hasattr(ray.exceptions, name))
     try:
         while pending or inflight:
             while idle and pending:
@@ -113,9 +116,10 @@ def run_ray(tasks: Iterable[Task], options: GradeOptions, workers: int | None,
                 actor, task = inflight.pop(ref)
                 try:
                     result = ray.get(ref)
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                except died as exc:
                     ray.kill(actor, no_restart=True)
-                    idle.append(actor_class.remote(options))
+                    actors.append(actor_class.remote(options))
+                    idle.append(actors[-1])
                     crashes[task.key] += 1
                     if crashes[task.key] >= MAX_CRASHES_PER_FILE:
                         reason = (f"the Ray worker died {crashes[task.key]} times on this file "
@@ -126,8 +130,6 @@ def run_ray(tasks: Iterable[Task], options: GradeOptions, workers: int | None,
                     continue
                 idle.append(actor)
                 yield task, result
-    finally:
-        for ref in inflight:
-            ray.cancel(ref, force=True)
-        for actor in actors + list(idle):
+    finally:  # killing an actor also ends the task it is running (Ctrl-C, an error in the driver)
+        for actor in actors:
             ray.kill(actor, no_restart=True)

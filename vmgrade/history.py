@@ -538,8 +538,10 @@ def _create_engine(url: str) -> Engine:
     try:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError) as exc:
+        hint = "; install its driver (PostgreSQL: pip install 'vmgrade[postgres]')" \
+            if isinstance(exc, ImportError) else ""
         raise HistoryError(f"{parsed.render_as_string(hide_password=True)}: cannot use this database "
-                           f"({type(exc).__name__}: {exc})") from exc
+                           f"({type(exc).__name__}: {exc}){hint}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -87,40 +87,8 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 
-def to_text(report: Report) -> str:
-    """A short human-readable summary of ``report``."""
-    if report.error is not None:
-        return f"{report.file}: ERROR [{report.error.code}] {report.error.message}"
-    lines = [f"{report.file}  ({report.duration_s:.1f} s, {report.engine} {report.model_name})"]
-    if report.grade is not None:
-        g = report.grade
-        lines.append(f"  Grade {g.letter}  score {g.score:.0f}/100")
-        for d in g.dimensions:
-            lines.append(f"    {d.label:<36} {d.score:5.0f}  (weight {d.weight:g})")
-        if g.tips:
-            lines.append("  Top tips:")
-            for f in g.tips:
-                lines.append(f"    - [{_span(f.start_s, f.end_s)}] {f.message}")
-        if g.strengths:
-            lines.append("  Strengths:")
-            for s in g.strengths:
-                lines.append(f"    + {s}")
-    if report.metrics is not None:
-        m = report.metrics
-        lines.append(
-            f"  Message {m.message_length_s:.1f} s, {m.rate_wpm:.0f} wpm, "
-            f"{m.pause_count} pauses, {m.filler_count} fillers"
-        )
-    if report.transcript is not None:
-        lines.append(f"  Transcript: {report.transcript.text}")
-    return "\n".join(lines)
+def to_text(report: Report | dict) -> str:
+    """The terminal report as plain text (no ANSI codes); see :mod:`vmgrade.terminal`."""
+    from .terminal import render_report
 
-
-def _span(start_s: float | None, end_s: float | None) -> str:
-    if start_s is None:
-        return "whole message"
-    return f"{_clock(start_s)}–{_clock(end_s if end_s is not None else start_s)}"
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+    return render_report(report, color=False)

@@ -6,6 +6,11 @@ filler words unless its prompt contains some; on the corpus's disfluent
 clips the filler prompt below recovers every reference "uh"/"um" (3/3 and
 5/5; ``bench/filler_prompt.py`` measures it), so it is on by default.
 
+Speed: torch uses every core this process may run on; each 30-s window is
+encoded once, though whisper asks again to align words (:func:`EncoderMemo`);
+numba's compile of whisper's DTW kernel is cached on disk
+(:func:`cache_dtw_compile`). ``bench/goals.py`` measures the result.
+
 The ``"ctranslate2"`` engine (:class:`CTranslate2Transcriber`, the optional
 ``vmgrade[fast]`` extra) runs the same weights through faster-whisper, int8
 on the CPU, with the same prompt, thresholds and hallucination filter, and
@@ -14,6 +19,8 @@ returns the same :class:`Transcript`; ``bench/asr_speed.py`` compares them.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from difflib import SequenceMatcher
@@ -171,13 +178,15 @@ class WhisperTranscriber:
     @property
     def model(self):
         if self._model is None:
+            import torch
+
             from . import models
 
-            if self.options.threads:
-                import torch
-
-                torch.set_num_threads(self.options.threads)
-            self._model = models.load_whisper(self.spec)
+            torch.set_num_threads(self.options.threads or cpu_cores())
+            model = models.load_whisper(self.spec)
+            model.encoder = EncoderMemo(model.encoder)
+            cache_dtw_compile()
+            self._model = model
         return self._model
 
     def transcribe(self, audio: Audio) -> Transcript:
@@ -203,6 +212,67 @@ class WhisperTranscriber:
         return _transcript(
             segments, audio, result.get("language") or opts.language, opts, self.engine, self.model_name
         )
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+@functools.cache
+def _encoder_memo_class():
+    import torch
+
+    class _EncoderMemo(torch.nn.Module):
+        """Whisper's audio encoder, remembering its last input and output.
+
+        openai-whisper encodes each 30-s window to decode it, then again to align
+        words (``whisper.timing.find_alignment`` runs the whole model on the same
+        mel), and again for each temperature fallback: the repeats are free here.
+        """
+
+        def __init__(self, encoder: torch.nn.Module):
+            super().__init__()
+            self.inner = encoder
+            self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+        def forward(self, mel: torch.Tensor) -> torch.Tensor:
+            last = self._last
+            if last is not None and last[0].shape == mel.shape and torch.equal(last[0], mel):
+                return last[1]
+            out = self.inner(mel)
+            self._last = (mel.detach().clone(), out)
+            return out
+
+    return _EncoderMemo
+
+
+def EncoderMemo(encoder):  # noqa: N802 - builds a torch module; torch is imported lazily
+    """Wrap a Whisper encoder so a repeated encode of the same mel costs nothing."""
+    return _encoder_memo_class()(encoder)
+
+
+def cache_dtw_compile() -> None:
+    """Let numba cache whisper's DTW kernel on disk instead of compiling it in every process.
+
+    ``whisper.timing.dtw_cpu`` is jitted without ``cache=True``, so each new
+    process spent about a second compiling it on its first word alignment.
+    """
+    import numba
+    import whisper.timing
+
+    current = whisper.timing.dtw_cpu
+    if getattr(current, "_vmgrade_cached", False):
+        return
+    try:
+        cached = numba.jit(nopython=True, cache=True)(current.py_func)
+    except RuntimeError:  # no writable cache location: compile per process, as before
+        return
+    cached._vmgrade_cached = True
+    whisper.timing.dtw_cpu = cached
 
 
 def _transcript(

@@ -1,0 +1,238 @@
+"""The speed and accuracy goals, measured side by side in one run.
+
+For each FILE (default: ``samples/before_practice.wav``, 23 s, and
+``samples/strong_wideband.flac``, 31.5 s), warm (one process, one untimed
+call first, then the median of ``--repeat`` calls):
+
+* ``faster-whisper alone``: faster-whisper's own ``transcribe()`` on the same
+  base model, int8, word timestamps on, its default beam of 5: the yardstick;
+* ``plain openai-whisper``: openai-whisper's ``transcribe()`` with word
+  timestamps and its defaults (what vmgrade started from);
+* ``grade openai-whisper`` / ``grade ctranslate2``: vmgrade's whole grade with
+  each engine, split into stages: decode, ASR (less word timing), word timing,
+  delivery, content, scoring, report (JSON + terminal text);
+
+then cold: ``vmgrade grade FILE --format json`` in a new process (imports and
+model load included; converted model and numba caches warm, as on every run
+after a user's first), median of ``--cold`` runs, with that process's peak RSS.
+Last, unless ``--no-wer``: WER on the shared corpus (clean and phone) of plain
+openai-whisper base against vmgrade's default path (``bench/wer.py``).
+
+Run: ``python bench/goals.py [--repeat 3] [--cold 3] [--no-wer] [FILE ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+DEFAULT_FILES = (ROOT / "samples" / "before_practice.wav", ROOT / "samples" / "strong_wideband.flac")
+STAGES = ("decode", "asr", "word timing", "delivery", "content", "scoring", "report")
+# The issue's goals: full grade / faster-whisper alone, and cold CLI seconds.
+GOAL_DEFAULT_RATIO = 1.0
+GOAL_FAST_RATIO = 0.8
+GOAL_COLD_S = 6.0
+
+
+def median_time(fn, arg, repeat: int) -> float:
+    """Median seconds of ``fn(arg)`` over ``repeat`` calls, after one untimed call."""
+    fn(arg)  # load, compile, fill caches
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(arg)
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs)
+
+
+@contextmanager
+def word_timing_clock(seconds: list[float]):
+    """Add the time each engine spends aligning words to ``seconds`` (bench-only instrumentation)."""
+    patches = []
+    # ``import whisper.transcribe`` would give the function the package re-exports
+    wt = importlib.import_module("whisper.transcribe")
+
+    original = wt.add_word_timestamps
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - t0)
+
+    wt.add_word_timestamps = timed
+    patches.append((wt, "add_word_timestamps", original))
+    try:
+        from faster_whisper import WhisperModel
+
+        fw_original = WhisperModel.add_word_timestamps
+
+        def fw_timed(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fw_original(self, *args, **kwargs)
+            finally:
+                seconds.append(time.perf_counter() - t0)
+
+        WhisperModel.add_word_timestamps = fw_timed
+        patches.append((WhisperModel, "add_word_timestamps", fw_original))
+    except ImportError:
+        pass
+    try:
+        yield
+    finally:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+
+
+def grade_stages(grader, path: Path, repeat: int) -> tuple[float, dict[str, float]]:
+    """Median whole-grade seconds (report rendering included) and median seconds per stage."""
+    from vmgrade.report import to_text
+
+    grader.grade(path)  # load, compile, fill caches
+    totals, per_stage = [], {s: [] for s in STAGES}
+    for _ in range(repeat):
+        aligning: list[float] = []
+        t0 = time.perf_counter()
+        with word_timing_clock(aligning):
+            report = grader.grade(path)
+        t1 = time.perf_counter()
+        report.to_json()
+        to_text(report)
+        t2 = time.perf_counter()
+        totals.append(t2 - t0)
+        stages = dict(report.timings_s)
+        stages["word timing"] = sum(aligning)
+        stages["asr"] = stages.get("asr", 0.0) - stages["word timing"]
+        stages["report"] = t2 - t1
+        for s in STAGES:
+            per_stage[s].append(stages.get(s, 0.0))
+    return statistics.median(totals), {s: statistics.median(v) for s, v in per_stage.items()}
+
+
+def cold_cli(path: Path, engine: str, model: str, runs: int) -> tuple[float, float]:
+    """Median wall seconds of a new ``vmgrade grade`` process, and its peak RSS (MB)."""
+    cmd = [sys.executable, "-m", "vmgrade", "grade", str(path), "--format", "json",
+           "--engine", engine, "--model", model]
+    walls, peaks = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        walls.append(time.perf_counter() - t0)
+        peaks.append(usage.ru_maxrss / 1024)
+        if os.waitstatus_to_exitcode(status) not in (0, 1):
+            raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
+        proc.stderr.close()
+    return statistics.median(walls), max(peaks)
+
+
+def faster_whisper_alone(model_dir: Path):
+    """faster-whisper's own ``transcribe()`` as ``samples -> words`` (int8, words on, default beam)."""
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", local_files_only=True)
+
+    def run(samples):
+        segments, _ = model.transcribe(samples, language="en", word_timestamps=True)
+        return [w for s in segments for w in s.words]
+
+    return run
+
+
+def plain_openai_whisper(model_name: str):
+    """openai-whisper's own ``transcribe()`` with word timestamps and its defaults."""
+    from vmgrade import models
+
+    model = models.load_whisper(models.resolve(model_name))
+    return lambda samples: model.transcribe(samples, language="en", fp16=False, word_timestamps=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path, default=list(DEFAULT_FILES))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cold", type=int, default=3)
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--no-wer", action="store_true")
+    args = parser.parse_args(argv)
+
+    from vmgrade import GradeOptions, Grader, models
+    from vmgrade.audio import load
+    from vmgrade.errors import ModelError
+    from vmgrade.transcribe import cpu_cores
+
+    print(f"model {args.model}, {cpu_cores()} cores, warm = median of {args.repeat}, "
+          f"cold = median of {args.cold} new processes\n")
+    graders = {}
+    for engine in ("openai-whisper", "ctranslate2"):
+        try:
+            graders[engine] = Grader(GradeOptions(model=args.model, engine=engine))
+        except ModelError as exc:
+            print(f"skipped {engine}: {exc.message}")
+    fw = None
+    if "ctranslate2" in graders:
+        fw = faster_whisper_alone(models.ctranslate2_dir(args.model))
+    plain = plain_openai_whisper(args.model)
+
+    goals = []
+    for path in args.files:
+        samples = load(path).samples
+        print(f"== {path.name}: {len(samples) / 16000:.1f} s")
+        yardstick = median_time(fw, samples, args.repeat) if fw else None
+        plain_s = median_time(plain, samples, args.repeat)
+        if yardstick:
+            print(f"{'faster-whisper alone (int8, beam 5, words)':<46}{yardstick:>8.2f} s")
+        print(f"{'plain openai-whisper (fp32, greedy, words)':<46}{plain_s:>8.2f} s")
+        print(f"\n{'whole grade':<16}" + "".join(f"{s:>12}" for s in STAGES) + f"{'total':>9}"
+              + f"{'÷ fw':>7}{'cold CLI':>10}{'peak RSS':>10}")
+        for engine, grader in graders.items():
+            total, stages = grade_stages(grader, path, args.repeat)
+            cold_s, rss_mb = cold_cli(path, engine, args.model, args.cold)
+            ratio = total / yardstick if yardstick else float("nan")
+            print(f"{engine:<16}" + "".join(f"{stages[s]:>12.3f}" for s in STAGES)
+                  + f"{total:>9.2f}{ratio:>7.2f}{cold_s:>9.2f}s{rss_mb:>8.0f}MB", flush=True)
+            target = GOAL_DEFAULT_RATIO if engine == "openai-whisper" else GOAL_FAST_RATIO
+            goals.append((f"{path.name}: grade {engine} / faster-whisper alone", f"<= {target}",
+                          f"{ratio:.2f}", ratio <= target))
+            goals.append((f"{path.name}: cold CLI {engine}", f"<= {GOAL_COLD_S:.0f} s",
+                          f"{cold_s:.2f} s", cold_s <= GOAL_COLD_S))
+        print()
+
+    if not args.no_wer:
+        import wer
+
+        clips = wer.corpus_clips(wer.corpus_dir())
+        if not clips:
+            print(f"WER skipped: no corpus at {wer.corpus_dir()}")
+        else:
+            plain_run = wer.plain_transcriber(args.model)
+            ours = wer.vmgrade_transcriber("openai-whisper", args.model)
+            base = wer.evaluate(plain_run, clips, wer.corpus_dir())
+            mine = wer.evaluate(ours, clips, wer.corpus_dir())
+            print(f"WER on {len(clips)} corpus clips ({args.model}): plain openai-whisper vs vmgrade default")
+            for channel in wer.CHANNELS:
+                b, m = base[channel][0], mine[channel][0]
+                print(f"  {channel:<6} plain {b:.3f}  vmgrade {m:.3f}")
+                goals.append((f"WER {channel}: vmgrade default vs plain", f"<= {b:.3f}", f"{m:.3f}", m <= b))
+
+    print("\n| goal | target | measured | met |\n|---|---|---|---|")
+    for name, target, measured, met in goals:
+        print(f"| {name} | {target} | {measured} | {'yes' if met else 'no'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,438 @@
+"""Self-contained HTML pages: one graded voicemail, or a comparison of several.
+
+The pages are rendered with Jinja2 (``vmgrade/templates/``) from report dicts
+(``Report.to_dict()``, or stored JSON), so the batch runner and the web app
+can render saved reports.  Everything is inside the one file: charts as SVG
+data URIs (:mod:`vmgrade.charts`), the audio as an MP3 data URI (16 kHz mono,
+about 5 kB per second), a few lines of inline CSS and JavaScript.  The page
+loads nothing from the network and works offline.
+
+Clicking a finding, a word of the transcript or a point of the timeline plays
+the recording from that moment.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import charts, delivery
+from .errors import VmgradeError
+
+if TYPE_CHECKING:
+    from .audio import Audio
+    from .compare import Comparison
+
+# The page embeds the recording re-encoded, not the original file: a phone
+# recording may be AMR or M4A that browsers cannot play, and a WAV is ~7x larger.
+EMBED_FORMAT = ("MP3", "MPEG_LAYER_III", "audio/mpeg")
+EMBED_FALLBACK = ("WAV", "PCM_16", "audio/wav")  # libsndfile builds without MP3
+MAX_EMBED_DURATION_S = 1800.0  # the page of a 10 min voicemail is ~3 MB; refuse nothing sensible
+TRANSCRIPT_PAUSE_MIN_MS = 250.0  # every pause the report lists is shown between words
+FINDING_WORD_SLACK_S = 0.05  # Whisper word edges are rounded to 10-20 ms
+FLAG_MAX_SPAN_S = 3.5  # transcript words are underlined for findings up to this long (all on click)
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def render_report_html(report: Mapping[str, Any], audio_path: str | os.PathLike | None = None) -> str:
+    """One self-contained HTML page for a graded voicemail.
+
+    Parameters
+    ----------
+    report : mapping
+        A report dict (``Report.to_dict()``), possibly an error report.
+    audio_path : str or PathLike, optional
+        The recording.  Default: ``report["file"]`` when that file exists.
+        With audio the page embeds it (MP3) and draws the waveform and pitch
+        contour; without, it draws the speech track and pace only.
+
+    Returns
+    -------
+    str
+        The HTML document.
+
+    Raises
+    ------
+    AudioError
+        When ``audio_path`` is given explicitly and cannot be decoded.
+    """
+    view = _recording_view(dict(report), _audio_for(report, audio_path), key="a0")
+    return _render("report.html.j2", r=view, title=f"vmgrade: {view['name']}")
+
+
+def write_report_html(
+    report: Mapping[str, Any], path: str | os.PathLike, audio_path: str | os.PathLike | None = None
+) -> Path:
+    """Render :func:`render_report_html` and write it to ``path`` atomically.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    return _write_atomic(Path(path), render_report_html(report, audio_path))
+
+
+def render_comparison_html(comparison: Comparison) -> str:
+    """One self-contained HTML page comparing recordings (``vmgrade.compare.Comparison``).
+
+    Two recordings: side-by-side timelines with their audio, grouped dimension
+    bars, per-dimension and per-metric deltas with noticeable changes marked,
+    the transcript diff and the plain-language summary.  Three or more: the
+    same for the first and last graded recording, plus a trend chart per
+    dimension across all of them.  The audio of the two recordings shown side
+    by side is embedded when their ``file`` exists.
+    """
+    recordings = list(comparison.recordings)
+    shown = [i for i in (comparison.before, comparison.after) if i is not None]
+    views: dict[int, dict] = {}
+    ok_reports = [recordings[i].report for i in shown]
+    shared = {  # one scale on both sides, so the charts compare at a glance
+        "pitch_ylim_hz": _shared_pitch_ylim(ok_reports),
+        "pace_ymax_wpm": _shared_pace_ymax(ok_reports),
+        "duration_s": max([float(r.get("duration_s") or 0.0) for r in ok_reports] + [0.1]),
+        "size_in": charts.COMPARE_TIMELINE_SIZE_IN,
+        "show_words": False,
+    }
+    for n, i in enumerate(shown):
+        rec = recordings[i]
+        views[i] = _recording_view(dict(rec.report), _audio_for(rec.report, None), key=f"a{n}",
+                                   label=rec.label, **shared)
+    dims_chart = None
+    if len(shown) == 2:
+        b, a = (recordings[i] for i in shown)
+        dims_chart = _svg_uri(charts.dimension_chart(
+            {b.label: b.report.get("dimensions") or [], a.label: a.report.get("dimensions") or []},
+            width_in=6.2,
+        ))
+    trend_chart = None
+    if comparison.trends:
+        labels = [r.label for r in recordings]
+        wanted = [t for t in comparison.trends if t.kind in ("score", "dimension")]
+        trend_chart = _svg_uri(charts.trend_chart(labels, {t.label: list(t.values) for t in wanted}))
+    return _render(
+        "compare.html.j2",
+        c=comparison,
+        recordings=recordings,
+        sides=[views[i] for i in shown],
+        dims_chart=dims_chart,
+        trend_chart=trend_chart,
+        diff=_diff_view(comparison, [views[i]["audio_key"] for i in shown]),
+        fmt=_fmt_delta,
+        title="vmgrade: comparison of " + ", ".join(r.label for r in recordings),
+    )
+
+
+def write_comparison_html(comparison: Comparison, path: str | os.PathLike) -> Path:
+    """Render :func:`render_comparison_html` and write it to ``path`` atomically."""
+    return _write_atomic(Path(path), render_comparison_html(comparison))
+
+
+# --------------------------------------------------------------------------
+# Audio
+# --------------------------------------------------------------------------
+
+
+def _audio_for(report: Mapping[str, Any], audio_path) -> Audio | None:
+    """Decode the recording: the explicit path (errors raised) or the report's file (if there)."""
+    from .audio import load
+
+    if audio_path is not None:
+        return load(audio_path, max_duration_s=MAX_EMBED_DURATION_S)
+    file = report.get("file")
+    if not file or report.get("error") or not Path(file).is_file():
+        return None
+    try:
+        return load(file, max_duration_s=MAX_EMBED_DURATION_S)
+    except VmgradeError:
+        return None  # the report renders without its audio
+
+
+def audio_data_uri(audio: Audio) -> str:
+    """The decoded recording as a ``data:`` URI browsers play (MP3, else WAV)."""
+    import soundfile as sf
+
+    for fmt, subtype, mime in (EMBED_FORMAT, EMBED_FALLBACK):
+        buf = io.BytesIO()
+        try:
+            sf.write(buf, audio.samples, audio.sample_rate, format=fmt, subtype=subtype)
+        except (sf.LibsndfileError, ValueError, TypeError):
+            continue
+        return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+    raise RuntimeError("soundfile can write neither MP3 nor WAV")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------
+# View models: plain dicts the templates read
+# --------------------------------------------------------------------------
+
+
+def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str | None = None,
+                    **timeline_options: Any) -> dict:
+    name = Path(str(report.get("file", "recording"))).name
+    view: dict[str, Any] = {
+        "report": report,
+        "name": name,
+        "label": label or name,
+        "audio_key": key,
+        "error": report.get("error"),
+        "has_audio": audio is not None,
+        "model": report.get("model") or {},
+        "rubric": report.get("rubric") or {},
+        "vmgrade_version": report.get("vmgrade_version", ""),
+    }
+    if report.get("error"):
+        return view
+    findings = [dict(f, n=n) for n, f in enumerate(report.get("feedback") or [], 1)]
+    for f in findings:
+        f["when"] = _span(f.get("start_s"), f.get("end_s"))
+    by_code = {(f["code"], f.get("start_s"), f["message"]): f["n"] for f in findings}
+    tips = [dict(t, n=by_code.get((t["code"], t.get("start_s"), t["message"])),
+                 when=_span(t.get("start_s"), t.get("end_s"))) for t in report.get("tips") or []]
+    timeline = charts.timeline_chart(
+        report,
+        None if audio is None else audio.samples,
+        None if audio is None else audio.sample_rate,
+        pace_band_wpm=_pace_band(report),
+        findings=findings,
+        **timeline_options,
+    )
+    dims = report.get("dimensions") or []
+    count_by_dim: dict[str, int] = {}
+    for f in findings:
+        count_by_dim[f.get("dimension")] = count_by_dim.get(f.get("dimension"), 0) + 1
+    view.update(
+        score=report.get("score"),
+        letter=report.get("grade"),
+        score_colour=charts.score_colour(report.get("score") or 0.0),
+        duration_s=report.get("duration_s"),
+        dimensions=[dict(d, findings=count_by_dim.get(d["key"], 0), colour=charts.score_colour(d["score"]))
+                    for d in dims],
+        findings=findings,
+        tips=tips,
+        strengths=report.get("strengths") or [],
+        timeline={
+            "src": _svg_uri(timeline.svg),
+            "t0": timeline.t0_s, "t1": timeline.t1_s, "x0": timeline.x0_frac, "x1": timeline.x1_frac,
+        },
+        dims_chart=_svg_uri(charts.dimension_chart({name: dims})) if dims else None,
+        audio_src=None if audio is None else audio_data_uri(audio),
+        transcript=_transcript_tokens(report, findings),
+        key_numbers=_key_numbers(report),
+        context=report.get("context") or {},
+    )
+    return view
+
+
+def _transcript_tokens(report: Mapping, findings: Sequence[Mapping]) -> list[dict]:
+    """Words (with filler/number/finding marks), pause chips and finding badges, in time order."""
+    words = (report.get("transcript") or {}).get("words") or []
+    metrics = report.get("metrics") or {}
+    callback = (report.get("content") or {}).get("callback") or {}
+    fillers = [(f["start_s"], f["end_s"])
+               for f in metrics.get("fillers") or [] if f.get("source") == "transcript"]
+    numbers = [(m["start_s"], m["end_s"]) for m in callback.get("mentions") or []]
+    timed = [f for f in findings if f.get("start_s") is not None]
+    pauses = sorted((p for p in metrics.get("pauses") or [] if p["duration_ms"] >= TRANSCRIPT_PAUSE_MIN_MS),
+                    key=lambda p: p["start_s"])
+    slack = FINDING_WORD_SLACK_S
+    tokens: list[dict] = []
+    badge_done: set[int] = set()
+    pi = 0
+    for w in words:
+        start, end = float(w["start"]), float(w["end"])
+        while pi < len(pauses) and pauses[pi]["end_s"] <= start + slack:
+            p = pauses[pi]
+            tokens.append({"kind": "pause", "t": p["start_s"], "ms": p["duration_ms"],
+                           "long": p["duration_ms"] >= 1500})
+            pi += 1
+        for f in timed:
+            if f["n"] not in badge_done and start + slack >= f["start_s"]:
+                badge_done.add(f["n"])
+                tokens.append({"kind": "badge", "n": f["n"], "t": f["start_s"], "severity": f["severity"]})
+        mid = (start + end) / 2
+        covering = [f["n"] for f in timed
+                    if f["start_s"] - slack <= mid <= (f["end_s"] or f["start_s"]) + slack]
+        tokens.append({
+            "kind": "word",
+            "text": w["word"].strip(),
+            "t": start,
+            "end": end,
+            "filler": any(a - slack <= mid <= b + slack for a, b in fillers),
+            "number": any(a - slack <= mid <= b + slack for a, b in numbers),
+            "unsure": w.get("probability", 1.0) < 0.4,
+            "findings": " ".join(str(n) for n in covering),
+            # underline only short spans; a span over most of the message would mark every word
+            "flag": any((f["end_s"] or f["start_s"]) - f["start_s"] <= FLAG_MAX_SPAN_S
+                        for f in timed if f["n"] in covering),
+        })
+    for f in timed:  # findings after the last word
+        if f["n"] not in badge_done:
+            tokens.append({"kind": "badge", "n": f["n"], "t": f["start_s"], "severity": f["severity"]})
+    return tokens
+
+
+def _key_numbers(report: Mapping) -> list[dict]:
+    """The measurements a rep can act on, with units, as (label, value, note)."""
+    m = report.get("metrics") or {}
+    callback = (report.get("content") or {}).get("callback") or {}
+    rows = []
+
+    def add(label, value, note=""):
+        rows.append({"label": label, "value": value, "note": note})
+
+    if m.get("message_length_s") is not None:
+        add("Message length", f"{m['message_length_s']:.0f} s", f"{m.get('word_count') or 0} words")
+    if m.get("rate_wpm") is not None:
+        band = _pace_band(report)
+        add("Pace", f"{m['rate_wpm']:.0f} wpm",
+            f"target {band['ideal_min']:.0f}–{band['ideal_max']:.0f}" if band else "")
+    if m.get("filler_count") is not None:
+        add("Fillers", f"{m['filler_count']}", f"{m.get('filler_rate_per_min') or 0:.1f} per minute")
+    add("Pauses", f"{m.get('pause_count', 0)}", f"longest {(m.get('longest_pause_ms') or 0) / 1000:.1f} s")
+    if m.get("f0_sd_st") is not None:
+        add("Pitch variation", f"{m['f0_sd_st']:.1f} st", f"monotone below {delivery.MONOTONE_SD_ST:g}")
+    times = callback.get("times_said")
+    if times is not None:
+        mentions = callback.get("mentions") or []
+        rate = max((x.get("digits_per_s") or 0 for x in mentions), default=0)
+        add("Number said", f"{times}×", f"{rate:.1f} digits/s" if mentions else "not said")
+    if m.get("snr_db") is not None:
+        add("Signal to noise", f"{m['snr_db']:.0f} dB", m.get("bandwidth", ""))
+    return rows
+
+
+def _diff_view(comparison: Comparison, audio_keys: Sequence[str]) -> list[dict]:
+    """The transcript diff as runs the template colours; times seek each side's audio."""
+    before_key = audio_keys[0] if audio_keys else None
+    after_key = audio_keys[-1] if audio_keys else None
+    out = []
+    for op in comparison.transcript_diff:
+        out.append({
+            "op": op.op,
+            "before": " ".join(op.before),
+            "after": " ".join(op.after),
+            "before_t": op.before_start_s,
+            "after_t": op.after_start_s,
+            "before_key": before_key,
+            "after_key": after_key,
+        })
+    return out
+
+
+def _pace_band(report: Mapping) -> dict | None:
+    """The rubric's speaking-rate bands (wpm), from the rubric the report names, else the packaged one."""
+    from .scoring import load_rubric
+
+    path = (report.get("rubric") or {}).get("path")
+    try:
+        rubric = load_rubric(path if path and Path(path).is_file() else None)
+    except VmgradeError:
+        return None
+    t = rubric.thresholds
+    try:
+        return {"ideal_min": t["rate_ideal_min_wpm"], "ideal_max": t["rate_ideal_max_wpm"],
+                "ok_min": t["rate_acceptable_min_wpm"], "ok_max": t["rate_acceptable_max_wpm"]}
+    except KeyError:
+        return None
+
+
+def _shared_pitch_ylim(reports: Sequence[Mapping]) -> tuple[float, float] | None:
+    medians = [(r.get("metrics") or {}).get("f0_median_hz") for r in reports]
+    medians = [m for m in medians if m]
+    if not medians:
+        return None
+    return (min(medians) / 2.0, max(medians) * 2.0)
+
+
+def _shared_pace_ymax(reports: Sequence[Mapping]) -> float:
+    rates = [w["rate_wpm"] for r in reports for w in (r.get("metrics") or {}).get("pace_windows") or []]
+    return max(rates + [200.0]) * 1.15
+
+
+def _fmt_delta(d) -> dict:
+    """Before/after/delta of a ``compare.Delta`` as display strings."""
+    unit = {"": "", "points": "", "%": "%", "times": "×"}.get(d.unit, " " + d.unit)
+
+    def num(v):
+        if v is None:
+            return "—"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return f"{v:.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:.1f}"
+
+    delta = "—" if d.delta is None else ("+" if d.delta > 0 else "") + num(d.delta)
+    rel = "" if d.relative is None or d.kind != "metric" else f" ({d.relative * 100:+.0f}%)"
+    return {"before": num(d.before) + (unit if d.before is not None else ""),
+            "after": num(d.after) + (unit if d.after is not None else ""),
+            "delta": delta + (unit if d.delta is not None else "") + rel}
+
+
+# --------------------------------------------------------------------------
+# Rendering helpers
+# --------------------------------------------------------------------------
+
+
+def _render(template: str, **context: Any) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+_ENV = None
+
+
+def _environment():
+    global _ENV
+    if _ENV is None:
+        from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+        _ENV = Environment(
+            loader=PackageLoader("vmgrade", "templates"),
+            autoescape=select_autoescape(("html", "j2")),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        _ENV.filters["clock"] = _clock
+        _ENV.filters["span"] = lambda f: _span(f.get("start_s"), f.get("end_s"))
+    return _ENV
+
+
+def _svg_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def _span(start_s: float | None, end_s: float | None) -> str:
+    if start_s is None:
+        return "whole message"
+    if end_s is None or abs(end_s - start_s) < 0.05:
+        return _clock(start_s)
+    return f"{_clock(start_s)}–{_clock(end_s)}"
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for sharing
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
