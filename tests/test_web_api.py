@@ -299,7 +299,7 @@ def test_restart_requeues_interrupted_jobs_and_resumes_queued(tmp_path):
     add_users(app, ("rita", "rep", "east"))
     with TestClient(app) as client:
         token = api_login(client, "rita")
-        clips = [make_clip(tmp_path / f"{i}.wav", seconds=2.5, pad_ms=10 * i) for i in range(3)]
+        clips = [make_clip(tmp_path / f"{i}.wav", seconds=2.5, pad_ms=10 * i) for i in range(2)]
         ids = [api_upload(client, token, clip).json()["id"] for clip in clips]
     with app.state.sessions() as s:  # a server that died mid-grade left this one 'running'
         job = s.query(Job).filter(Job.upload_id == ids[0]).one()
@@ -310,10 +310,10 @@ def test_restart_requeues_interrupted_jobs_and_resumes_queued(tmp_path):
     with TestClient(restarted) as client:
         api_login(client, "rita")
         states = [wait_done(client, i)["state"] for i in ids]
-    assert states == ["done"] * 3
+    assert states == ["done"] * 2
     with restarted.state.sessions() as s:
         attempts = {j.upload_id: j.attempts for j in s.query(Job)}
-    assert attempts == {ids[0]: 2, ids[1]: 1, ids[2]: 1}
+    assert attempts == {ids[0]: 2, ids[1]: 1}  # the interrupted one ran again, the queued one once
 
 
 def test_users_cli_and_first_run_hint(tmp_path):
