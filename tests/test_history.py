@@ -93,8 +93,8 @@ def test_rubric_version_follows_content_not_path_or_comments(tmp_path):
 
 def test_open_store_migrates_an_empty_database_to_head_with_wal(db_url):
     store = open_store(db_url)  # the data directory does not exist yet
-    assert head_revision() == "0001_history"
-    assert current_revision(store.engine) == "0001_history"
+    assert head_revision() == "0002_web"  # 0001_history, then the web app's tables
+    assert current_revision(store.engine) == head_revision()
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
@@ -113,7 +113,7 @@ def test_second_open_is_a_no_op(db_url, monkeypatch):
 
     monkeypatch.setattr(command, "upgrade", refuse)
     again = open_store(db_url)
-    assert current_revision(again.engine) == "0001_history"
+    assert current_revision(again.engine) == head_revision()
     assert again.recordings() == []
 
 
@@ -124,11 +124,11 @@ def test_alembic_upgrade_and_downgrade_from_empty(tmp_path):
     config = migration_config(url)  # no alembic.ini: the packaged migrations
     command.upgrade(config, "head")
     store = open_store(url)
-    assert current_revision(store.engine) == "0001_history"
+    assert current_revision(store.engine) == head_revision()
     command.downgrade(config, "base")
     assert current_revision(store.engine) is None
     command.upgrade(config, "head")
-    assert current_revision(store.engine) == "0001_history"
+    assert current_revision(store.engine) == head_revision()
 
 
 def test_models_match_the_migrations(db_url):

@@ -85,6 +85,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pull toward the base weights (default: none with at least 9 rated files, "
                         "1 with fewer)")
 
+    s = sub.add_parser("serve", help="run the web app (pip install \"vmgrade[web]\")")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    s.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="uploads, reports and the SQLite database (default $VMGRADE_DATA_DIR, "
+                        "else ~/.local/share/vmgrade)")
+    s.add_argument("--db", "--db-url", dest="db_url", metavar="URL", default=None,
+                   help="SQLAlchemy URL of the history database (default $VMGRADE_DB_URL, "
+                        "else sqlite in the data dir)")
+    _add_model_args(s)
+    s.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
+                   help="refuse uploads larger than this (default 20)")
+    s.add_argument("--https-only", action="store_true",
+                   help="mark the session cookie Secure (set when served behind HTTPS)")
+
+    u = sub.add_parser("users", help="manage web app accounts")
+    usub = u.add_subparsers(dest="users_command", required=True)
+    ua = usub.add_parser("add", help="create a rep or trainer account")
+    ua.add_argument("--username", required=True)
+    ua.add_argument("--role", choices=("rep", "trainer"), required=True)
+    ua.add_argument("--team", required=True, help="team name (created if new)")
+    ua.add_argument("--password-stdin", action="store_true",
+                    help="read the password from the first line of standard input (else prompt)")
+    ul = usub.add_parser("list", help="list accounts")
+    for p in (ua, ul):
+        p.add_argument("--data-dir", metavar="DIR", default=None, help="as for `vmgrade serve`")
+        p.add_argument("--db", "--db-url", dest="db_url", metavar="URL", default=None,
+                       help="as for `vmgrade serve`")
+
     b = sub.add_parser("batch", help="grade a folder of recordings: resumable, parallel, with summaries",
                        description="Grade every recording under the given files, folders and globs. "
                                    "Outputs in --out: results.jsonl, summary.csv, index.html, summary.json, "
@@ -154,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _history(args)
         if args.command == "batch":
             return _batch(args)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "users":
+            return _users(args)
     except VmgradeError as exc:
         print(f"vmgrade: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -411,6 +444,72 @@ def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -
     for header, cells in tables:
         print()
         print(format_table(header, cells))
+
+
+def _web_db(args: argparse.Namespace):
+    """(data dir, DB URL) for `serve` and `users`: --db-url, $VMGRADE_DB_URL, else SQLite in the data dir."""
+    from .history import data_dir
+
+    directory = Path(args.data_dir).expanduser() if args.data_dir else data_dir()
+    url = args.db_url or os.environ.get("VMGRADE_DB_URL") or f"sqlite:///{directory / 'history.sqlite3'}"
+    return directory, url
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .web.app import create_app
+    except ImportError as exc:
+        print(f'vmgrade: the web app needs its extra: pip install "vmgrade[web]" ({exc})', file=sys.stderr)
+        return EXIT_USAGE
+    from .web.accounts import count_users
+
+    directory, url = _web_db(args)
+    app = create_app(directory, url, grade_options=_grade_options(args),
+                     max_upload_bytes=int(args.max_upload_mb * 2**20), max_duration_s=args.max_duration,
+                     https_only=args.https_only)
+    with app.state.sessions() as session:
+        if count_users(session) == 0:
+            where = f" --data-dir {directory}" if args.data_dir else ""
+            print("vmgrade: no accounts yet. Create the first trainer (then reps) with:\n"
+                  f"  vmgrade users add --username NAME --role trainer --team TEAM{where}\n"
+                  "and log in at the address below.", file=sys.stderr)
+    print(f"vmgrade: serving on http://{args.host}:{args.port}/ (data in {directory})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def _users(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from .history import open_store
+    from .web.accounts import add_user
+    from .web.models import User
+
+    directory, url = _web_db(args)
+    if url.startswith("sqlite:///"):
+        directory.mkdir(parents=True, exist_ok=True)
+    store = open_store(url)
+    with Session(store.engine, expire_on_commit=False) as session:
+        if args.users_command == "list":
+            print(f"{'USERNAME':<24} {'ROLE':<8} TEAM")
+            for user in session.scalars(select(User).order_by(User.username)):
+                print(f"{user.username:<24} {user.role:<8} {user.team.name}")
+            return EXIT_OK
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            import getpass
+
+            password = getpass.getpass(f"Password for {args.username}: ")
+            if password != getpass.getpass("Repeat it: "):
+                print("vmgrade: the passwords differ", file=sys.stderr)
+                return EXIT_USAGE
+        user = add_user(session, args.username, password, args.role, args.team)
+        print(f"Created {user.role} {user.username} in team {user.team.name} ({url}).")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,17 @@
+"""The web app: reps upload or record practice voicemails, trainers review them.
+
+``vmgrade serve`` runs :func:`vmgrade.web.app.create_app` under uvicorn. Grading
+happens in one background worker thread that claims jobs from the ``jobs``
+table; requests only store, queue and show.
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_app"]
+
+
+def create_app(*args, **kwargs):
+    """See :func:`vmgrade.web.app.create_app` (imported lazily: FastAPI is an extra)."""
+    from .app import create_app as _create_app
+
+    return _create_app(*args, **kwargs)

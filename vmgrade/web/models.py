@@ -1,0 +1,127 @@
+"""The web app's tables, in the history database (they derive from ``vmgrade.history.Base``).
+
+Created by the alembic revision ``0002_web`` (``vmgrade/migrations/versions/0002_web.py``);
+keep the two in step (``tests/test_web_api.py`` compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..history import Base
+
+ROLES = ("rep", "trainer")
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite keeps no time zone, so every timestamp here is UTC."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Team(Base):
+    __tablename__ = "web_teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="team")
+
+
+class User(Base):
+    __tablename__ = "web_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # "rep" or "trainer"
+    team_id: Mapped[int] = mapped_column(ForeignKey("web_teams.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    team: Mapped[Team] = relationship(back_populates="users", lazy="joined")
+
+    @property
+    def is_trainer(self) -> bool:
+        return self.role == "trainer"
+
+
+class Upload(Base):
+    """One recording a rep handed in: the stored audio plus the call context.
+
+    Dedup: the same user handing in the same bytes with the same context is
+    the same upload (a retried request), so it is graded once.
+    """
+
+    __tablename__ = "web_uploads"
+    __table_args__ = (UniqueConstraint("user_id", "sha256", "context_key", name="uq_web_upload_dedup"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    stored_path: Mapped[str] = mapped_column(String(255))  # relative to the data dir
+    filename: Mapped[str] = mapped_column(String(255))  # as the client named it; display only
+    media_type: Mapped[str] = mapped_column(String(64))  # sniffed from the bytes
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))  # "upload" or "browser" (MediaRecorder)
+    context: Mapped[dict] = mapped_column(JSON, default=dict)
+    context_key: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical context JSON
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    user: Mapped[User] = relationship(lazy="joined")
+    job: Mapped[Job] = relationship(back_populates="upload", uselist=False, lazy="joined")
+
+
+class Job(Base):
+    """Grading of one upload. States: queued -> running -> done | failed."""
+
+    __tablename__ = "web_jobs"
+    __table_args__ = (Index("ix_web_jobs_state_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("web_uploads.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    letter: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    finding_codes: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    report_path: Mapped[str | None] = mapped_column(String(255), nullable=True)  # relative to the data dir
+    recording_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the history store's id
+
+    upload: Mapped[Upload] = relationship(back_populates="job")
+
+
+class LoginFailure(Base):
+    """Failed logins per (username, client address), kept in the DB so a restart forgets nothing."""
+
+    __tablename__ = "web_login_failures"
+    __table_args__ = (UniqueConstraint("username", "ip", name="uq_web_login_failure"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
