@@ -8,14 +8,15 @@ Each clip of ``../shared/corpus/manifest.csv`` (or ``$VMGRADE_CORPUS``) and its
   vmgrade's default path must not fall behind;
 * ``openai-whisper``: vmgrade's default transcriber (filler prompt, word
   timestamps, encoder reuse, hallucination filter);
-* ``ctranslate2``: vmgrade's fast engine (faster-whisper int8), when installed.
+* ``ctranslate2``: vmgrade's fast engine (faster-whisper int8, beam of 5), when
+  installed; ``ctranslate2-beam1`` the same decoding greedily (``--beam-size 1``).
 
 Text is normalised with Whisper's ``EnglishTextNormalizer`` (case, punctuation,
 spelled-out numbers, fillers) before jiwer scores it; WER is pooled over the
 clips (total errors / total reference words). What is missing (corpus, engine,
 model) is skipped with a note.
 
-Run: ``python bench/wer.py [--models base tiny.en] [--engines plain openai-whisper ctranslate2]``
+Run: ``python bench/wer.py [--models base tiny.en] [--engines plain openai-whisper ctranslate2 ...]``
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ENGINES = ("plain", "openai-whisper", "ctranslate2")
+ENGINES = ("plain", "openai-whisper", "ctranslate2", "ctranslate2-beam1")
 CHANNELS = ("clean", "phone")
 
 
@@ -79,13 +80,16 @@ def plain_transcriber(model_name: str):
     return run
 
 
-def vmgrade_transcriber(engine: str, model_name: str):
+def vmgrade_transcriber(engine: str, model_name: str, *, filler_prompt: bool = True):
     """vmgrade's transcriber for ``engine`` as an ``Audio -> text`` function (None: not installed)."""
     from vmgrade.errors import ModelError
-    from vmgrade.transcribe import make_transcriber
+    from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, make_transcriber
 
+    engine, _, beam = engine.partition("-beam")
     try:
-        transcriber = make_transcriber(engine, model_name)
+        options = TranscribeOptions(beam_size=int(beam) if beam else None,
+                                    initial_prompt=FILLER_PROMPT if filler_prompt else None)
+        transcriber = make_transcriber(engine, model_name, options)
     except ModelError as exc:
         print(f"  skipped {engine} {model_name}: {exc.message}")
         return None

@@ -484,3 +484,25 @@ def test_ray_batch_on_a_local_instance_same_outputs_and_resume(tmp_path):
         assert_no_duplicates(out, every)
     finally:
         ray.shutdown()
+
+
+def test_default_workers_is_one_per_core_within_free_memory(monkeypatch):
+    from vmgrade import batch
+    from vmgrade.transcribe import cpu_cores
+
+    assert 1 <= batch.default_workers() <= cpu_cores()
+    monkeypatch.setattr(batch, "cpu_cores", lambda: 8)
+    pages = {"SC_AVPHYS_PAGES": int(3.5 * batch.WORKER_MEMORY_BYTES) // 4096, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(batch.os, "sysconf", lambda name: pages[name])
+    assert batch.default_workers() == 3  # memory, not cores, is the limit
+    pages["SC_AVPHYS_PAGES"] = 100 * batch.WORKER_MEMORY_BYTES // 4096
+    assert batch.default_workers() == 8
+
+
+def test_a_beam_size_changes_the_key_but_the_default_keeps_old_keys():
+    from vmgrade.batch import result_key, settings_of
+    from vmgrade.pipeline import GradeOptions
+
+    default = settings_of(GradeOptions(), "base", "v1")
+    assert "beam_size" not in default  # keys written before --beam-size existed still match
+    assert result_key("h", default) != result_key("h", settings_of(GradeOptions(beam_size=1), "base", "v1"))

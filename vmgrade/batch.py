@@ -72,6 +72,7 @@ from .csvtable import raise_listed, read_table
 from .errors import VmgradeError
 from .pipeline import Context, GradeOptions, Grader
 from .scoring import DIMENSIONS
+from .transcribe import cpu_cores
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ MAX_CRASHES_PER_FILE = 2  # a file that kills its worker this often gets a worke
 HTML_REFRESH_S = 5.0  # index.html is rewritten whole at most this often while running
 TOP_FINDINGS = 10
 PARENT_POLL_S = 2.0  # workers exit when the driver is gone (e.g. SIGKILLed)
+# Peak RSS of one worker grading with `base` was 1.13-1.22 GB (bench/batch_throughput.py).
+WORKER_MEMORY_BYTES = int(1.3 * 2**30)
 CSV_COLUMNS = (
     "file", "status", "score", "grade", *(f"{d}_score" for d in DIMENSIONS), "duration_s",
     "rate_wpm", "top_tip", "error_code", "error_message", "rep_id", "recorded_at", "caller_name",
@@ -268,6 +271,8 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
         "language": options.language,
         "filler_prompt": options.filler_prompt,
         "max_duration_s": options.max_duration_s,
+        # only when set, so keys of runs with the engine's default beam stay as they were
+        **({"beam_size": options.beam_size} if options.beam_size is not None else {}),
     }
 
 
@@ -537,6 +542,20 @@ def _stop_pool(pool) -> None:
 # --- the driver ---
 
 
+def default_workers() -> int:
+    """One worker process per CPU core, as many as the free memory holds.
+
+    One-thread workers beat fewer many-thread ones: on 2 cores, 2 workers x 1
+    thread graded 2.2x as fast as 1 worker x 2 threads (bench/batch_throughput.py).
+    """
+    try:
+        free_bytes = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on Linux: trust the cores
+        free_bytes = None
+    by_memory = max(1, free_bytes // WORKER_MEMORY_BYTES) if free_bytes else cpu_cores()
+    return max(1, min(cpu_cores(), by_memory))
+
+
 @dataclass
 class BatchOptions:
     """Settings for :func:`run_batch`.
@@ -635,7 +654,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
         grade_options = grader.options if grader is not None else options.grade
         if grade_options.threads is None and options.ray is None and grader is None:
             grade_options = replace(grade_options,
-                                    threads=max(1, (os.cpu_count() or 1) // (options.workers or 1)))
+                                    threads=max(1, cpu_cores() // (options.workers or 1)))
         # Fail fast, before any worker starts: a bad model name or rubric stops the batch (exit 2).
         if grader is not None:
             rubric, model_name = grader.rubric, grader.transcriber.model_name

@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", metavar="DIR", default="vmgrade-batch",
                    help="output folder (default vmgrade-batch)")
     b.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes, each loading the model once (default 1; with --ray: one actor "
-                        "per cluster CPU)")
+                   help="worker processes, each loading the model once (default: one per CPU core, as "
+                        "many as free memory holds at ~1.3 GB each; with --ray: one actor per cluster CPU)")
     b.add_argument("--manifest", metavar="CONTEXT.csv", default=None,
                    help="per-file context: file, rep_id, caller_name, company, callback_number, "
                         "prospect_name, prospect_company, recorded_at")
@@ -166,6 +166,9 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
     p.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
                    help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
                         'needs pip install "vmgrade[fast]")')
+    p.add_argument("--beam-size", type=int, default=None, metavar="N",
+                   help="beam search width (default: the engine's own, greedy for openai-whisper and 5 for "
+                        "ctranslate2; 1 is greedy: faster, less accurate on phone audio)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,6 +210,7 @@ def _grade_options(args: argparse.Namespace):
         filler_prompt=not args.no_filler_prompt,
         threads=args.threads,
         engine=args.engine,
+        beam_size=args.beam_size,
     )
 
 
@@ -358,7 +362,7 @@ def _batch(args: argparse.Namespace) -> int:
     import re
     from pathlib import Path
 
-    from .batch import BatchOptions, format_summary, run_batch
+    from .batch import BatchOptions, default_workers, format_summary, run_batch
 
     # `--ray` takes an optional value, so `--ray calls/` would read the folder as an address:
     # a value that is no Ray address is an input.
@@ -370,7 +374,7 @@ def _batch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     result = run_batch(args.inputs, BatchOptions(
         out=Path(args.out),
-        workers=args.workers or (None if args.ray else 1),
+        workers=args.workers or (None if args.ray else default_workers()),
         manifest=Path(args.manifest) if args.manifest else None,
         grade=_grade_options(args),
         ray=args.ray,

@@ -43,6 +43,7 @@ class GradeOptions:
     filler_prompt: bool = True
     threads: int | None = field(default=None)
     engine: str = "openai-whisper"  # or "ctranslate2" (faster-whisper, the vmgrade[fast] extra)
+    beam_size: int | None = None  # None: the engine's default (openai-whisper greedy, ctranslate2 5)
 
 
 class Grader:
@@ -67,6 +68,7 @@ class Grader:
                     language=self.options.language,
                     initial_prompt=FILLER_PROMPT if self.options.filler_prompt else None,
                     threads=self.options.threads,
+                    beam_size=self.options.beam_size,
                 ),
             )
         self.transcriber = transcriber
