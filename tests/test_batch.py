@@ -31,8 +31,8 @@ from vmgrade.batch import (
     result_key,
     run_batch,
     settings_of,
-    write_atomic,
 )
+from vmgrade.fileio import write_atomic
 from vmgrade.pipeline import Context, GradeOptions
 
 TEST_MODEL = "tiny.en"

@@ -59,7 +59,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -70,6 +69,7 @@ from pathlib import Path
 
 from .csvtable import raise_listed, read_table
 from .errors import VmgradeError
+from .fileio import write_atomic
 from .pipeline import Context, GradeOptions, Grader
 from .scoring import DIMENSIONS
 from .transcribe import cpu_cores
@@ -280,55 +280,6 @@ def result_key(content_hash: str, settings: dict, context: Context | None = None
     """The resume key (sha256 hex): content hash + grade settings + manifest context."""
     parts = {"content_hash": content_hash, **settings, "context": (context or Context()).to_dict()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` so that it is either absent, the old file, or complete.
-
-    A temporary file in the same folder is written and fsynced, renamed over
-    ``path`` (:func:`os.replace`, atomic on POSIX and Windows), and the folder
-    fsynced so the rename itself survives a power cut.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _umask() -> int:
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0o022)
-        os.umask(_UMASK)
-    return _UMASK
-
-
-_UMASK: int | None = None
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open folders; its rename is durable enough
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _append(path: Path, text: str) -> None:
@@ -1129,6 +1080,6 @@ def worker_report(records: Iterable[dict]) -> dict[str, float]:
 
 __all__ = [
     "AUDIO_EXTENSIONS", "BatchError", "BatchOptions", "BatchResult", "CSV_COLUMNS", "ManifestRow", "Task",
-    "discover", "format_summary", "read_manifest", "result_key", "run_batch", "summarize", "write_atomic",
+    "discover", "format_summary", "read_manifest", "result_key", "run_batch", "summarize",
 ]  # fmt: skip
 

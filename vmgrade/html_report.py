@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import io
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import charts, delivery
 from .errors import VmgradeError
+from .fileio import write_atomic
 
 if TYPE_CHECKING:
     from .audio import Audio
@@ -79,7 +79,7 @@ def write_report_html(
     Path
         The file written.
     """
-    return _write_atomic(Path(path), render_report_html(report, audio_path))
+    return write_atomic(Path(path), render_report_html(report, audio_path))
 
 
 def render_comparison_html(comparison: Comparison) -> str:
@@ -134,7 +134,7 @@ def render_comparison_html(comparison: Comparison) -> str:
 
 def write_comparison_html(comparison: Comparison, path: str | os.PathLike) -> Path:
     """Render :func:`render_comparison_html` and write it to ``path`` atomically."""
-    return _write_atomic(Path(path), render_comparison_html(comparison))
+    return write_atomic(Path(path), render_comparison_html(comparison))
 
 
 # --------------------------------------------------------------------------
@@ -422,17 +422,3 @@ def _span(start_s: float | None, end_s: float | None) -> str:
     if end_s is None or abs(end_s - start_s) < 0.05:
         return _clock(start_s)
     return f"{_clock(start_s)}–{_clock(end_s)}"
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -21,6 +21,7 @@ import filetype
 
 from ..audio import DEFAULT_MAX_DURATION_S, load
 from ..errors import AudioError, VmgradeError
+from ..fileio import write_atomic
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB: ~10 min of 16 kHz 16-bit WAV, hours of opus
 SNIFF_BYTES = 8192
@@ -161,14 +162,4 @@ def context_key(context: dict[str, str]) -> str:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON to ``path`` so readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, ensure_ascii=False))
