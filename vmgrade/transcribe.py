@@ -143,7 +143,8 @@ class TranscribeOptions:
     # ctranslate2 (greedy there was a quarter faster but its WER on the corpus's
     # phone copies rose from 0.074 to 0.102: bench/wer.py). 1 is greedy on both.
     beam_size: int | None = None
-    threads: int | None = None  # torch / CTranslate2 intra-op threads; None: every core this process may use
+    # intra-op threads; None: torch gets every core this process may use, CTranslate2 its own default
+    threads: int | None = None
 
 
 class Transcriber(Protocol):
