@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import wer  # noqa: E402  (bench/wer.py: corpus WER and plain openai-whisper)
+
 DEFAULT_FILES = (ROOT / "samples" / "before_practice.wav", ROOT / "samples" / "strong_wideband.flac")
 ENGINES = ("openai-whisper", "ctranslate2")
 STAGES = ("decode", "asr", "word timing", "delivery", "content", "scoring", "report")
@@ -154,14 +156,6 @@ def faster_whisper_alone(model_dir: Path):
     return run
 
 
-def plain_openai_whisper(model_name: str):
-    """openai-whisper's own ``transcribe()`` with word timestamps and its defaults."""
-    from vmgrade import models
-
-    model = models.load_whisper(models.resolve(model_name))
-    return lambda samples: model.transcribe(samples, language="en", fp16=False, word_timestamps=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path, default=list(DEFAULT_FILES))
@@ -194,14 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     fw = None
     if "ctranslate2" in graders:
         fw = faster_whisper_alone(models.ctranslate2_dir(args.model))
-    plain = plain_openai_whisper(args.model)
+    plain = wer.plain_transcriber(args.model, word_timestamps=True)
 
     goals = []
     for path in args.files:
-        samples = load(path).samples
-        print(f"== {path.name}: {len(samples) / 16000:.1f} s")
+        audio = load(path)
+        samples = audio.samples
+        print(f"== {path.name}: {audio.duration_s:.1f} s")
         yardstick = median_time(fw, samples, args.repeat) if fw else None
-        plain_s = median_time(plain, samples, args.repeat)
+        plain_s = median_time(plain, audio, args.repeat)
         if yardstick:
             print(f"{'faster-whisper alone (int8, beam 5, words)':<46}{yardstick:>8.2f} s")
         print(f"{'plain openai-whisper (fp32, greedy, words)':<46}{plain_s:>8.2f} s")
@@ -221,8 +216,6 @@ def main(argv: list[str] | None = None) -> int:
         print()
 
     if not args.no_wer:
-        import wer
-
         clips = wer.corpus_clips(wer.corpus_dir())
         if not clips:
             print(f"WER skipped: no corpus at {wer.corpus_dir()}")

@@ -68,14 +68,15 @@ def pooled_wer(references: list[str], hypotheses: list[str]) -> float:
     return jiwer.wer([refs[i] for i in keep], [hyps[i] for i in keep])
 
 
-def plain_transcriber(model_name: str):
+def plain_transcriber(model_name: str, *, word_timestamps: bool = False):
     """openai-whisper's ``transcribe()`` with its defaults, as an ``Audio -> text`` function."""
     from vmgrade import models
 
     model = models.load_whisper(models.resolve(model_name))
 
     def run(audio) -> str:
-        return model.transcribe(audio.samples, language="en", fp16=False, verbose=None)["text"]
+        return model.transcribe(audio.samples, language="en", fp16=False, verbose=None,
+                                word_timestamps=word_timestamps)["text"]
 
     return run
 
