@@ -72,6 +72,7 @@ from .errors import VmgradeError
 from .fileio import write_atomic
 from .pipeline import Context, GradeOptions, Grader
 from .scoring import DIMENSIONS
+from .timestamps import parse_timestamp
 from .transcribe import cpu_cores
 
 log = logging.getLogger(__name__)
@@ -243,10 +244,9 @@ def _parse_time(raw: str) -> tuple[datetime | None, str | None]:
     if not raw:
         return None, None
     try:
-        value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in "zZ" else raw)
+        return parse_timestamp(raw), None
     except ValueError:
         return None, f"recorded_at {raw!r} is not an ISO 8601 date or date-time (e.g. 2026-11-02T14:05:00Z)"
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)), None
 
 
 # --- keys and the ledger ---

@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import VmgradeError
 from .scoring import Rubric, load_rubric
+from .timestamps import parse_timestamp
 
 SCHEMA_VERSION = 1
 
@@ -548,7 +549,7 @@ def compare_reports(
         if unknown:
             errors.append(f"recording time unknown for {', '.join(unknown)}: kept the given order")
         else:
-            recordings.sort(key=lambda r: _parse_time(r.recorded_at))
+            recordings.sort(key=lambda r: parse_timestamp(r.recorded_at))
             used_order = "recorded_at"
     comparison = Comparison(recordings=recordings, order=used_order, errors=errors,
                             rubric_version=rubric.version)
@@ -667,7 +668,7 @@ def _recorded_at(report: dict) -> tuple[str | None, str | None]:
     for value in (report.get("recorded_at"), _m(report, "context", "recorded_at")):
         if value:
             try:
-                return _parse_time(str(value)).isoformat(), "report"
+                return parse_timestamp(str(value)).isoformat(), "report"
             except ValueError:
                 pass
     file = report.get("file")
@@ -675,11 +676,6 @@ def _recorded_at(report: dict) -> tuple[str | None, str | None]:
         mtime = datetime.fromtimestamp(os.path.getmtime(file), tz=timezone.utc)
         return mtime.isoformat(timespec="seconds"), "file_mtime"
     return None, None
-
-
-def _parse_time(value: str) -> datetime:
-    t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _band(spec: _Metric, value: float | None, rubric: Rubric) -> tuple[int, str | None, int]:

@@ -41,6 +41,7 @@ from sqlalchemy.pool import StaticPool
 from . import __version__
 from .errors import RubricError, VmgradeError
 from .scoring import Rubric, load_rubric
+from .timestamps import parse_timestamp
 
 DATA_DIR_ENV = "VMGRADE_DATA_DIR"
 DB_URL_ENV = "VMGRADE_DB_URL"
@@ -568,7 +569,7 @@ def _recorded_at(explicit: datetime | None, context: dict, file: str | None, gra
     stated = context.get("recorded_at")
     if stated:
         try:
-            return _utc(datetime.fromisoformat(str(stated)))
+            return _utc(parse_timestamp(str(stated)))
         except ValueError:
             pass
     if file and os.path.exists(file):
