@@ -27,7 +27,7 @@ def test_grade_json_one_record_per_file_and_failures_do_not_stop_the_batch(tmp_p
     assert str(missing) in records[2]["error"]["message"]
     ok = records[1]
     assert "error" not in ok
-    assert ok["model"] == {"engine": "openai-whisper", "name": "tiny.en"}
+    assert ok["model"] == {"engine": "openai-whisper", "name": "tiny.en", "precision": "fp32-int8-logits"}
     assert 15 < ok["duration_s"] < 25
     assert ok["audio"]["sample_rate_hz"] == 8000
     assert ok["context"] == {"callback_number": "415-555-0198", "prospect_name": "Dana"}

@@ -273,6 +273,7 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
         "max_duration_s": options.max_duration_s,
         # only when set, so keys of runs with the engine's default beam stay as they were
         **({"beam_size": options.beam_size} if options.beam_size is not None else {}),
+        **({} if options.int8_logits else {"int8_logits": False}),
     }
 
 

@@ -169,6 +169,9 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
     p.add_argument("--beam-size", type=int, default=None, metavar="N",
                    help="beam search width (default: the engine's own, greedy for openai-whisper and 5 for "
                         "ctranslate2; 1 is greedy: faster, less accurate on phone audio)")
+    p.add_argument("--fp32-logits", action="store_true",
+                   help="openai-whisper: compute the vocabulary projection in fp32 instead of int8 with "
+                        "exact rescoring (slower; the same transcripts on the benchmark corpus)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,6 +214,7 @@ def _grade_options(args: argparse.Namespace):
         threads=args.threads,
         engine=args.engine,
         beam_size=args.beam_size,
+        int8_logits=not args.fp32_logits,
     )
 
 

@@ -44,6 +44,7 @@ class GradeOptions:
     threads: int | None = field(default=None)
     engine: str = "openai-whisper"  # or "ctranslate2" (faster-whisper, the vmgrade[fast] extra)
     beam_size: int | None = None  # None: the engine's default (openai-whisper greedy, ctranslate2 5)
+    int8_logits: bool = True  # openai-whisper: int8 vocabulary projection, exact rescoring (vmgrade.quantize)
 
 
 class Grader:
@@ -69,6 +70,7 @@ class Grader:
                     initial_prompt=FILLER_PROMPT if self.options.filler_prompt else None,
                     threads=self.options.threads,
                     beam_size=self.options.beam_size,
+                    int8_logits=self.options.int8_logits,
                 ),
             )
         self.transcriber = transcriber
@@ -109,6 +111,7 @@ class Grader:
             duration_s=audio.duration_s,
             engine=self.transcriber.engine,
             model_name=self.transcriber.model_name,
+            precision=getattr(self.transcriber, "precision", None),
             source=audio.source,
             transcript=transcript,
             metrics=metrics,

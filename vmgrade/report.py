@@ -35,6 +35,7 @@ class Report:
     duration_s: float | None = None
     engine: str | None = None
     model_name: str | None = None
+    precision: str | None = None
     source: SourceInfo | None = None
     transcript: Transcript | None = None
     metrics: Any = None  # delivery.DeliveryMetrics
@@ -61,6 +62,8 @@ class Report:
             return out
         out["duration_s"] = round(self.duration_s or 0.0, 3)
         out["model"] = {"engine": self.engine, "name": self.model_name}
+        if self.precision is not None:
+            out["model"]["precision"] = self.precision
         if self.source is not None:
             s = self.source
             out["audio"] = {

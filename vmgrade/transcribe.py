@@ -33,6 +33,10 @@ from .audio import Audio
 from .errors import ModelError
 
 DEFAULT_LANGUAGE = "en"
+# What reports record as ``model.precision``.
+PRECISION_FP32 = "fp32"
+PRECISION_INT8_LOGITS = "fp32-int8-logits"  # fp32, but the vocabulary projection int8 (vmgrade.quantize)
+PRECISION_INT8 = "int8"  # ctranslate2
 FILLER_PROMPT = "Uh, so, um, I was, uh, calling about, um, the, uh, thing."
 
 # Decoding guards against invented text (whisper's defaults, made explicit).
@@ -145,6 +149,9 @@ class TranscribeOptions:
     beam_size: int | None = None
     # intra-op threads; None: torch gets every core this process may use, CTranslate2 its own default
     threads: int | None = None
+    # openai-whisper: the vocabulary projection in int8 with exact rescoring
+    # (vmgrade.quantize); False keeps it fp32. ctranslate2 is int8 throughout.
+    int8_logits: bool = True
 
 
 class Transcriber(Protocol):
@@ -152,6 +159,7 @@ class Transcriber(Protocol):
 
     engine: str
     model_name: str
+    precision: str  # the numeric format the weights run in, as reports record it
 
     def transcribe(self, audio: Audio) -> Transcript: ...
 
@@ -175,18 +183,29 @@ class WhisperTranscriber:
         self.options = options or TranscribeOptions()
         self.spec = models.resolve(model)  # fail fast on a bad model name
         self.model_name = self.spec.name
+        self.precision = PRECISION_INT8_LOGITS if self.options.int8_logits else PRECISION_FP32
         self._model = None
 
     @property
     def model(self):
         if self._model is None:
             import torch
+            from whisper.tokenizer import get_tokenizer
 
             from . import models
+            from .quantize import RESCORE_TOP_K, int8_vocab_decoder
 
             torch.set_num_threads(self.options.threads or cpu_cores())
             model = models.load_whisper(self.spec)
             model.encoder = EncoderMemo(model.encoder)
+            if self.options.int8_logits:
+                eot = get_tokenizer(model.is_multilingual, num_languages=model.num_languages).eot
+                top_k = max(RESCORE_TOP_K, (self.options.beam_size or 1) + 1)
+                decoder = int8_vocab_decoder(model.decoder, eot, top_k)
+                if decoder is None:  # no int8 CPU kernels in this torch build
+                    self.precision = PRECISION_FP32
+                else:
+                    model.decoder = decoder
             cache_dtw_compile()
             self._model = model
         return self._model
@@ -402,6 +421,7 @@ class CTranslate2Transcriber:
 
     engine = "ctranslate2"
     compute_type = "int8"
+    precision = PRECISION_INT8
 
     def __init__(self, model: str = "base", options: TranscribeOptions | None = None):
         from . import models

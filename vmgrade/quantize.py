@@ -1,0 +1,113 @@
+"""Int8 vocabulary projection for openai-whisper's text decoder, exact where it decides.
+
+Each decoding step multiplies the decoder state by the whole token-embedding
+matrix (51,865 x 512 for the multilingual base model): 106 MB of fp32 weights
+read per token. On a 2-core CPU that is about 13 ms of a 31-ms step, bound by
+memory bandwidth, not arithmetic. Stored as int8 (one scale per token row) the
+matrix is 26 MB and the product takes about 0.5 ms.
+
+Int8 logits are approximations, so for every position the ``top_k`` highest
+tokens, and every special and timestamp token, are recomputed in fp32 from the
+original weights: the greedy or beam choice, whisper's timestamp rules and the
+no-speech probability see exact values; only the softmax normaliser counts the
+remaining (improbable) tokens at int8 precision. ``bench/goals.py`` shows the
+transcripts of the corpus unchanged and the time saved.
+
+The rest of the decoder and the encoder stay fp32: int8 there (dynamic
+activation quantisation) moved the corpus WER by several words, and bf16 was
+slower than fp32 for one token at a time (measurements in README, Performance).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+# Tokens recomputed exactly at each position: at least the beam (+1 for
+# whisper's beam search, which takes beam_size + 1 candidates per beam).
+RESCORE_TOP_K = 16
+
+
+def int8_vocab_decoder(decoder, first_special_token: int, top_k: int = RESCORE_TOP_K):
+    """Wrap whisper's ``TextDecoder`` so its vocabulary projection runs in int8.
+
+    Parameters
+    ----------
+    decoder : whisper.model.TextDecoder
+        The fp32 decoder; its blocks are shared, not copied.
+    first_special_token : int
+        Token id of end-of-text: it and every id above it (language, task,
+        no-speech and timestamp tokens) are always computed exactly.
+    top_k : int
+        Highest-scoring tokens per position recomputed exactly.
+
+    Returns
+    -------
+    torch.nn.Module or None
+        A drop-in decoder, or None where this torch build has no int8 CPU
+        kernels (the caller keeps the fp32 decoder).
+    """
+    try:
+        vocab = _int8_linear(decoder.token_embedding.weight)
+    except (RuntimeError, AttributeError, ImportError, AssertionError):
+        return None
+    return _int8_vocab_decoder_class()(decoder, vocab, first_special_token, top_k)
+
+
+def _int8_linear(weight):
+    """A dynamic-quantised int8 ``Linear`` computing ``x @ weight.T`` (per-row scales)."""
+    import torch
+    from torch.ao.nn.quantized import dynamic as nnqd
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    linear.weight = torch.nn.Parameter(weight.detach().float(), requires_grad=False)
+    linear.qconfig = per_channel_dynamic_qconfig
+    with warnings.catch_warnings():
+        # torch.ao's eager quantisation is marked deprecated in favour of the
+        # torchao package, but its CPU kernels are in the pinned torch.
+        warnings.simplefilter("ignore")
+        quantised = nnqd.Linear.from_float(linear)
+        quantised(torch.zeros(1, weight.shape[1]))  # fails here if the CPU engine is missing
+    return quantised
+
+
+@functools.cache
+def _int8_vocab_decoder_class():
+    import torch
+
+    class Int8VocabDecoder(torch.nn.Module):
+        """whisper's ``TextDecoder.forward``, with the final projection in int8 plus exact rescoring."""
+
+        def __init__(self, decoder, vocab, first_special_token: int, top_k: int):
+            super().__init__()
+            # the same attributes as whisper's TextDecoder: kv-cache hooks and
+            # word alignment reach into .blocks
+            self.token_embedding = decoder.token_embedding
+            self.positional_embedding = decoder.positional_embedding
+            self.blocks = decoder.blocks
+            self.ln = decoder.ln
+            self.register_buffer("mask", decoder.mask, persistent=False)
+            self.vocab_int8 = vocab
+            n_vocab = decoder.token_embedding.weight.shape[0]
+            self.register_buffer("exact_ids", torch.arange(first_special_token, n_vocab), persistent=False)
+            self.top_k = top_k
+
+        def forward(self, x, xa, kv_cache=None):
+            offset = next(iter(kv_cache.values())).shape[1] if kv_cache else 0
+            x = self.token_embedding(x) + self.positional_embedding[offset : offset + x.shape[-1]]
+            x = x.to(xa.dtype)
+            for block in self.blocks:
+                x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
+            x = self.ln(x).float()
+            return self.rescore(x, self.vocab_int8(x))
+
+        def rescore(self, x, logits):
+            """Replace the top-k and the special tokens' int8 logits with fp32 ones."""
+            weight = self.token_embedding.weight
+            top = logits.topk(self.top_k, dim=-1).indices  # (batch, positions, k)
+            logits.scatter_(-1, top, torch.einsum("bpd,bpkd->bpk", x, weight[top]))
+            logits[..., self.exact_ids] = x @ weight[self.exact_ids].T
+            return logits
+
+    return Int8VocabDecoder
