@@ -1,9 +1,11 @@
-"""Does a filler-bearing initial prompt make Whisper keep "uh"/"um"?
+"""Does Whisper keep "uh"/"um", without a prompt, prompted, and with vmgrade's filler probe?
 
-Transcribes the corpus's spontaneous clips (``mfa_*``, clean and phone) with
-and without ``vmgrade.transcribe.FILLER_PROMPT`` and prints, per clip, the
-fillers in the reference, the fillers recovered, and WER (fillers excluded by
-Whisper's normaliser). Skips when ../shared/corpus is absent.
+Transcribes the corpus's spontaneous clips (``mfa_*``, clean and phone) three
+ways: no prompt; ``vmgrade.transcribe.FILLER_PROMPT`` conditioning every word
+(whisper's ``initial_prompt``); and the default, an unprompted decode in which
+the prompted model only places fillers (``vmgrade.decoding``). Prints, per
+clip, the fillers in the reference, the fillers recovered, and WER (fillers
+excluded by Whisper's normaliser). Skips when ../shared/corpus is absent.
 
     python bench/filler_prompt.py [--model base]
 """
@@ -42,7 +44,9 @@ def main() -> int:
     rows = [r for r in csv.DictReader(manifest.open()) if r["name"].startswith("mfa_")]
     engines = {
         "no prompt": WhisperTranscriber(args.model, TranscribeOptions(initial_prompt=None)),
-        "filler prompt": WhisperTranscriber(args.model, TranscribeOptions(initial_prompt=FILLER_PROMPT)),
+        "prompted": WhisperTranscriber(
+            args.model, TranscribeOptions(initial_prompt=FILLER_PROMPT, filler_probe=False)),
+        "filler probe": WhisperTranscriber(args.model, TranscribeOptions(initial_prompt=FILLER_PROMPT)),
     }
     print(f"model {args.model}; prompt: {FILLER_PROMPT!r}\n")
     print(f"{'clip':<28} {'channel':<7} {'setting':<14} {'ref fillers':>11} {'found':>6} {'WER':>6} {'s':>6}")

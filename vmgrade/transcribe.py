@@ -2,12 +2,17 @@
 
 The default engine is openai-whisper on the CPU (fp32, temperature 0,
 English), with word timestamps from cross-attention DTW. Whisper drops
-filler words unless its prompt contains some; on the corpus's disfluent
-clips the filler prompt below recovers every reference "uh"/"um" (3/3 and
-5/5; ``bench/filler_prompt.py`` measures it), so it is on by default.
+filler words unless its prompt contains some, and such a prompt nudges other
+words too; so each window is decoded without it and the prompted model only
+places the fillers (:mod:`vmgrade.decoding`). On the corpus's disfluent clips
+that recovers every reference "uh"/"um" at the unprompted WER
+(``bench/filler_prompt.py`` measures it).
 
 Speed: torch uses every core this process may run on; each 30-s window is
-encoded once, though whisper asks again to align words (:func:`EncoderMemo`);
+encoded, and its cross-attention keys and values projected, once, though
+whisper asks again to align words (:func:`EncoderMemo`,
+:func:`memo_audio_projections`); the vocabulary projection is int8 with exact
+rescoring (:mod:`vmgrade.quantize`);
 numba's compile of whisper's DTW kernel is cached on disk
 (:func:`cache_dtw_compile`). ``bench/goals.py`` measures the result.
 
@@ -152,6 +157,10 @@ class TranscribeOptions:
     # openai-whisper: the vocabulary projection in int8 with exact rescoring
     # (vmgrade.quantize); False keeps it fp32. ctranslate2 is int8 throughout.
     int8_logits: bool = True
+    # openai-whisper with a prompt: decode without it, and let the prompted
+    # model place only the fillers (vmgrade.decoding); False: the prompt
+    # conditions every word, as whisper's own initial_prompt does.
+    filler_probe: bool = True
 
 
 class Transcriber(Protocol):
@@ -198,6 +207,7 @@ class WhisperTranscriber:
             torch.set_num_threads(self.options.threads or cpu_cores())
             model = models.load_whisper(self.spec)
             model.encoder = EncoderMemo(model.encoder)
+            memo_audio_projections(model.decoder)
             if self.options.int8_logits:
                 eot = get_tokenizer(model.is_multilingual, num_languages=model.num_languages).eot
                 top_k = max(RESCORE_TOP_K, (self.options.beam_size or 1) + 1)
@@ -206,6 +216,13 @@ class WhisperTranscriber:
                     self.precision = PRECISION_FP32
                 else:
                     model.decoder = decoder
+            if self.options.filler_probe:
+                import whisper.decoding
+
+                from .decoding import decode_with_fillers
+
+                # transcribe() calls model.decode once per window
+                model.decode = functools.partial(decode_with_fillers, model, decode=whisper.decoding.decode)
             cache_dtw_compile()
             self._model = model
         return self._model
@@ -244,36 +261,46 @@ def cpu_cores() -> int:
 
 
 @functools.cache
-def _encoder_memo_class():
+def _memo_class():
     import torch
 
-    class _EncoderMemo(torch.nn.Module):
-        """Whisper's audio encoder, remembering its last input and output.
+    class _LastCallMemo(torch.nn.Module):
+        """A module remembering its last input and output: a repeated call with equal input is free.
 
         openai-whisper encodes each 30-s window to decode it, then again to align
         words (``whisper.timing.find_alignment`` runs the whole model on the same
-        mel), and again for each temperature fallback: the repeats are free here.
+        mel); and each decoder pass over a window (decoding, the filler probe,
+        word alignment) projects the same encoding to cross-attention keys and
+        values. Comparing a repeat costs well under a millisecond.
         """
 
-        def __init__(self, encoder: torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
             super().__init__()
-            self.inner = encoder
+            self.inner = inner
             self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
-        def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             last = self._last
-            if last is not None and last[0].shape == mel.shape and torch.equal(last[0], mel):
+            if last is not None and last[0].shape == x.shape and torch.equal(last[0], x):
                 return last[1]
-            out = self.inner(mel)
-            self._last = (mel.detach().clone(), out)
+            out = self.inner(x)
+            self._last = (x.detach().clone(), out)
             return out
 
-    return _EncoderMemo
+    return _LastCallMemo
 
 
 def EncoderMemo(encoder):  # noqa: N802 - builds a torch module; torch is imported lazily
     """Wrap a Whisper encoder so a repeated encode of the same mel costs nothing."""
-    return _encoder_memo_class()(encoder)
+    return _memo_class()(encoder)
+
+
+def memo_audio_projections(decoder) -> None:
+    """Wrap each decoder block's cross-attention key and value projections in a last-call memo."""
+    memo = _memo_class()
+    for block in decoder.blocks:
+        block.cross_attn.key = memo(block.cross_attn.key)
+        block.cross_attn.value = memo(block.cross_attn.value)
 
 
 def cache_dtw_compile() -> None:
