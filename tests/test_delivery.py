@@ -336,3 +336,12 @@ def test_empty_transcript_and_silence():
 def test_invalid_vad():
     with pytest.raises(ValueError):
         delivery.measure(make_audio(voiced(1.0)), vad="webrtc")
+
+
+def test_a_number_split_over_tokens_counts_its_digits():
+    """Word timing may split "415-555-0198" into "415", "-555", "-0198.": ten spoken words."""
+    from vmgrade.delivery import spoken_word_counts
+
+    tokens = ["is", "415", "-555", "-0198.", "Again,", "4155550198.", "book", "15", "minutes"]
+    assert spoken_word_counts(tokens) == [1, 3, 3, 4, 1, 10, 1, 1, 1]
+    assert spoken_word_counts(["at", "3", "-4", "pm"]) == [1, 1, 1, 1]

@@ -8,7 +8,7 @@ import pytest
 from conftest import SAMPLES
 
 from vmgrade import Context
-from vmgrade.delivery import spoken_word_count
+from vmgrade.delivery import spoken_word_counts
 from vmgrade.scoring import DIMENSIONS
 
 
@@ -24,7 +24,7 @@ def test_strong_sample_report(graded):
     assert 110 < m["rate_wpm"] < 190
     # the number said twice is two tokens in the transcript but 20 words spoken
     tokens = d["transcript"]["words"]
-    assert m["word_count"] == sum(spoken_word_count(w["word"]) for w in tokens) >= len(tokens) + 14
+    assert m["word_count"] == sum(spoken_word_counts([w["word"] for w in tokens])) >= len(tokens) + 14
     assert m["long_pause_count"] == 0
     assert set(d["timings_s"]) >= {"decode", "asr", "delivery", "content", "scoring"}
     # the grade stage's public keys

@@ -892,6 +892,29 @@ def spoken_word_count(word: str) -> int:
     return 1
 
 
+_DIGIT_PIECE = re.compile(r"^[(\-.]?\d[\d\-.()]*[.,;:!?)]*$")  # "415", "-555", "-0198.", "(415)"
+
+
+def spoken_word_counts(words: Sequence[str]) -> list[int]:
+    """:func:`spoken_word_count` for a sequence of transcript tokens, a written
+    number split over several tokens included: Whisper's word timing can give
+    "415-555-0198" as "415", "-555", "-0198.", each then counted by its digits."""
+    counts = [spoken_word_count(w) for w in words]
+    i = 0
+    while i < len(words):
+        j = i
+        # a digit piece followed by pieces that continue it with a dash, dot or bracket
+        while (j + 1 < len(words) and _DIGIT_PIECE.match(words[j].strip())
+               and _DIGIT_PIECE.match(words[j + 1].strip()) and words[j + 1].strip()[0] in "-.)"):
+            j += 1
+        if j > i:
+            group = "".join(w.strip() for w in words[i : j + 1])
+            if spoken_word_count(group) > 1:
+                counts[i : j + 1] = [max(1, sum(ch.isdigit() for ch in w)) for w in words[i : j + 1]]
+        i = j + 1
+    return counts
+
+
 def _is_word(w: Word) -> bool:
     return bool(normalise_token(w.word))
 
@@ -1203,7 +1226,7 @@ def measure(
     # words
     words = tuple(w for w in transcript.words if _is_word(w)) if transcript is not None else None
     if words is not None:
-        spoken = np.array([spoken_word_count(w.word) for w in words], dtype=int)
+        spoken = np.array(spoken_word_counts([w.word for w in words]), dtype=int)
         word_count: int | None = int(spoken.sum())
         rate = word_count / message * 60.0 if message > 0 else 0.0
         artic = word_count / speech_time * 60.0 if speech_time > 0 else 0.0
