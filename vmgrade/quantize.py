@@ -49,27 +49,33 @@ def int8_vocab_decoder(decoder, first_special_token: int, top_k: int = RESCORE_T
     """
     try:
         vocab = _int8_linear(decoder.token_embedding.weight)
-    except (RuntimeError, AttributeError, ImportError, AssertionError):
+    except (RuntimeError, AttributeError, NotImplementedError):
         return None
     return _int8_vocab_decoder_class()(decoder, vocab, first_special_token, top_k)
 
 
 def _int8_linear(weight):
-    """A dynamic-quantised int8 ``Linear`` computing ``x @ weight.T`` (per-row scales)."""
+    """``weight`` (out x in) as int8 with one scale per row, packed for torch's dynamic int8 matmul."""
     import torch
-    from torch.ao.nn.quantized import dynamic as nnqd
-    from torch.ao.quantization import per_channel_dynamic_qconfig
 
-    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-    linear.weight = torch.nn.Parameter(weight.detach().float(), requires_grad=False)
-    linear.qconfig = per_channel_dynamic_qconfig
+    w = weight.detach().float()
+    scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-12).double()
     with warnings.catch_warnings():
-        # torch.ao's eager quantisation is marked deprecated in favour of the
-        # torchao package, but its CPU kernels are in the pinned torch.
+        # quantized tensors are marked deprecated in favour of the torchao
+        # package, but their CPU kernels are in the pinned torch.
         warnings.simplefilter("ignore")
-        quantised = nnqd.Linear.from_float(linear)
-        quantised(torch.zeros(1, weight.shape[1]))  # fails here if the CPU engine is missing
-    return quantised
+        zero_points = torch.zeros(len(scales), dtype=torch.long)
+        qweight = torch.quantize_per_channel(w, scales, zero_points, 0, torch.qint8)
+        packed = torch.ops.quantized.linear_prepack(qweight, None)
+        _int8_matmul(torch.zeros(1, w.shape[1]), packed)  # fails here if the CPU engine is missing
+    return packed
+
+
+def _int8_matmul(x, packed):
+    import torch
+
+    # reduce_range: 7-bit activations, as torch's x86 engine needs without VNNI
+    return torch.ops.quantized.linear_dynamic(x, packed, True)
 
 
 @functools.cache
@@ -104,7 +110,7 @@ def _int8_vocab_decoder_class():
             for block in self.blocks:
                 x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
             x = self.ln(x).float()
-            return self.rescore(x, self.vocab_int8(x))
+            return self.rescore(x, _int8_matmul(x, self.vocab_int8))
 
         def rescore(self, x, logits):
             """Replace the top-k and the special tokens' int8 logits with fp32 ones."""

@@ -12,9 +12,9 @@ Speed: torch uses every core this process may run on; each 30-s window is
 encoded, and its cross-attention keys and values projected, once, though
 whisper asks again to align words (:func:`EncoderMemo`,
 :func:`memo_audio_projections`); the vocabulary projection is int8 with exact
-rescoring (:mod:`vmgrade.quantize`);
-numba's compile of whisper's DTW kernel is cached on disk
-(:func:`cache_dtw_compile`). ``bench/goals.py`` measures the result.
+rescoring (:mod:`vmgrade.quantize`); whisper's numba DTW is replaced by a
+numpy one (:mod:`vmgrade.dtw`) that spares a cold start numba's start-up.
+``bench/goals.py`` measures the result.
 
 The ``"ctranslate2"`` engine (:class:`CTranslate2Transcriber`, the optional
 ``vmgrade[fast]`` extra) runs the same weights through faster-whisper, int8
@@ -202,6 +202,7 @@ class WhisperTranscriber:
             from whisper.tokenizer import get_tokenizer
 
             from . import models
+            from .dtw import use_numpy_dtw
             from .quantize import RESCORE_TOP_K, int8_vocab_decoder
 
             torch.set_num_threads(self.options.threads or cpu_cores())
@@ -223,7 +224,7 @@ class WhisperTranscriber:
 
                 # transcribe() calls model.decode once per window
                 model.decode = functools.partial(decode_with_fillers, model, decode=whisper.decoding.decode)
-            cache_dtw_compile()
+            use_numpy_dtw()
             self._model = model
         return self._model
 
@@ -301,26 +302,6 @@ def memo_audio_projections(decoder) -> None:
     for block in decoder.blocks:
         block.cross_attn.key = memo(block.cross_attn.key)
         block.cross_attn.value = memo(block.cross_attn.value)
-
-
-def cache_dtw_compile() -> None:
-    """Let numba cache whisper's DTW kernel on disk instead of compiling it in every process.
-
-    ``whisper.timing.dtw_cpu`` is jitted without ``cache=True``, so each new
-    process spent about a second compiling it on its first word alignment.
-    """
-    import numba
-    import whisper.timing
-
-    current = whisper.timing.dtw_cpu
-    if getattr(current, "_vmgrade_cached", False):
-        return
-    try:
-        cached = numba.jit(nopython=True, cache=True)(current.py_func)
-    except RuntimeError:  # no writable cache location: compile per process, as before
-        return
-    cached._vmgrade_cached = True
-    whisper.timing.dtw_cpu = cached
 
 
 def _transcript(

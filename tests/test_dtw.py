@@ -1,0 +1,56 @@
+"""The numpy DTW against the recurrence it implements (whisper's ``dtw_cpu``, cell by cell)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vmgrade.dtw import dtw
+
+
+def reference_dtw(x: np.ndarray) -> np.ndarray:
+    """whisper's kernel, written out in plain Python: float32 costs, strict comparisons, left on ties."""
+    n, m = x.shape
+    cost = np.full((n + 1, m + 1), np.inf, dtype=np.float32)
+    trace = -np.ones((n + 1, m + 1), dtype=np.float32)
+    cost[0, 0] = 0
+    for j in range(1, m + 1):
+        for i in range(1, n + 1):
+            c0, c1, c2 = cost[i - 1, j - 1], cost[i - 1, j], cost[i, j - 1]
+            if c0 < c1 and c0 < c2:
+                c, t = c0, 0
+            elif c1 < c0 and c1 < c2:
+                c, t = c1, 1
+            else:
+                c, t = c2, 2
+            cost[i, j] = x[i - 1, j - 1] + c
+            trace[i, j] = t
+    i, j = n, m
+    trace[0, :], trace[:, 0] = 2, 1
+    path = []
+    while i > 0 or j > 0:
+        path.append((i - 1, j - 1))
+        t = trace[i, j]
+        i, j = (i - 1, j - 1) if t == 0 else (i - 1, j) if t == 1 else (i, j - 1)
+    return np.array(path[::-1]).T
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (4, 7), (30, 200)])
+def test_same_path_as_the_recurrence(shape):
+    x = np.random.default_rng(sum(shape)).standard_normal(shape)
+    assert np.array_equal(dtw(x.copy()), reference_dtw(x.copy()))
+
+
+def test_same_path_on_ties():
+    """Equal costs everywhere, and costs rounded to few values: the tie-breaking decides."""
+    assert np.array_equal(dtw(np.zeros((6, 15))), reference_dtw(np.zeros((6, 15))))
+    x = np.round(np.random.default_rng(1).standard_normal((20, 90)), 1)
+    assert np.array_equal(dtw(x.copy()), reference_dtw(x.copy()))
+
+
+def test_path_follows_a_clear_diagonal():
+    cost = np.ones((3, 6))
+    for token, frames in enumerate([(0, 1), (2, 3), (4, 5)]):
+        cost[token, list(frames)] = 0.0
+    rows, cols = dtw(cost)
+    assert list(rows) == [0, 0, 1, 1, 2, 2] and list(cols) == [0, 1, 2, 3, 4, 5]
