@@ -9,8 +9,9 @@ call first, then the median of ``--repeat`` calls):
 * ``plain openai-whisper``: openai-whisper's ``transcribe()`` with word
   timestamps and its defaults (what vmgrade started from);
 * ``grade openai-whisper`` / ``grade ctranslate2``: vmgrade's whole grade with
-  each engine, split into stages: decode, ASR (less word timing), word timing,
-  delivery, content, scoring, report (JSON + terminal text);
+  each engine's defaults, and the fast engine at its fastest (``--beam-size 1
+  --no-filler-prompt``), split into stages: decode, ASR (less word timing),
+  word timing, delivery, content, scoring, report (JSON + terminal text);
 
 then cold: ``vmgrade grade FILE --format json`` in a new process (imports and
 model load included; converted model and numba caches warm, as on every run
@@ -41,7 +42,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 import wer  # noqa: E402  (bench/wer.py: corpus WER and plain openai-whisper)
 
 DEFAULT_FILES = (ROOT / "samples" / "before_practice.wav", ROOT / "samples" / "strong_wideband.flac")
-ENGINES = ("openai-whisper", "ctranslate2")
+# (label, engine, GradeOptions settings, CLI flags): the default of each engine,
+# and the fast engine at its fastest (greedy, no filler prompt)
+SETUPS = (
+    ("openai-whisper", "openai-whisper", {}, []),
+    ("ctranslate2", "ctranslate2", {}, []),
+    ("ct2 greedy, no prompt", "ctranslate2", {"beam_size": 1, "filler_prompt": False},
+     ["--beam-size", "1", "--no-filler-prompt"]),
+)
 STAGES = ("decode", "asr", "word timing", "delivery", "content", "scoring", "report")
 # The issue's goals: full grade / faster-whisper alone, and cold CLI seconds.
 GOAL_DEFAULT_RATIO = 1.0
@@ -126,10 +134,10 @@ def grade_stages(grader, path: Path, repeat: int) -> tuple[float, dict[str, floa
     return statistics.median(totals), {s: statistics.median(v) for s, v in per_stage.items()}
 
 
-def cold_cli(path: Path, engine: str, model: str, runs: int) -> tuple[float, float]:
+def cold_cli(path: Path, engine: str, model: str, runs: int, flags: list[str]) -> tuple[float, float]:
     """Median wall seconds of a new ``vmgrade grade`` process, and its peak RSS (MB)."""
     cmd = [sys.executable, "-m", "vmgrade", "grade", str(path), "--format", "json",
-           "--engine", engine, "--model", model]
+           "--engine", engine, "--model", model, *flags]
     walls, peaks = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -174,17 +182,17 @@ def main(argv: list[str] | None = None) -> int:
           f"cold = median of {args.cold} new processes\n")
     # Cold runs first, while this process is small: a child's peak RSS counts the
     # parent's resident memory at fork, which would hide the CLI's own.
-    engines = [e for e in ENGINES if e != "ctranslate2" or importlib.util.find_spec("faster_whisper")]
-    if len(engines) < len(ENGINES):
+    setups = [s for s in SETUPS if s[1] != "ctranslate2" or importlib.util.find_spec("faster_whisper")]
+    if len(setups) < len(SETUPS):
         print("skipped ctranslate2 and faster-whisper alone: faster-whisper is not installed")
-    cold = {(path, engine): cold_cli(path, engine, args.model, args.cold)
-            for path in args.files for engine in engines}
+    cold = {(path, label): cold_cli(path, engine, args.model, args.cold, flags)
+            for path in args.files for label, engine, _, flags in setups}
     graders = {}
-    for engine in engines:
+    for label, engine, settings, _ in setups:
         try:
-            graders[engine] = Grader(GradeOptions(model=args.model, engine=engine))
+            graders[label] = Grader(GradeOptions(model=args.model, engine=engine, **settings))
         except ModelError as exc:
-            print(f"skipped {engine}: {exc.message}")
+            print(f"skipped {label}: {exc.message}")
     fw = None
     if "ctranslate2" in graders:
         fw = faster_whisper_alone(models.ctranslate2_dir(args.model))
@@ -200,18 +208,18 @@ def main(argv: list[str] | None = None) -> int:
         if yardstick:
             print(f"{'faster-whisper alone (int8, beam 5, words)':<46}{yardstick:>8.2f} s")
         print(f"{'plain openai-whisper (fp32, greedy, words)':<46}{plain_s:>8.2f} s")
-        print(f"\n{'whole grade':<16}" + "".join(f"{s:>12}" for s in STAGES) + f"{'total':>9}"
+        print(f"\n{'whole grade':<22}" + "".join(f"{s:>12}" for s in STAGES) + f"{'total':>9}"
               + f"{'÷ fw':>7}{'cold CLI':>10}{'peak RSS':>10}")
-        for engine, grader in graders.items():
+        for label, grader in graders.items():
             total, stages = grade_stages(grader, path, args.repeat)
-            cold_s, rss_mb = cold[path, engine]
+            cold_s, rss_mb = cold[path, label]
             ratio = total / yardstick if yardstick else float("nan")
-            print(f"{engine:<16}" + "".join(f"{stages[s]:>12.3f}" for s in STAGES)
+            print(f"{label:<22}" + "".join(f"{stages[s]:>12.3f}" for s in STAGES)
                   + f"{total:>9.2f}{ratio:>7.2f}{cold_s:>9.2f}s{rss_mb:>8.0f}MB", flush=True)
-            target = GOAL_DEFAULT_RATIO if engine == "openai-whisper" else GOAL_FAST_RATIO
-            goals.append((f"{path.name}: grade {engine} / faster-whisper alone", f"<= {target}",
+            target = GOAL_DEFAULT_RATIO if label == "openai-whisper" else GOAL_FAST_RATIO
+            goals.append((f"{path.name}: grade {label} / faster-whisper alone", f"<= {target}",
                           f"{ratio:.2f}", ratio <= target))
-            goals.append((f"{path.name}: cold CLI {engine}", f"<= {GOAL_COLD_S:.0f} s",
+            goals.append((f"{path.name}: cold CLI {label}", f"<= {GOAL_COLD_S:.0f} s",
                           f"{cold_s:.2f} s", cold_s <= GOAL_COLD_S))
         print()
 
@@ -224,13 +232,17 @@ def main(argv: list[str] | None = None) -> int:
             base = wer.evaluate(wer.plain_transcriber(args.model), clips, corpus)
             print(f"WER on {len(clips)} corpus clips ({args.model}; plain openai-whisper: clean "
                   f"{base['clean'][0]:.3f}, phone {base['phone'][0]:.3f})")
-            variants = [("vmgrade default", "openai-whisper", None),
-                        ("vmgrade --no-filler-prompt", "openai-whisper", "no-prompt")]
-            variants += [("vmgrade ctranslate2", "ctranslate2", None)] if "ctranslate2" in graders else []
-            for label, engine, variant in variants:
-                run = wer.vmgrade_transcriber(engine, args.model, filler_prompt=variant is None)
+            variants = [("vmgrade default", "openai-whisper", {}),
+                        ("vmgrade, prompt on every word", "openai-whisper", {"filler_probe": False}),
+                        ("vmgrade --no-filler-prompt", "openai-whisper", {"filler_prompt": False})]
+            if "ctranslate2" in graders:
+                variants += [("vmgrade ctranslate2", "ctranslate2", {}),
+                             ("vmgrade ctranslate2 greedy, no prompt", "ctranslate2-beam1",
+                              {"filler_prompt": False})]
+            for label, engine, settings in variants:
+                run = wer.vmgrade_transcriber(engine, args.model, **settings)
                 res = wer.evaluate(run, clips, corpus)
-                print(f"  {label:<28} clean {res['clean'][0]:.3f}  phone {res['phone'][0]:.3f}")
+                print(f"  {label:<40} clean {res['clean'][0]:.3f}  phone {res['phone'][0]:.3f}")
                 for channel in wer.CHANNELS:
                     b, m = base[channel][0], res[channel][0]
                     goals.append((f"WER {channel}: {label} vs plain", f"<= {b:.3f}", f"{m:.3f}", m <= b))

@@ -6,8 +6,9 @@ Each clip of ``../shared/corpus/manifest.csv`` (or ``$VMGRADE_CORPUS``) and its
 * ``plain``: openai-whisper's own ``transcribe()`` with its defaults (greedy,
   temperature fallback, no prompt, no word timestamps): the reference that
   vmgrade's default path must not fall behind;
-* ``openai-whisper``: vmgrade's default transcriber (filler prompt, word
-  timestamps, encoder reuse, hallucination filter);
+* ``openai-whisper``: vmgrade's default transcriber (unprompted decode with
+  fillers placed by the filler-prompted model, word timestamps, int8
+  vocabulary projection, encoder reuse, hallucination filter);
 * ``ctranslate2``: vmgrade's fast engine (faster-whisper int8, beam of 5), when
   installed; ``ctranslate2-beam1`` the same decoding greedily (``--beam-size 1``).
 
@@ -81,7 +82,8 @@ def plain_transcriber(model_name: str, *, word_timestamps: bool = False):
     return run
 
 
-def vmgrade_transcriber(engine: str, model_name: str, *, filler_prompt: bool = True):
+def vmgrade_transcriber(engine: str, model_name: str, *, filler_prompt: bool = True,
+                        filler_probe: bool = True):
     """vmgrade's transcriber for ``engine`` as an ``Audio -> text`` function (None: not installed)."""
     from vmgrade.errors import ModelError
     from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, make_transcriber
@@ -89,7 +91,8 @@ def vmgrade_transcriber(engine: str, model_name: str, *, filler_prompt: bool = T
     engine, _, beam = engine.partition("-beam")
     try:
         options = TranscribeOptions(beam_size=int(beam) if beam else None,
-                                    initial_prompt=FILLER_PROMPT if filler_prompt else None)
+                                    initial_prompt=FILLER_PROMPT if filler_prompt else None,
+                                    filler_probe=filler_probe)
         transcriber = make_transcriber(engine, model_name, options)
     except ModelError as exc:
         print(f"  skipped {engine} {model_name}: {exc.message}")
