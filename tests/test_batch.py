@@ -506,3 +506,7 @@ def test_a_beam_size_changes_the_key_but_the_default_keeps_old_keys():
     default = settings_of(GradeOptions(), "base", "v1")
     assert "beam_size" not in default  # keys written before --beam-size existed still match
     assert result_key("h", default) != result_key("h", settings_of(GradeOptions(beam_size=1), "base", "v1"))
+    # the filler probe changed openai-whisper's transcripts: its results regrade, ctranslate2's do not
+    assert default["fillers"] == "probe"
+    assert "fillers" not in settings_of(GradeOptions(engine="ctranslate2"), "base", "v1")
+    assert "fillers" not in settings_of(GradeOptions(filler_prompt=False), "base", "v1")

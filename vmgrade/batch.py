@@ -274,6 +274,9 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
         # only when set, so keys of runs with the engine's default beam stay as they were
         **({"beam_size": options.beam_size} if options.beam_size is not None else {}),
         **({} if options.int8_logits else {"int8_logits": False}),
+        # openai-whisper's fillers come from the filler probe (vmgrade.decoding), not a
+        # prompted decode: its transcripts differ from those of earlier versions
+        **({"fillers": "probe"} if options.engine == "openai-whisper" and options.filler_prompt else {}),
     }
 
 
