@@ -8,7 +8,7 @@ import pytest
 from conftest import SAMPLES, reference_text
 
 from vmgrade.audio import load
-from vmgrade.decoding import FILLER_WORDS, _kv_cache, filler_token_ids
+from vmgrade.decoding import FILLER_WORDS, filler_token_ids, kv_cache
 from vmgrade.transcribe import TranscribeOptions, WhisperTranscriber
 
 FILLER = re.compile(r"^(um+|uh+m?|hmm)$")
@@ -73,10 +73,10 @@ def test_reused_audio_keys_give_the_same_logits(transcriber):
     tokens = torch.tensor([list(tokenizer.sot_sequence) + tokenizer.encode(" Hi Marcus, it's Prairie")])
     with torch.no_grad():
         xa = model.encoder(mel)
-        with _kv_cache(model) as cache:
+        with kv_cache(model.decoder, model.dims.n_text_ctx) as cache:
             first = model.decoder(tokens, xa, kv_cache=cache.store)
             audio_kv = cache.audio_entries()
-        with _kv_cache(model) as cache:
+        with kv_cache(model.decoder, model.dims.n_text_ctx) as cache:
             cache.seed(audio_kv)
             again = model.decoder(tokens, xa, kv_cache=cache.store)
         plain = model.decoder(tokens, xa)

@@ -132,7 +132,7 @@ def _filler_positions(model, xa, prefix, tokens, fillers, marks, eot, audio_kv) 
     import torch
 
     insert: dict[int, list[int]] = {}
-    with torch.no_grad(), _kv_cache(model) as cache:
+    with torch.no_grad(), kv_cache(model.decoder, model.dims.n_text_ctx) as cache:
         cache.seed(audio_kv)
         logits = model.decoder(torch.tensor([prefix + tokens]), xa, kv_cache=cache.store)[0]
         full = dict(cache.store)
@@ -156,7 +156,7 @@ def _filler_positions(model, xa, prefix, tokens, fillers, marks, eot, audio_kv) 
     return insert
 
 
-class _Cache:
+class Cache:
     """Key/value tensors of the decoder's attention layers, truncatable to a prefix."""
 
     def __init__(self, n_text_ctx: int, self_modules: list):
@@ -200,14 +200,14 @@ class _Cache:
 
 
 @contextmanager
-def _kv_cache(model):
-    """A :class:`_Cache` filled by hooks on the decoder's key/value projections (removed on exit)."""
+def kv_cache(decoder, n_text_ctx: int):
+    """A :class:`Cache` filled by hooks on ``decoder``'s key/value projections (removed on exit)."""
     from whisper.model import MultiHeadAttention
 
-    self_modules = [m for block in model.decoder.blocks for m in (block.attn.key, block.attn.value)]
-    cache = _Cache(model.dims.n_text_ctx, self_modules)
+    self_modules = [m for block in decoder.blocks for m in (block.attn.key, block.attn.value)]
+    cache = Cache(n_text_ctx, self_modules)
     hooks = []
-    for layer in model.decoder.modules():
+    for layer in decoder.modules():
         if isinstance(layer, MultiHeadAttention):
             hooks.append(layer.key.register_forward_hook(cache.save))
             hooks.append(layer.value.register_forward_hook(cache.save))

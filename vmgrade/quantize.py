@@ -54,7 +54,56 @@ def int8_vocab_decoder(decoder, first_special_token: int, top_k: int = RESCORE_T
     return _int8_vocab_decoder_class()(decoder, vocab, first_special_token, top_k)
 
 
-def _int8_linear(weight):
+def int8_draft_decoder(decoder):
+    """A cheaper, approximate copy of an int8-vocabulary decoder: its blocks' linear layers in int8 too.
+
+    Not exact (dynamic int8 activations moved the corpus WER by a few words),
+    so it only proposes tokens that the exact decoder then checks
+    (:mod:`vmgrade.speculative`). Embeddings, final norm and vocabulary are shared.
+
+    Parameters
+    ----------
+    decoder : torch.nn.Module
+        What :func:`int8_vocab_decoder` returned.
+    """
+    import copy
+    from types import SimpleNamespace
+
+    blocks = copy.deepcopy(decoder.blocks)
+    _to_int8_linears(blocks)
+    parts = SimpleNamespace(token_embedding=decoder.token_embedding, blocks=blocks, ln=decoder.ln,
+                            positional_embedding=decoder.positional_embedding, mask=decoder.mask)
+    first_special = int(decoder.exact_ids[0])
+    return _int8_vocab_decoder_class()(parts, decoder.vocab_int8, first_special, decoder.top_k)
+
+
+def _to_int8_linears(module) -> None:
+    """Replace every ``Linear`` under ``module`` by a dynamic-int8 one, in place."""
+    import torch
+
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.Linear):
+            setattr(module, name, _int8_linear_module_class()(_int8_linear(child.weight, child.bias)))
+        else:
+            _to_int8_linears(child)
+
+
+@functools.cache
+def _int8_linear_module_class():
+    import torch
+
+    class Int8Linear(torch.nn.Module):
+        def __init__(self, packed):
+            super().__init__()
+            self.packed = packed
+
+        def forward(self, x):
+            return _int8_matmul(x, self.packed)
+
+    return Int8Linear
+
+
+def _int8_linear(weight, bias=None):
     """``weight`` (out x in) as int8 with one scale per row, packed for torch's dynamic int8 matmul."""
     import torch
 
@@ -66,7 +115,7 @@ def _int8_linear(weight):
         warnings.simplefilter("ignore")
         zero_points = torch.zeros(len(scales), dtype=torch.long)
         qweight = torch.quantize_per_channel(w, scales, zero_points, 0, torch.qint8)
-        packed = torch.ops.quantized.linear_prepack(qweight, None)
+        packed = torch.ops.quantized.linear_prepack(qweight, None if bias is None else bias.detach().float())
         _int8_matmul(torch.zeros(1, w.shape[1]), packed)  # fails here if the CPU engine is missing
     return packed
 
@@ -109,7 +158,10 @@ def _int8_vocab_decoder_class():
             x = x.to(xa.dtype)
             for block in self.blocks:
                 x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
-            x = self.ln(x).float()
+            return self.project(self.ln(x).float())
+
+        def project(self, x):
+            """Logits from the final normalised states ``x`` (batch, positions, n_state)."""
             return self.rescore(x, _int8_matmul(x, self.vocab_int8))
 
         def rescore(self, x, logits):

@@ -12,7 +12,9 @@ Speed: torch uses every core this process may run on; each 30-s window is
 encoded, and its cross-attention keys and values projected, once, though
 whisper asks again to align words (:func:`EncoderMemo`,
 :func:`memo_audio_projections`); the vocabulary projection is int8 with exact
-rescoring (:mod:`vmgrade.quantize`); whisper's numba DTW is replaced by a
+rescoring (:mod:`vmgrade.quantize`); greedy tokens are drafted by an int8
+copy of the decoder and checked by the fp32 one, several per pass
+(:mod:`vmgrade.speculative`); whisper's numba DTW is replaced by a
 numpy one (:mod:`vmgrade.dtw`) that spares a cold start numba's start-up.
 ``bench/goals.py`` measures the result.
 
@@ -161,6 +163,10 @@ class TranscribeOptions:
     # model place only the fillers (vmgrade.decoding); False: the prompt
     # conditions every word, as whisper's own initial_prompt does.
     filler_probe: bool = True
+    # openai-whisper, greedy, int8 logits: an int8 copy of the decoder drafts
+    # tokens that the fp32 decoder checks (vmgrade.speculative); False: one
+    # fp32 decoder step per token, as whisper does.
+    speculative: bool = True
 
 
 class Transcriber(Protocol):
@@ -199,16 +205,19 @@ class WhisperTranscriber:
     def model(self):
         if self._model is None:
             import torch
+            import whisper.decoding
             from whisper.tokenizer import get_tokenizer
 
-            from . import models
+            from . import models, speculative
+            from .decoding import decode_with_fillers
             from .dtw import use_numpy_dtw
-            from .quantize import RESCORE_TOP_K, int8_vocab_decoder
+            from .quantize import RESCORE_TOP_K, int8_draft_decoder, int8_vocab_decoder
 
             torch.set_num_threads(self.options.threads or cpu_cores())
             model = models.load_whisper(self.spec)
             model.encoder = EncoderMemo(model.encoder)
             memo_audio_projections(model.decoder)
+            decode = whisper.decoding.decode
             if self.options.int8_logits:
                 eot = get_tokenizer(model.is_multilingual, num_languages=model.num_languages).eot
                 top_k = max(RESCORE_TOP_K, (self.options.beam_size or 1) + 1)
@@ -217,13 +226,15 @@ class WhisperTranscriber:
                     self.precision = PRECISION_FP32
                 else:
                     model.decoder = decoder
+                if decoder is not None and self.options.speculative:
+                    # an int8 copy drafts greedy tokens, the fp32 decoder checks them
+                    decode = functools.partial(speculative.decode, draft=int8_draft_decoder(decoder),
+                                               fallback=decode)
             if self.options.filler_probe:
-                import whisper.decoding
-
-                from .decoding import decode_with_fillers
-
                 # transcribe() calls model.decode once per window
-                model.decode = functools.partial(decode_with_fillers, model, decode=whisper.decoding.decode)
+                model.decode = functools.partial(decode_with_fillers, model, decode=decode)
+            else:
+                model.decode = functools.partial(decode, model)
             use_numpy_dtw()
             self._model = model
         return self._model

@@ -1,0 +1,166 @@
+"""Greedy decoding with the exact fp32 result, fewer fp32 passes: an int8 draft proposes, fp32 checks.
+
+On a CPU one decoding step of whisper's decoder is bound by reading its
+weights (88 MB of fp32 blocks for base), and a pass over several tokens
+reads them once. So an int8 copy of the decoder (22 MB, several times
+faster a step, :func:`vmgrade.quantize.int8_draft_decoder`) proposes up to
+``DRAFT_TOKENS`` tokens, and one fp32 pass scores them all: each proposal is
+kept while it is what fp32 greedy decoding would choose (whisper's logit
+filters and greedy update applied to the fp32 logits at every position, so
+timestamps, suppression and log-probabilities are whisper's own), and the
+first disagreement is replaced by fp32's choice. The decision rule is
+whisper's greedy one on fp32 logits; only fp32 passes are saved. (Logits of
+a several-token pass round differently in their last bits from one-token
+passes, so average log-probabilities differ in the fourth decimal and a
+near-exact tie could in principle go the other way; on the samples and the
+corpus the transcripts are identical: tests/test_speculative.py, bench/goals.py.)
+
+Only greedy decoding at temperature 0 of one window takes this path; beam
+search and sampling use whisper's own decoder.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+# Tokens the draft proposes per fp32 pass.
+DRAFT_TOKENS = 6
+
+
+def decode(model, mel, options, *, draft, fallback):
+    """whisper's ``decode(model, mel, options)``, speculatively where that is exact.
+
+    Parameters
+    ----------
+    model : whisper.Whisper
+    mel : torch.Tensor, shape (n_mels, 3000)
+    options : whisper.DecodingOptions
+    draft : torch.nn.Module
+        The approximate decoder proposing tokens.
+    fallback : callable
+        whisper's ``decode``, for what this does not cover.
+    """
+    if mel.ndim != 2 or options.temperature != 0 or (options.beam_size or 1) != 1:
+        return fallback(model, mel, options)
+    return _task_class()(model, options, draft).run(mel.unsqueeze(0))[0]
+
+
+@functools.cache
+def _task_class():
+    import torch
+    from whisper.decoding import DecodingTask
+
+    class SpeculativeDecodingTask(DecodingTask):
+        """whisper's ``DecodingTask`` with a draft-and-check main loop (one window, greedy)."""
+
+        def __init__(self, model, options, draft):
+            super().__init__(model, options)
+            self.draft = draft
+
+        def _main_loop(self, audio_features, tokens):
+            n_ctx = self.model.dims.n_text_ctx
+            sum_logprobs = torch.zeros(1, device=audio_features.device)
+            no_speech_probs = [np.nan]
+            seq = tokens[0].tolist()
+            limit = len(seq) + self.sample_len  # whisper's loop adds at most sample_len tokens
+            main, proposer = _KV(), _KV()
+            with torch.no_grad():
+                while True:
+                    proposals = self._propose(seq, audio_features, proposer, limit)
+                    main_done = main.length
+                    logits = forward(self.model.decoder, (seq + proposals)[main_done:], audio_features, main)
+                    if main_done == 0 and self.tokenizer.no_speech is not None:
+                        probs_at_sot = logits[:, self.sot_index].float().softmax(dim=-1)
+                        no_speech_probs = probs_at_sot[:, self.tokenizer.no_speech].tolist()
+                    done = False
+                    for i in range(len(proposals) + 1):
+                        step = logits[:, len(seq) - 1 - main_done].clone()
+                        prefix = torch.tensor([seq])
+                        for logit_filter in self.logit_filters:
+                            logit_filter.apply(step, prefix)
+                        extended, completed = self.decoder.update(prefix, step, sum_logprobs)
+                        seq.append(int(extended[0, -1]))
+                        if completed or len(seq) > n_ctx or len(seq) >= limit:
+                            done = True
+                            break
+                        if i == len(proposals) or seq[-1] != proposals[i]:
+                            break  # fp32 disagreed (its token is kept) or every proposal was kept
+                    if done:
+                        break
+                    # the last token is new to both caches; the ones before it are what they hold
+                    main.truncate(len(seq) - 1)
+                    proposer.truncate(len(seq) - 1)
+            return torch.tensor([seq]), sum_logprobs, no_speech_probs
+
+        def _propose(self, seq, audio_features, cache, limit) -> list[int]:
+            """Up to DRAFT_TOKENS greedy tokens from the draft (whisper's filters applied)."""
+            proposals: list[int] = []
+            while len(proposals) < DRAFT_TOKENS and len(seq) + len(proposals) < limit:
+                context = seq + proposals
+                logits = forward(self.draft, context[cache.length:], audio_features, cache)[:, -1]
+                for logit_filter in self.logit_filters:
+                    logit_filter.apply(logits, torch.tensor([context]))
+                proposals.append(int(logits.argmax(-1)))
+                if proposals[-1] == self.tokenizer.eot:
+                    break
+            return proposals
+
+    return SpeculativeDecodingTask
+
+
+class _KV:
+    """Keys and values per attention projection: self-attention ones grow with the text, truncatable."""
+
+    def __init__(self):
+        self.text: dict = {}  # projection module -> (1, positions, n_state)
+        self.audio: dict = {}
+        self.length = 0
+
+    def truncate(self, length: int) -> None:
+        length = min(length, self.length)
+        self.text = {m: v[:, :length] for m, v in self.text.items()}
+        self.length = length
+
+
+def forward(decoder, tokens: list[int], xa, cache: _KV):
+    """Logits of ``decoder`` for ``tokens`` following the ``cache.length`` cached ones.
+
+    whisper's own attention assumes a multi-token input starts at position 0
+    (its causal mask is not offset), so continuing passes go through here:
+    the same blocks and weights, with the mask offset by the cached positions.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    offset, n = cache.length, len(tokens)
+    x = decoder.token_embedding(torch.tensor([tokens])) + decoder.positional_embedding[offset : offset + n]
+    x = x.to(xa.dtype)
+    visible = torch.ones(n, offset + n, dtype=torch.bool).tril(diagonal=offset)
+    for block in decoder.blocks:
+        layers = ((block.attn, block.attn_ln, None), (block.cross_attn, block.cross_attn_ln, xa))
+        for attn, norm, source in layers:
+            h = norm(x)
+            q = attn.query(h)
+            if source is None:
+                k = _grow(cache.text, attn.key, attn.key(h))
+                v = _grow(cache.text, attn.value, attn.value(h))
+            else:
+                if attn.key not in cache.audio:
+                    cache.audio[attn.key], cache.audio[attn.value] = attn.key(source), attn.value(source)
+                k, v = cache.audio[attn.key], cache.audio[attn.value]
+            heads = attn.n_head
+            q, k, v = (t.view(*t.shape[:2], heads, -1).permute(0, 2, 1, 3) for t in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=visible if source is None else None)
+            x = x + attn.out(a.permute(0, 2, 1, 3).flatten(start_dim=2))
+        x = x + block.mlp(block.mlp_ln(x))
+    cache.length = offset + n
+    return decoder.project(decoder.ln(x).float())
+
+
+def _grow(store: dict, module, new):
+    import torch
+
+    store[module] = new if module not in store else torch.cat([store[module], new], dim=1)
+    return store[module]
