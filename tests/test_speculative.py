@@ -53,15 +53,15 @@ def test_continuing_pass_matches_a_fresh_one(transcriber):
     import torch
     from whisper.tokenizer import get_tokenizer
 
-    from vmgrade.speculative import _KV, forward
+    from vmgrade.textdecoder import KVCache, forward
 
     model = transcriber.model
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language="en")
     tokens = list(tokenizer.sot_sequence) + tokenizer.encode(" Hi Alicia, it's Tom Ray from Cobalt")
     with torch.no_grad():
         xa = model.encoder(_window(SAMPLES / "followup_phone.wav")[None])
-        full = forward(model.decoder, tokens, xa, _KV())
-        cache = _KV()
+        full = forward(model.decoder, tokens, xa, KVCache())
+        cache = KVCache()
         forward(model.decoder, tokens[:5], xa, cache)
         cache.truncate(4)  # drop one position, as after a rejected draft
         rest = forward(model.decoder, tokens[4:], xa, cache)

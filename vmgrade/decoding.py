@@ -19,7 +19,6 @@ prompted transcript.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import replace
 
 # Hesitations inserted (every casing and spacing that is one token).
@@ -56,7 +55,8 @@ def decode_with_fillers(model, mel, options, decode):
         ``options.prompt`` (token ids or text) is the filler prompt; None
         decodes as usual.
     decode : callable
-        whisper's ``decode`` function.
+        whisper's ``decode`` function, or one with its signature
+        (:func:`vmgrade.speculative.decode`).
 
     Returns
     -------
@@ -103,14 +103,16 @@ def insert_fillers(model, audio_features, prompt: list[int], tokens: list[int], 
     marks = {tokenizer.encode(m)[0] for m in PAUSE_MARKS}
     comma = tokenizer.encode(",")[0]
     prefix = [tokenizer.sot_prev, *prompt[-(model.dims.n_text_ctx // 2 - 1):], *tokenizer.sot_sequence]
-    xa = audio_features[None].to(next(model.decoder.parameters()).dtype)
-    audio_kv: dict = {}  # the cross-attention keys and values, computed in the first pass only
+    from .textdecoder import KVCache
+
+    xa = audio_features[None].to(model.decoder.positional_embedding.dtype)
+    cache = KVCache()  # its audio keys and values are computed in the first pass only
     # A filler makes the next more likely, as in a prompted decode, so look
     # again with the inserted ones in the context until no more appear.
     for _ in range(MAX_PASSES):
         if len(prefix) + len(tokens) + 3 * len(tokens) // 8 > model.dims.n_text_ctx:
             break
-        insert = _filler_positions(model, xa, prefix, tokens, fillers, marks, tokenizer.eot, audio_kv)
+        insert = _filler_positions(model, xa, prefix, tokens, fillers, marks, tokenizer.eot, cache)
         if not insert:
             break
         out: list[int] = []
@@ -123,21 +125,17 @@ def insert_fillers(model, audio_features, prompt: list[int], tokens: list[int], 
     return tokens
 
 
-def _filler_positions(model, xa, prefix, tokens, fillers, marks, eot, audio_kv) -> dict[int, list[int]]:
-    """``{j: tokens to insert before tokens[j]}`` from one teacher-forced pass (+ mark probes).
-
-    ``audio_kv``: cross-attention entries from an earlier pass over the same
-    window, reused (or filled, when empty).
-    """
+def _filler_positions(model, xa, prefix, tokens, fillers, marks, eot, cache) -> dict[int, list[int]]:
+    """``{j: tokens to insert before tokens[j]}`` from one teacher-forced pass (+ mark probes)."""
     import torch
 
+    from .textdecoder import forward
+
     insert: dict[int, list[int]] = {}
-    with torch.no_grad(), kv_cache(model.decoder, model.dims.n_text_ctx) as cache:
-        cache.seed(audio_kv)
-        logits = model.decoder(torch.tensor([prefix + tokens]), xa, kv_cache=cache.store)[0]
-        full = dict(cache.store)
-        if not audio_kv:
-            audio_kv.update(cache.audio_entries())
+    with torch.no_grad():
+        cache.truncate(0)
+        logits = forward(model.decoder, prefix + tokens, xa, cache)[0]
+        full = cache.text
         choices = logits[len(prefix) - 1 : -1].argmax(-1).tolist()  # choices[j] predicts tokens[j]
         for j, (actual, choice) in enumerate(zip(tokens, choices)):
             recent = [i for i in range(max(0, j - 6), j) if tokens[i] < eot][-2:]  # the last two text tokens
@@ -149,70 +147,8 @@ def _filler_positions(model, xa, prefix, tokens, fillers, marks, eot, audio_kv) 
                 insert[j] = [choice]
             elif choice in marks and choice != actual and actual < eot:
                 # what would follow the mark? one step from the cached prefix
-                cache.reset(full, len(prefix) + j)
-                after = int(model.decoder(torch.tensor([[choice]]), xa, kv_cache=cache.store)[0, -1].argmax())
+                cache.restore(full, len(prefix) + j)
+                after = int(forward(model.decoder, [choice], xa, cache)[0, -1].argmax())
                 if after in fillers:
                     insert[j] = [choice, after]
     return insert
-
-
-class Cache:
-    """Key/value tensors of the decoder's attention layers, truncatable to a prefix."""
-
-    def __init__(self, n_text_ctx: int, self_modules: list):
-        self.store: dict = {}
-        self.n_text_ctx = n_text_ctx
-        self.self_modules = self_modules  # self-attention key/value projections, in call order
-
-    def save(self, module, _inputs, output):
-        import torch
-
-        # self-attention grows by the new positions; cross-attention (audio) is stored once
-        if module not in self.store or output.shape[1] > self.n_text_ctx:
-            self.store[module] = output
-        else:
-            self.store[module] = torch.cat([self.store[module], output], dim=1).detach()
-        return self.store[module]
-
-    def seed(self, audio_kv: dict) -> None:
-        """Start a pass from position 0 with known cross-attention entries (no-op when empty).
-
-        Self-attention entries go in first, empty, in the decoder's order: the
-        decoder reads its position offset from the first entry.
-        """
-        self.store.clear()
-        if not audio_kv:
-            return
-        first = next(iter(audio_kv.values()))
-        for module in self.self_modules:
-            self.store[module] = first.new_zeros((first.shape[0], 0, first.shape[2]))
-        self.store.update(audio_kv)
-
-    def audio_entries(self) -> dict:
-        """The cross-attention entries (longer than any text context)."""
-        return {m: v for m, v in self.store.items() if v.shape[1] > self.n_text_ctx}
-
-    def reset(self, full: dict, length: int) -> None:
-        """Keep the first ``length`` positions of every self-attention entry of ``full``."""
-        self.store.clear()
-        for module, value in full.items():
-            self.store[module] = value if value.shape[1] > self.n_text_ctx else value[:, :length]
-
-
-@contextmanager
-def kv_cache(decoder, n_text_ctx: int):
-    """A :class:`Cache` filled by hooks on ``decoder``'s key/value projections (removed on exit)."""
-    from whisper.model import MultiHeadAttention
-
-    self_modules = [m for block in decoder.blocks for m in (block.attn.key, block.attn.value)]
-    cache = Cache(n_text_ctx, self_modules)
-    hooks = []
-    for layer in decoder.modules():
-        if isinstance(layer, MultiHeadAttention):
-            hooks.append(layer.key.register_forward_hook(cache.save))
-            hooks.append(layer.value.register_forward_hook(cache.save))
-    try:
-        yield cache
-    finally:
-        for hook in hooks:
-            hook.remove()

@@ -52,6 +52,8 @@ def _task_class():
     import torch
     from whisper.decoding import DecodingTask
 
+    from .textdecoder import KVCache, forward
+
     class SpeculativeDecodingTask(DecodingTask):
         """whisper's ``DecodingTask`` with a draft-and-check main loop (one window, greedy)."""
 
@@ -65,7 +67,7 @@ def _task_class():
             no_speech_probs = [np.nan]
             seq = tokens[0].tolist()
             limit = len(seq) + self.sample_len  # whisper's loop adds at most sample_len tokens
-            main, proposer = _KV(), _KV()
+            main, proposer = KVCache(), KVCache()
             with torch.no_grad():
                 while True:
                     proposals = self._propose(seq, audio_features, proposer, limit)
@@ -108,59 +110,3 @@ def _task_class():
             return proposals
 
     return SpeculativeDecodingTask
-
-
-class _KV:
-    """Keys and values per attention projection: self-attention ones grow with the text, truncatable."""
-
-    def __init__(self):
-        self.text: dict = {}  # projection module -> (1, positions, n_state)
-        self.audio: dict = {}
-        self.length = 0
-
-    def truncate(self, length: int) -> None:
-        length = min(length, self.length)
-        self.text = {m: v[:, :length] for m, v in self.text.items()}
-        self.length = length
-
-
-def forward(decoder, tokens: list[int], xa, cache: _KV):
-    """Logits of ``decoder`` for ``tokens`` following the ``cache.length`` cached ones.
-
-    whisper's own attention assumes a multi-token input starts at position 0
-    (its causal mask is not offset), so continuing passes go through here:
-    the same blocks and weights, with the mask offset by the cached positions.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    offset, n = cache.length, len(tokens)
-    x = decoder.token_embedding(torch.tensor([tokens])) + decoder.positional_embedding[offset : offset + n]
-    x = x.to(xa.dtype)
-    visible = torch.ones(n, offset + n, dtype=torch.bool).tril(diagonal=offset)
-    for block in decoder.blocks:
-        layers = ((block.attn, block.attn_ln, None), (block.cross_attn, block.cross_attn_ln, xa))
-        for attn, norm, source in layers:
-            h = norm(x)
-            q = attn.query(h)
-            if source is None:
-                k = _grow(cache.text, attn.key, attn.key(h))
-                v = _grow(cache.text, attn.value, attn.value(h))
-            else:
-                if attn.key not in cache.audio:
-                    cache.audio[attn.key], cache.audio[attn.value] = attn.key(source), attn.value(source)
-                k, v = cache.audio[attn.key], cache.audio[attn.value]
-            heads = attn.n_head
-            q, k, v = (t.view(*t.shape[:2], heads, -1).permute(0, 2, 1, 3) for t in (q, k, v))
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=visible if source is None else None)
-            x = x + attn.out(a.permute(0, 2, 1, 3).flatten(start_dim=2))
-        x = x + block.mlp(block.mlp_ln(x))
-    cache.length = offset + n
-    return decoder.project(decoder.ln(x).float())
-
-
-def _grow(store: dict, module, new):
-    import torch
-
-    store[module] = new if module not in store else torch.cat([store[module], new], dim=1)
-    return store[module]
