@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .textdecoder import KVCache, forward
+
 # Hesitations inserted (every casing and spacing that is one token).
 FILLER_WORDS = ("um", "uh", "umm", "uhm", "hmm")
 # The prompted model often writes a comma or full stop before a filler ("from, uh, Ledgerline").
@@ -103,8 +105,6 @@ def insert_fillers(model, audio_features, prompt: list[int], tokens: list[int], 
     marks = {tokenizer.encode(m)[0] for m in PAUSE_MARKS}
     comma = tokenizer.encode(",")[0]
     prefix = [tokenizer.sot_prev, *prompt[-(model.dims.n_text_ctx // 2 - 1):], *tokenizer.sot_sequence]
-    from .textdecoder import KVCache
-
     xa = audio_features[None].to(model.decoder.positional_embedding.dtype)
     cache = KVCache()  # its audio keys and values are computed in the first pass only
     # A filler makes the next more likely, as in a prompted decode, so look
@@ -128,8 +128,6 @@ def insert_fillers(model, audio_features, prompt: list[int], tokens: list[int], 
 def _filler_positions(model, xa, prefix, tokens, fillers, marks, eot, cache) -> dict[int, list[int]]:
     """``{j: tokens to insert before tokens[j]}`` from one teacher-forced pass (+ mark probes)."""
     import torch
-
-    from .textdecoder import forward
 
     insert: dict[int, list[int]] = {}
     with torch.no_grad():
