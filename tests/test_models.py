@@ -110,6 +110,22 @@ def test_official_name_in_whisper_cache_and_pt_path(monkeypatch, tmp_path):
     assert model.alignment_heads.to_dense().sum().item() == 8
 
 
+def test_fp16_checkpoint_in_torch_legacy_format_loads_as_fp32(tmp_path):
+    # openai's own .pt files are fp16; files from old torch versions cannot be memory-mapped
+    torch = pytest.importorskip("torch")
+    converted = models.resolve("tiny.en").checkpoint
+    checkpoint = torch.load(converted, weights_only=True)
+    checkpoint["model_state_dict"] = {k: v.half() for k, v in checkpoint["model_state_dict"].items()}
+    legacy = tmp_path / "tiny-fp16.pt"
+    torch.save(checkpoint, legacy, _use_new_zipfile_serialization=False)
+    model = models.load_whisper(models.resolve(str(legacy)))
+    reference = models.load_whisper(models.resolve(str(converted)))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    mel = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(model.encoder(mel), reference.encoder(mel), atol=0.05)
+
+
 def test_garbage_pt_file_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.pt"
     path.write_bytes(b"not a torch file")

@@ -65,3 +65,23 @@ def test_int8_logits_give_the_fp32_transcript(transcriber, fp32_transcriber):
 def test_reports_record_the_precision(grader):
     report = grader.grade(SAMPLES / "followup_phone.wav").to_dict()
     assert report["model"] == {"engine": "openai-whisper", "name": "base", "precision": PRECISION_INT8_LOGITS}
+
+
+def test_decoder_and_draft_built_side_by_side(fp32_transcriber):
+    import torch
+
+    from vmgrade.quantize import int8_decoders
+    from vmgrade.textdecoder import KVCache, forward
+
+    model = fp32_transcriber.model
+    tokens, features, tokenizer = _decoder_inputs(model, SAMPLES / "strong_wideband.flac")
+    decoder, draft = int8_decoders(model.decoder, tokenizer.eot)
+    assert type(decoder).__name__ == "Int8VocabDecoder" and draft.project == decoder.project
+    assert len(draft.blocks) == len(model.decoder.blocks)
+    with torch.no_grad():
+        exact = model.decoder(tokens, features)
+        drafted = forward(draft, tokens[0].tolist(), features, KVCache())
+    # an approximation that agrees with fp32 on most next tokens
+    agree = (drafted.argmax(-1) == exact.argmax(-1)).float().mean().item()
+    assert agree >= 0.8
+    assert int8_decoders(model.decoder, tokenizer.eot, draft=False)[1] is None

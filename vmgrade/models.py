@@ -496,11 +496,14 @@ def load_whisper(spec: ModelSpec, device: str = "cpu", *, _rebuilt: bool = False
     from whisper.model import ModelDimensions, Whisper
 
     try:
-        checkpoint = torch.load(spec.checkpoint, map_location=device, weights_only=True)
+        checkpoint = _read_checkpoint(spec.checkpoint, device)
         dims = ModelDimensions(**checkpoint["dims"])
         with _skip_random_init():  # every parameter is overwritten by the checkpoint next
             model = Whisper(dims)
-        model.load_state_dict(checkpoint["model_state_dict"])
+        state = checkpoint["model_state_dict"]
+        # fp32 tensors become the parameters as they are (memory-mapped, no copy);
+        # others (openai's fp16 files) are copied into the fp32 parameters
+        model.load_state_dict(state, assign=all(t.dtype == torch.float32 for t in state.values()))
     except Exception as exc:  # torch raises many types for a bad file
         if spec.source in ("package", "ctranslate2-dir") and spec.checkpoint.exists() and not _rebuilt:
             spec.checkpoint.unlink()
@@ -522,6 +525,23 @@ def load_whisper(spec: ModelSpec, device: str = "cpu", *, _rebuilt: bool = False
     elif spec.name in whisper._ALIGNMENT_HEADS:
         model.set_alignment_heads(whisper._ALIGNMENT_HEADS[spec.name])
     return model.to(device).eval()
+
+
+def _read_checkpoint(path: Path, device: str) -> dict:
+    """``torch.load`` a checkpoint, memory-mapped where its format allows.
+
+    Mapped, the weights are read from the page cache as the model first uses
+    them, instead of copied twice (file to tensors, tensors to parameters)
+    before it starts: about 0.3 s of a cold start for base.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):  # only files in torch's legacy format cannot be mapped
+            raise
+        return torch.load(path, map_location=device, weights_only=True)
 
 
 # Tensor methods torch.nn.init fills weights with at random.

@@ -204,40 +204,48 @@ class WhisperTranscriber:
     @property
     def model(self):
         if self._model is None:
-            import torch
-            import whisper.decoding
-            from whisper.tokenizer import get_tokenizer
+            from .startup import gc_paused
 
-            from . import models, speculative
-            from .decoding import decode_with_fillers
-            from .dtw import use_numpy_dtw
-            from .quantize import RESCORE_TOP_K, int8_draft_decoder, int8_vocab_decoder
-
-            torch.set_num_threads(self.options.threads or cpu_cores())
-            model = models.load_whisper(self.spec)
-            model.encoder = EncoderMemo(model.encoder)
-            memo_audio_projections(model.decoder)
-            decode = whisper.decoding.decode
-            if self.options.int8_logits:
-                eot = get_tokenizer(model.is_multilingual, num_languages=model.num_languages).eot
-                top_k = max(RESCORE_TOP_K, (self.options.beam_size or 1) + 1)
-                decoder = int8_vocab_decoder(model.decoder, eot, top_k)
-                if decoder is None:  # no int8 CPU kernels in this torch build
-                    self.precision = PRECISION_FP32
-                else:
-                    model.decoder = decoder
-                if decoder is not None and self.options.speculative:
-                    # an int8 copy drafts greedy tokens, the fp32 decoder checks them
-                    decode = functools.partial(speculative.decode, draft=int8_draft_decoder(decoder),
-                                               fallback=decode)
-            if self.options.filler_probe:
-                # transcribe() calls model.decode once per window
-                model.decode = functools.partial(decode_with_fillers, model, decode=decode)
-            else:
-                model.decode = functools.partial(decode, model)
-            use_numpy_dtw()
-            self._model = model
+            with gc_paused():  # the imports and the model live as long as the process
+                self._model = self._load()
         return self._model
+
+    def _load(self):
+        import torch
+        import whisper.decoding
+        from whisper.tokenizer import get_tokenizer
+
+        from . import models, speculative
+        from .decoding import decode_with_fillers
+        from .dtw import use_numpy_dtw
+        from .quantize import RESCORE_TOP_K, int8_decoders
+        from .startup import skip_special_token_scan
+
+        torch.set_num_threads(self.options.threads or cpu_cores())
+        model = models.load_whisper(self.spec)
+        model.encoder = EncoderMemo(model.encoder)
+        memo_audio_projections(model.decoder)
+        tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
+        skip_special_token_scan(tokenizer.encoding)
+        decode = whisper.decoding.decode
+        if self.options.int8_logits:
+            top_k = max(RESCORE_TOP_K, (self.options.beam_size or 1) + 1)
+            decoder, draft = int8_decoders(model.decoder, tokenizer.eot, top_k,
+                                           draft=self.options.speculative)
+            if decoder is None:  # no int8 CPU kernels in this torch build
+                self.precision = PRECISION_FP32
+            else:
+                model.decoder = decoder
+            if draft is not None:
+                # an int8 copy drafts greedy tokens, the fp32 decoder checks them
+                decode = functools.partial(speculative.decode, draft=draft, fallback=decode)
+        if self.options.filler_probe:
+            # transcribe() calls model.decode once per window
+            model.decode = functools.partial(decode_with_fillers, model, decode=decode)
+        else:
+            model.decode = functools.partial(decode, model)
+        use_numpy_dtw()
+        return model
 
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""

@@ -1,0 +1,58 @@
+"""Cold-start helpers: a paused garbage collector and tiktoken without its special-token scan."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from vmgrade.startup import gc_paused, skip_special_token_scan
+
+
+def test_gc_paused_freezes_what_the_block_made_and_restores_collection():
+    assert gc.isenabled()
+    frozen_before = gc.get_freeze_count()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+            made = [[i] for i in range(1000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen_before + len(made)
+    finally:
+        gc.unfreeze()  # give the test process back its ordinary collector
+
+
+def test_gc_paused_leaves_a_disabled_collector_disabled():
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_plain_text_encodes_as_before_and_special_tokens_are_still_refused():
+    tokenizer_module = pytest.importorskip("whisper.tokenizer")
+    import tiktoken
+
+    cached = tokenizer_module.get_encoding("multilingual")  # shared by the process: patch a copy
+
+    def copy():
+        return tiktoken.Encoding(cached.name, pat_str=cached._pat_str,
+                                 mergeable_ranks=cached._mergeable_ranks,
+                                 special_tokens=cached._special_tokens)
+
+    reference, patched = copy(), copy()
+    skip_special_token_scan(patched)
+    skip_special_token_scan(patched)  # twice is once
+    texts = [" -", " um, so I was calling about 415-555-0198.", "", "héllo  wörld\n", "a < b | c"]
+    for text in texts:
+        assert patched.encode(text) == reference.encode(text)
+    text = "Hi <|endoftext|> there"
+    with pytest.raises(ValueError):
+        patched.encode(text)
+    allowed = patched.encode(text, allowed_special="all")
+    assert allowed == reference.encode(text, allowed_special="all")
+    assert cached.eot_token in allowed
