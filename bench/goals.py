@@ -9,8 +9,8 @@ call first, then the median of ``--repeat`` calls):
 * ``plain openai-whisper``: openai-whisper's ``transcribe()`` with word
   timestamps and its defaults (what vmgrade started from);
 * ``grade openai-whisper`` / ``grade ctranslate2``: vmgrade's whole grade with
-  each engine's defaults, and the fast engine at its fastest (``--beam-size 1
-  --no-filler-prompt``), split into stages: decode, ASR (less word timing),
+  each engine's defaults, and the fast engine with its former defaults
+  (``--beam-size 5 --filler-prompt``), split into stages: decode, ASR (less word timing),
   word timing, delivery, content, scoring, report (JSON + terminal text);
 
 then cold: ``vmgrade grade FILE --format json`` in a new process (imports and
@@ -43,12 +43,13 @@ import wer  # noqa: E402  (bench/wer.py: corpus WER and plain openai-whisper)
 
 DEFAULT_FILES = (ROOT / "samples" / "before_practice.wav", ROOT / "samples" / "strong_wideband.flac")
 # (label, engine, GradeOptions settings, CLI flags): the default of each engine,
-# and the fast engine at its fastest (greedy, no filler prompt)
+# and the fast engine with its former defaults (faster-whisper's beam of 5, the
+# filler prompt on every word)
 SETUPS = (
     ("openai-whisper", "openai-whisper", {}, []),
     ("ctranslate2", "ctranslate2", {}, []),
-    ("ct2 greedy, no prompt", "ctranslate2", {"beam_size": 1, "filler_prompt": False},
-     ["--beam-size", "1", "--no-filler-prompt"]),
+    ("ct2 beam 5, prompt", "ctranslate2", {"beam_size": 5, "filler_prompt": True},
+     ["--beam-size", "5", "--filler-prompt"]),
 )
 STAGES = ("decode", "asr", "word timing", "delivery", "content", "scoring", "report")
 # The goals: full grade / faster-whisper alone, and cold CLI seconds.
@@ -237,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                         ("vmgrade --no-filler-prompt", "openai-whisper", {"filler_prompt": False})]
             if "ctranslate2" in graders:
                 variants += [("vmgrade ctranslate2", "ctranslate2", {}),
-                             ("vmgrade ctranslate2 greedy, no prompt", "ctranslate2-beam1",
-                              {"filler_prompt": False})]
+                             ("vmgrade ctranslate2 beam 5, prompt", "ctranslate2-beam5",
+                              {"filler_prompt": True})]
             for label, engine, settings in variants:
                 run = wer.vmgrade_transcriber(engine, args.model, **settings)
                 res = wer.evaluate(run, clips, corpus)

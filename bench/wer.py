@@ -9,8 +9,9 @@ Each clip of ``../shared/corpus/manifest.csv`` (or ``$VMGRADE_CORPUS``) and its
 * ``openai-whisper``: vmgrade's default transcriber (unprompted decode with
   fillers placed by the filler-prompted model, word timestamps, int8
   vocabulary projection, encoder reuse, hallucination filter);
-* ``ctranslate2``: vmgrade's fast engine (faster-whisper int8, beam of 5), when
-  installed; ``ctranslate2-beam1`` the same decoding greedily (``--beam-size 1``).
+* ``ctranslate2``: vmgrade's fast engine with its defaults (faster-whisper
+  int8, greedy, no filler prompt), when installed; ``ctranslate2-beam5`` with
+  a beam of 5 (faster-whisper's own default) instead.
 
 Text is normalised with Whisper's ``EnglishTextNormalizer`` (case, punctuation,
 spelled-out numbers, fillers) before jiwer scores it; WER is pooled over the
@@ -32,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ENGINES = ("plain", "openai-whisper", "ctranslate2", "ctranslate2-beam1")
+ENGINES = ("plain", "openai-whisper", "ctranslate2", "ctranslate2-beam5")
 CHANNELS = ("clean", "phone")
 
 
@@ -82,13 +83,18 @@ def plain_transcriber(model_name: str, *, word_timestamps: bool = False):
     return run
 
 
-def vmgrade_transcriber(engine: str, model_name: str, *, filler_prompt: bool = True,
+def vmgrade_transcriber(engine: str, model_name: str, *, filler_prompt: bool | None = None,
                         filler_probe: bool = True):
-    """vmgrade's transcriber for ``engine`` as an ``Audio -> text`` function (None: not installed)."""
+    """vmgrade's transcriber for ``engine`` as an ``Audio -> text`` function (None: not installed).
+
+    ``filler_prompt=None`` is the engine's default.
+    """
     from vmgrade.errors import ModelError
-    from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, make_transcriber
+    from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, default_filler_prompt, make_transcriber
 
     engine, _, beam = engine.partition("-beam")
+    if filler_prompt is None:
+        filler_prompt = default_filler_prompt(engine)
     try:
         options = TranscribeOptions(beam_size=int(beam) if beam else None,
                                     initial_prompt=FILLER_PROMPT if filler_prompt else None,

@@ -510,3 +510,21 @@ def test_a_beam_size_changes_the_key_but_the_default_keeps_old_keys():
     assert default["fillers"] == "probe"
     assert "fillers" not in settings_of(GradeOptions(engine="ctranslate2"), "base", "v1")
     assert "fillers" not in settings_of(GradeOptions(filler_prompt=False), "base", "v1")
+    # keys hold what a default stands for: openai-whisper's as before
+    assert default["filler_prompt"] is True
+    explicit = settings_of(GradeOptions(filler_prompt=True), "base", "v1")
+    assert result_key("h", default) == result_key("h", explicit)
+
+
+def test_the_fast_engines_new_defaults_regrade_only_what_they_change():
+    from vmgrade.batch import result_key, settings_of
+    from vmgrade.pipeline import GradeOptions
+
+    fast = settings_of(GradeOptions(engine="ctranslate2"), "base", "v1")
+    assert fast["filler_prompt"] is False and fast["beam_size"] == 1
+    # the same as an explicit --beam-size 1 --no-filler-prompt run: same transcripts, reused
+    explicit = settings_of(GradeOptions(engine="ctranslate2", beam_size=1, filler_prompt=False), "base", "v1")
+    assert result_key("h", fast) == result_key("h", explicit)
+    # a key written under the old defaults (beam 5 by omission, filler prompt on) is not reused
+    old_default = {k: v for k, v in fast.items() if k != "beam_size"} | {"filler_prompt": True}
+    assert result_key("h", fast) != result_key("h", old_default)

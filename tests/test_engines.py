@@ -49,6 +49,22 @@ def test_white_noise_gives_no_text(tiny, tmp_path):
     assert transcript.words == ()
 
 
+def test_each_engine_has_its_own_filler_default():
+    from vmgrade.cli import _grade_options, build_parser
+    from vmgrade.transcribe import FILLER_PROMPT
+
+    def prompt_of(*flags):
+        options = _grade_options(build_parser().parse_args(["grade", "x.wav", "--model", "tiny.en", *flags]))
+        return Grader(options).transcriber.options.initial_prompt
+
+    assert prompt_of() == FILLER_PROMPT  # openai-whisper: the filler probe
+    assert prompt_of("--engine", "ctranslate2") is None  # greedy, unprompted: fillers from the audio
+    assert prompt_of("--engine", "ctranslate2", "--filler-prompt") == FILLER_PROMPT
+    assert prompt_of("--no-filler-prompt") is None
+    with pytest.raises(SystemExit):
+        prompt_of("--filler-prompt", "--no-filler-prompt")
+
+
 def test_grader_records_the_engine_in_the_report():
     report = Grader(GradeOptions(engine="ctranslate2")).grade(SAMPLES / "strong_wideband.flac")
     assert report.ok, report.error

@@ -263,20 +263,32 @@ class Task:
 
 
 def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> dict:
-    """The grade settings that go into every key (what changes a report, not how fast)."""
+    """The grade settings that go into every key (what changes a report, not how fast).
+
+    Engine defaults are recorded as the values they stand for, so a default
+    that changes regrades what it changes and nothing else.
+    """
+    from .transcribe import CTRANSLATE2_BEAM_SIZE, default_filler_prompt
+
+    filler_prompt = options.filler_prompt
+    if filler_prompt is None:
+        filler_prompt = default_filler_prompt(options.engine)
+    beam_size = options.beam_size
+    if beam_size is None and options.engine == "ctranslate2":
+        beam_size = CTRANSLATE2_BEAM_SIZE  # was faster-whisper's 5 (keys without a beam) before
     return {
         "model": model_name,
         "engine": options.engine,
         "rubric_version": rubric_version,
         "language": options.language,
-        "filler_prompt": options.filler_prompt,
+        "filler_prompt": filler_prompt,
         "max_duration_s": options.max_duration_s,
-        # only when set, so keys of runs with the engine's default beam stay as they were
-        **({"beam_size": options.beam_size} if options.beam_size is not None else {}),
+        # openai-whisper's only when set, so keys of runs with its default beam stay as they were
+        **({"beam_size": beam_size} if beam_size is not None else {}),
         **({} if options.int8_logits else {"int8_logits": False}),
         # openai-whisper's fillers come from the filler probe (vmgrade.decoding), not a
         # prompted decode: its transcripts differ from those of earlier versions
-        **({"fillers": "probe"} if options.engine == "openai-whisper" and options.filler_prompt else {}),
+        **({"fillers": "probe"} if options.engine == "openai-whisper" and filler_prompt else {}),
     }
 
 

@@ -160,15 +160,21 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
     p.add_argument("--rubric", metavar="FILE", default=None,
                    help="rubric TOML overriding the packaged one (format: README, 'Rubric file')")
     p.add_argument("--language", default="en", help="spoken language code (default en)")
-    p.add_argument("--no-filler-prompt", action="store_true",
-                   help="do not prompt Whisper to keep filler words (um, uh)")
+    fillers = p.add_mutually_exclusive_group()
+    fillers.add_argument("--filler-prompt", action="store_const", const=True, dest="filler_prompt",
+                         help="use the filler prompt so transcripts keep um/uh (the default for "
+                              "openai-whisper, which only places fillers with it; ctranslate2 decodes "
+                              "every word with it: slower, less accurate)")
+    fillers.add_argument("--no-filler-prompt", action="store_const", const=False, dest="filler_prompt",
+                         help="no filler prompt: fillers come from the audio only (the default for "
+                              "ctranslate2)")
     p.add_argument("--threads", type=int, default=None, metavar="T", help=threads_help)
     p.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
                    help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
                         'needs pip install "vmgrade[fast]")')
     p.add_argument("--beam-size", type=int, default=None, metavar="N",
-                   help="beam search width (default: the engine's own, greedy for openai-whisper and 5 for "
-                        "ctranslate2; 1 is greedy: faster, less accurate on phone audio)")
+                   help="beam search width (default 1, greedy, on both engines; openai-whisper's "
+                        "wider beams skip its speed-ups)")
     p.add_argument("--fp32-logits", action="store_true",
                    help="openai-whisper: compute the vocabulary projection in fp32 instead of int8 with "
                         "exact rescoring (slower; the same transcripts on the benchmark corpus)")
@@ -210,7 +216,7 @@ def _grade_options(args: argparse.Namespace):
         language=args.language,
         max_duration_s=args.max_duration,
         rubric=args.rubric,
-        filler_prompt=not args.no_filler_prompt,
+        filler_prompt=args.filler_prompt,
         threads=args.threads,
         engine=args.engine,
         beam_size=args.beam_size,

@@ -15,7 +15,14 @@ from .audio import DEFAULT_MAX_DURATION_S, load
 from .errors import VmgradeError
 from .models import DEFAULT_MODEL
 from .report import ErrorInfo, Report
-from .transcribe import DEFAULT_LANGUAGE, TranscribeOptions, Transcriber, make_transcriber
+from .transcribe import (
+    DEFAULT_LANGUAGE,
+    FILLER_PROMPT,
+    TranscribeOptions,
+    Transcriber,
+    default_filler_prompt,
+    make_transcriber,
+)
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,12 @@ class GradeOptions:
     language: str = DEFAULT_LANGUAGE
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     rubric: str | None = None  # path to a rubric TOML; None: the packaged default
-    filler_prompt: bool = True
+    # None: the engine's default (vmgrade.transcribe.default_filler_prompt): openai-whisper
+    # places fillers with the filler probe, ctranslate2 decodes without the prompt
+    filler_prompt: bool | None = None
     threads: int | None = field(default=None)
     engine: str = "openai-whisper"  # or "ctranslate2" (faster-whisper, the vmgrade[fast] extra)
-    beam_size: int | None = None  # None: the engine's default (openai-whisper greedy, ctranslate2 5)
+    beam_size: int | None = None  # None: the engine's default (greedy on both)
     int8_logits: bool = True  # openai-whisper: int8 vocabulary projection, exact rescoring (vmgrade.quantize)
 
 
@@ -60,14 +69,15 @@ class Grader:
     def __init__(self, options: GradeOptions | None = None, transcriber: Transcriber | None = None):
         self.options = options or GradeOptions()
         if transcriber is None:
-            from .transcribe import FILLER_PROMPT
-
+            filler_prompt = self.options.filler_prompt
+            if filler_prompt is None:
+                filler_prompt = default_filler_prompt(self.options.engine)
             transcriber = make_transcriber(
                 self.options.engine,
                 self.options.model,
                 TranscribeOptions(
                     language=self.options.language,
-                    initial_prompt=FILLER_PROMPT if self.options.filler_prompt else None,
+                    initial_prompt=FILLER_PROMPT if filler_prompt else None,
                     threads=self.options.threads,
                     beam_size=self.options.beam_size,
                     int8_logits=self.options.int8_logits,
