@@ -2,7 +2,8 @@
 
 For each FILE (default: ``samples/before_practice.wav``, 23 s, and
 ``samples/strong_wideband.flac``, 31.5 s), warm (one process, one untimed
-call first, then the median of ``--repeat`` calls):
+call of each first, then ``--repeat`` rounds in which each takes its turn;
+medians, and ratios as the median of each round's ratio):
 
 * ``faster-whisper alone``: faster-whisper's own ``transcribe()`` on the same
   base model, int8, word timestamps on, its default beam of 5: the yardstick;
@@ -14,8 +15,9 @@ call first, then the median of ``--repeat`` calls):
   word timing, delivery, content, scoring, report (JSON + terminal text);
 
 then cold: ``vmgrade grade FILE --format json`` in a new process (imports and
-model load included; converted model and numba caches warm, as on every run
-after a user's first), median of ``--cold`` runs, with that process's peak RSS.
+model load included; converted model cache warm, as on every run after a
+user's first), median of ``--cold`` rounds (every file and setup in turn), with
+the largest peak RSS.
 Last, unless ``--no-wer``: WER on the shared corpus (clean and phone) of plain
 openai-whisper base against vmgrade's default path (``bench/wer.py``).
 
@@ -58,15 +60,31 @@ GOAL_FAST_RATIO = 0.8
 GOAL_COLD_S = 6.0
 
 
-def median_time(fn, arg, repeat: int) -> float:
-    """Median seconds of ``fn(arg)`` over ``repeat`` calls, after one untimed call."""
-    fn(arg)  # load, compile, fill caches
-    runs = []
-    for _ in range(repeat):
+def interleaved(calls: dict, rounds: int) -> dict[str, list]:
+    """Call each of ``calls`` (label -> no-argument function) once per round, in turn.
+
+    One untimed call of each first (load, compile, fill caches). Taking turns
+    means a slow spell of a shared machine slows every contender alike, so
+    the ratios of one round compare like with like. Returns each label's
+    results, one per round (what its function returns).
+    """
+    for fn in calls.values():
+        fn()
+    results: dict[str, list] = {label: [] for label in calls}
+    for _ in range(rounds):
+        for label, fn in calls.items():
+            results[label].append(fn())
+    return results
+
+
+def timed(fn, *args):
+    """A no-argument function returning the seconds ``fn(*args)`` takes."""
+    def run() -> float:
         t0 = time.perf_counter()
-        fn(arg)
-        runs.append(time.perf_counter() - t0)
-    return statistics.median(runs)
+        fn(*args)
+        return time.perf_counter() - t0
+
+    return run
 
 
 @contextmanager
@@ -110,13 +128,11 @@ def word_timing_clock(seconds: list[float]):
             setattr(owner, name, value)
 
 
-def grade_stages(grader, path: Path, repeat: int) -> tuple[float, dict[str, float]]:
-    """Median whole-grade seconds (report rendering included) and median seconds per stage."""
+def grade_stages(grader, path: Path):
+    """A no-argument function: one whole grade (report rendering included) -> (seconds, {stage: seconds})."""
     from vmgrade.report import to_text
 
-    grader.grade(path)  # load, compile, fill caches
-    totals, per_stage = [], {s: [] for s in STAGES}
-    for _ in range(repeat):
+    def run() -> tuple[float, dict[str, float]]:
         aligning: list[float] = []
         t0 = time.perf_counter()
         with word_timing_clock(aligning):
@@ -125,31 +141,31 @@ def grade_stages(grader, path: Path, repeat: int) -> tuple[float, dict[str, floa
         report.to_json()
         to_text(report)
         t2 = time.perf_counter()
-        totals.append(t2 - t0)
         stages = dict(report.timings_s)
         stages["word timing"] = sum(aligning)
         stages["asr"] = stages.get("asr", 0.0) - stages["word timing"]
         stages["report"] = t2 - t1
-        for s in STAGES:
-            per_stage[s].append(stages.get(s, 0.0))
-    return statistics.median(totals), {s: statistics.median(v) for s, v in per_stage.items()}
+        return t2 - t0, {s: stages.get(s, 0.0) for s in STAGES}
+
+    return run
 
 
-def cold_cli(path: Path, engine: str, model: str, runs: int, flags: list[str]) -> tuple[float, float]:
-    """Median wall seconds of a new ``vmgrade grade`` process, and its peak RSS (MB)."""
+def cold_cli(path: Path, engine: str, model: str, flags: list[str]):
+    """A no-argument function: one new ``vmgrade grade`` process -> (wall seconds, peak RSS in MB)."""
     cmd = [sys.executable, "-m", "vmgrade", "grade", str(path), "--format", "json",
            "--engine", engine, "--model", model, *flags]
-    walls, peaks = [], []
-    for _ in range(runs):
+
+    def run() -> tuple[float, float]:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
-        walls.append(time.perf_counter() - t0)
-        peaks.append(usage.ru_maxrss / 1024)
+        wall = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status) not in (0, 1):
             raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
         proc.stderr.close()
-    return statistics.median(walls), max(peaks)
+        return wall, usage.ru_maxrss / 1024
+
+    return run
 
 
 def faster_whisper_alone(model_dir: Path):
@@ -186,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     setups = [s for s in SETUPS if s[1] != "ctranslate2" or importlib.util.find_spec("faster_whisper")]
     if len(setups) < len(SETUPS):
         print("skipped ctranslate2 and faster-whisper alone: faster-whisper is not installed")
-    cold = {(path, label): cold_cli(path, engine, args.model, args.cold, flags)
-            for path in args.files for label, engine, _, flags in setups}
+    cold_runs = interleaved({(path, label): cold_cli(path, engine, args.model, flags)
+                             for path in args.files for label, engine, _, flags in setups}, args.cold)
+    cold = {key: (statistics.median(wall for wall, _ in runs), max(rss for _, rss in runs))
+            for key, runs in cold_runs.items()}
     graders = {}
     for label, engine, settings, _ in setups:
         try:
@@ -204,17 +222,25 @@ def main(argv: list[str] | None = None) -> int:
         audio = load(path)
         samples = audio.samples
         print(f"== {path.name}: {audio.duration_s:.1f} s")
-        yardstick = median_time(fw, samples, args.repeat) if fw else None
-        plain_s = median_time(plain, audio, args.repeat)
+        calls = {"plain": timed(plain, audio)}
+        if fw:
+            calls["yardstick"] = timed(fw, samples)
+        calls.update({label: grade_stages(grader, path) for label, grader in graders.items()})
+        runs = interleaved(calls, args.repeat)
+        yardstick = statistics.median(runs["yardstick"]) if fw else None
+        plain_s = statistics.median(runs["plain"])
         if yardstick:
             print(f"{'faster-whisper alone (int8, beam 5, words)':<46}{yardstick:>8.2f} s")
         print(f"{'plain openai-whisper (fp32, greedy, words)':<46}{plain_s:>8.2f} s")
         print(f"\n{'whole grade':<22}" + "".join(f"{s:>12}" for s in STAGES) + f"{'total':>9}"
               + f"{'÷ fw':>7}{'cold CLI':>10}{'peak RSS':>10}")
-        for label, grader in graders.items():
-            total, stages = grade_stages(grader, path, args.repeat)
+        for label in graders:
+            total = statistics.median(t for t, _ in runs[label])
+            stages = {s: statistics.median(st[s] for _, st in runs[label]) for s in STAGES}
             cold_s, rss_mb = cold[path, label]
-            ratio = total / yardstick if yardstick else float("nan")
+            # the median of each round's ratio: grade and yardstick measured side by side
+            ratio = (statistics.median(t / y for (t, _), y in zip(runs[label], runs["yardstick"]))
+                     if yardstick else float("nan"))
             print(f"{label:<22}" + "".join(f"{stages[s]:>12.3f}" for s in STAGES)
                   + f"{total:>9.2f}{ratio:>7.2f}{cold_s:>9.2f}s{rss_mb:>8.0f}MB", flush=True)
             target = GOAL_DEFAULT_RATIO if label == "openai-whisper" else GOAL_FAST_RATIO

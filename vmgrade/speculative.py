@@ -25,8 +25,10 @@ import functools
 
 import numpy as np
 
-# Tokens the draft proposes per fp32 pass.
-DRAFT_TOKENS = 6
+# Tokens the draft proposes per fp32 pass. The draft agrees with fp32 on most
+# tokens, so long runs pay: on two samples 10 took 8% less time than 6, and
+# 14-20 within the noise of 10 (a disagreement wastes the rest of a run).
+DRAFT_TOKENS = 10
 
 
 def decode(model, mel, options, *, draft, fallback):
