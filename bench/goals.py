@@ -58,6 +58,10 @@ STAGES = ("decode", "asr", "word timing", "delivery", "content", "scoring", "rep
 GOAL_DEFAULT_RATIO = 1.0
 GOAL_FAST_RATIO = 0.8
 GOAL_COLD_S = 6.0
+# Idle seconds after each timed call: torch's and CTranslate2's OpenMP threads
+# spin a while after their work, and would slow the next contender (in one
+# process both engines are loaded, as they never are in real use).
+SETTLE_S = 0.5
 
 
 def interleaved(calls: dict, rounds: int) -> dict[str, list]:
@@ -70,10 +74,12 @@ def interleaved(calls: dict, rounds: int) -> dict[str, list]:
     """
     for fn in calls.values():
         fn()
+        time.sleep(SETTLE_S)
     results: dict[str, list] = {label: [] for label in calls}
     for _ in range(rounds):
         for label, fn in calls.items():
             results[label].append(fn())
+            time.sleep(SETTLE_S)
     return results
 
 

@@ -56,3 +56,26 @@ def test_plain_text_encodes_as_before_and_special_tokens_are_still_refused():
     allowed = patched.encode(text, allowed_special="all")
     assert allowed == reference.encode(text, allowed_special="all")
     assert cached.eot_token in allowed
+
+
+def test_whisper_imports_without_numba_and_its_kernels_still_run():
+    # a new interpreter: this one imported whisper (and numba) long ago
+    script = """
+import sys
+import numpy as np
+from vmgrade.startup import import_whisper
+whisper = import_whisper()
+assert "numba" not in sys.modules, "numba was imported"
+import whisper.timing
+from vmgrade.dtw import dtw
+cost = np.random.default_rng(0).random((7, 40)).astype(np.float32)
+assert np.array_equal(whisper.timing.dtw_cpu(cost), dtw(cost))  # jitted by numba on this first call
+import numba
+assert numba.jit is not whisper.timing.numba.jit and hasattr(numba, "njit")  # the real one from now on
+print("ok")
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -10,6 +10,10 @@ from anything vmgrade computes:
   more when the interpreter exits (about 0.5 s). :func:`gc_paused` keeps the
   collector off while they are made and then freezes them, as the ``gc``
   documentation suggests for objects that live as long as the process.
+- openai-whisper imports numba (and with it LLVM's 100-MB library) only to
+  decorate its two DTW kernels, which vmgrade replaces (:mod:`vmgrade.dtw`):
+  0.15-0.4 s. :func:`import_whisper` imports whisper with the decoration
+  deferred until a kernel is first called.
 - tiktoken checks every text it encodes for special tokens with a regular
   expression of all 1,608 of whisper's; compiling it takes about 0.4 s on the
   first encode of a process (whisper encodes a few characters to find its
@@ -22,8 +26,11 @@ from anything vmgrade computes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
+import sys
+import types
 from collections.abc import Iterator
 
 
@@ -71,3 +78,78 @@ def skip_special_token_scan(encoding) -> None:
 
     encoding.encode = encode
     encoding._vmgrade_plain_encode = True
+
+
+def import_whisper():
+    """Import openai-whisper; numba only if something other than its ``@numba.jit`` needs it.
+
+    While whisper imports, ``numba`` is a stand-in whose ``jit`` wraps a
+    function to be jitted by the real numba on its first call; any other
+    attribute imports the real numba. Afterwards the stand-in is gone, so a
+    later ``import numba`` (librosa's, say) gets the real one. Where numba
+    or whisper is already imported this is a plain import.
+    """
+    if "whisper" not in sys.modules and "numba" not in sys.modules:
+        stand_in = _DeferredNumba()
+        sys.modules["numba"] = stand_in
+        try:
+            import whisper  # noqa: F401
+        finally:
+            if sys.modules.get("numba") is stand_in:
+                del sys.modules["numba"]
+    import whisper
+
+    return whisper
+
+
+def _real_numba():
+    if isinstance(sys.modules.get("numba"), _DeferredNumba):
+        del sys.modules["numba"]
+    import numba
+
+    return numba
+
+
+# (function, jit arguments) decorated under the stand-in and not yet compiled
+_deferred: list[tuple] = []
+
+
+def _compile_deferred() -> None:
+    """Jit every deferred function with the real numba, in place of its stand-in in its module.
+
+    All at once, since jitted code calling another jitted function (whisper's
+    ``dtw_cpu`` calls ``backtrace``) looks the callee up in its module's globals.
+    """
+    numba = _real_numba()
+    while _deferred:
+        fn, args, options = _deferred.pop()
+        fn.__globals__[fn.__name__] = numba.jit(*args, **options)(fn)
+
+
+class _DeferredNumba(types.ModuleType):
+    """``numba`` while whisper imports: ``jit`` defers compiling to the first call."""
+
+    def __init__(self):
+        super().__init__("numba")
+
+    @staticmethod
+    def jit(*args, **options):
+        if args and callable(args[0]):  # @numba.jit without arguments
+            return _DeferredNumba.jit(*args[1:], **options)(args[0])
+
+        def decorate(fn):
+            _deferred.append((fn, args, options))
+
+            @functools.wraps(fn)
+            def first_call(*call_args, **call_kwargs):
+                _compile_deferred()
+                return fn.__globals__[fn.__name__](*call_args, **call_kwargs)
+
+            return first_call
+
+        return decorate
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # module introspection (inspect.getmodule scans every module)
+            raise AttributeError(name)
+        return getattr(_real_numba(), name)

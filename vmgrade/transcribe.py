@@ -15,13 +15,17 @@ whisper asks again to align words (:func:`EncoderMemo`,
 rescoring (:mod:`vmgrade.quantize`); greedy tokens are drafted by an int8
 copy of the decoder and checked by the fp32 one, several per pass
 (:mod:`vmgrade.speculative`); whisper's numba DTW is replaced by a
-numpy one (:mod:`vmgrade.dtw`) that spares a cold start numba's start-up.
+numpy one (:mod:`vmgrade.dtw`) that spares a cold start numba's start-up;
+the model loads memory-mapped, with the garbage collector paused, and
+tiktoken skips its special-token scan (:mod:`vmgrade.startup`).
 ``bench/goals.py`` measures the result.
 
 The ``"ctranslate2"`` engine (:class:`CTranslate2Transcriber`, the optional
 ``vmgrade[fast]`` extra) runs the same weights through faster-whisper, int8
-on the CPU, with the same prompt, thresholds and hallucination filter, and
-returns the same :class:`Transcript`; ``bench/asr_speed.py`` compares them.
+on the CPU, with the same thresholds and hallucination filter, and returns
+the same :class:`Transcript`; by default greedily and without the filler
+prompt (:data:`CTRANSLATE2_BEAM_SIZE`, :func:`default_filler_prompt`).
+``bench/asr_speed.py`` compares the engines.
 """
 
 from __future__ import annotations
@@ -209,6 +213,10 @@ class WhisperTranscriber:
         return self._model
 
     def _load(self):
+        from .startup import import_whisper, skip_special_token_scan
+
+        import_whisper()  # before anything else imports it: without numba's start-up
+
         import torch
         import whisper.decoding
         from whisper.tokenizer import get_tokenizer
@@ -217,7 +225,6 @@ class WhisperTranscriber:
         from .decoding import decode_with_fillers
         from .dtw import use_numpy_dtw
         from .quantize import RESCORE_TOP_K, int8_decoders
-        from .startup import skip_special_token_scan
 
         torch.set_num_threads(self.options.threads or cpu_cores())
         model = models.load_whisper(self.spec)
@@ -438,10 +445,11 @@ def default_filler_prompt(engine: str) -> bool:
 class CTranslate2Transcriber:
     """faster-whisper (CTranslate2) on the CPU, int8; the model loads once, on first use.
 
-    Same decoding settings, prompt and hallucination filter as
-    :class:`WhisperTranscriber`, so transcripts are comparable; only the engine
-    differs. It never touches the internet: the model is a local folder from
-    :func:`vmgrade.models.ctranslate2_dir`.
+    Same thresholds and hallucination filter as :class:`WhisperTranscriber`,
+    so transcripts are comparable. A prompt (``options.initial_prompt``)
+    conditions every word here: CTranslate2 has no teacher-forced pass for
+    the filler probe. It never touches the internet: the model is a local
+    folder from :func:`vmgrade.models.ctranslate2_dir`.
 
     Parameters
     ----------
