@@ -1,7 +1,7 @@
-"""Cold-start costs that are not the model's work: garbage collection and tokenizer set-up.
+"""Cold-start costs that are not the model's work: garbage collection, numba, tokenizer set-up.
 
 A cold ``vmgrade grade`` spends seconds before and after the transcription
-itself. Two of those costs come from the interpreter and a dependency, not
+itself. Three of those costs come from the interpreter and dependencies, not
 from anything vmgrade computes:
 
 - Importing torch and whisper and building the model allocates hundreds of
@@ -10,7 +10,7 @@ from anything vmgrade computes:
   more when the interpreter exits (about 0.5 s). :func:`gc_paused` keeps the
   collector off while they are made and then freezes them, as the ``gc``
   documentation suggests for objects that live as long as the process.
-- openai-whisper imports numba (and with it LLVM's 100-MB library) only to
+- openai-whisper imports numba (and with it LLVM, a 179-MB library) only to
   decorate its two DTW kernels, which vmgrade replaces (:mod:`vmgrade.dtw`):
   0.15-0.4 s. :func:`import_whisper` imports whisper with the decoration
   deferred until a kernel is first called.
