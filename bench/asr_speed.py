@@ -30,11 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# (label, engine, beam_size); None keeps the engine's default (openai-whisper: greedy, ctranslate2: 5)
+# (label, engine, beam_size); None keeps the engine's default (greedy on both). Each
+# engine runs with its default filler setting (openai-whisper: the probe; ctranslate2: none).
 CONFIGS: tuple[tuple[str, str, int | None], ...] = (
     ("openai-whisper fp32", "openai-whisper", None),
-    ("ctranslate2 int8 beam 1", "ctranslate2", 1),
-    ("ctranslate2 int8 beam 5", "ctranslate2", None),
+    ("ctranslate2 int8 beam 1", "ctranslate2", None),
+    ("ctranslate2 int8 beam 5", "ctranslate2", 5),
 )
 
 
@@ -51,9 +52,11 @@ def files() -> list[Path]:
 
 def build(engine: str, model: str, beam: int | None, threads: int | None):
     """A transcriber for ``engine``, its model loaded."""
-    from vmgrade.transcribe import TranscribeOptions, make_transcriber
+    from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, default_filler_prompt, make_transcriber
 
-    transcriber = make_transcriber(engine, model, TranscribeOptions(beam_size=beam, threads=threads))
+    prompt = FILLER_PROMPT if default_filler_prompt(engine) else None
+    options = TranscribeOptions(beam_size=beam, threads=threads, initial_prompt=prompt)
+    transcriber = make_transcriber(engine, model, options)
     transcriber.model  # noqa: B018  (load now, not inside the first timed call)
     return transcriber
 

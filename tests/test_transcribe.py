@@ -112,6 +112,22 @@ def test_encoder_is_run_once_per_window(transcriber):
         assert torch.allclose(first, model.encoder.inner(mel))
 
 
+def test_a_transcription_encodes_its_window_once_and_forgets_it_after(transcriber):
+    model = transcriber.model
+    audio = load(SAMPLES / "followup_phone.wav")  # one window
+    calls = []
+    hook = model.encoder.inner.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        transcriber.transcribe(audio)
+        assert len(calls) == 1  # decoding, filler probe and word alignment share it
+        assert model.encoder._last is None  # nothing held between files
+        assert all(block.cross_attn.key._last is None for block in model.decoder.blocks)
+        transcriber.transcribe(audio)
+        assert len(calls) == 2  # the same file again is encoded again
+    finally:
+        hook.remove()
+
+
 def test_model_setup_uses_all_cores_and_the_numpy_dtw(transcriber):
     import torch
     import whisper.timing

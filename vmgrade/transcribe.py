@@ -255,8 +255,20 @@ class WhisperTranscriber:
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
         opts = self.options
-        result = self.model.transcribe(
-            audio.samples,
+        try:
+            result = self._transcribe_samples(audio.samples)
+        finally:
+            # the memos serve the passes over one window; another file's windows differ
+            forget_memos(self._model)
+        segments = [_segment(s, audio.duration_s) for s in result["segments"]]
+        return _transcript(
+            segments, audio, result.get("language") or opts.language, opts, self.engine, self.model_name
+        )
+
+    def _transcribe_samples(self, samples: np.ndarray) -> dict:
+        opts = self.options
+        return self.model.transcribe(
+            samples,
             language=opts.language,
             task="transcribe",
             temperature=0.0,
@@ -270,10 +282,6 @@ class WhisperTranscriber:
             compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
             hallucination_silence_threshold=HALLUCINATION_SILENCE_S,
             verbose=None,
-        )
-        segments = [_segment(s, audio.duration_s) for s in result["segments"]]
-        return _transcript(
-            segments, audio, result.get("language") or opts.language, opts, self.engine, self.model_name
         )
 
 
@@ -312,12 +320,26 @@ def _memo_class():
             self._last = (x.detach().clone(), out)
             return out
 
+        def forget(self) -> None:
+            """Drop the remembered call (its tensors: 36 MB for base's cross-attention)."""
+            self._last = None
+
     return _LastCallMemo
 
 
 def EncoderMemo(encoder):  # noqa: N802 - builds a torch module; torch is imported lazily
     """Wrap a Whisper encoder so a repeated encode of the same mel costs nothing."""
     return _memo_class()(encoder)
+
+
+def forget_memos(model) -> None:
+    """Clear every last-call memo in ``model`` (a no-op for None or a model without them)."""
+    if model is None:
+        return
+    memo = _memo_class()
+    for module in model.modules():
+        if isinstance(module, memo):
+            module.forget()
 
 
 def memo_audio_projections(decoder) -> None:
