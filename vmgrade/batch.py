@@ -268,11 +268,9 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
     Engine defaults are recorded as the values they stand for, so a default
     that changes regrades what it changes and nothing else.
     """
-    from .transcribe import CTRANSLATE2_BEAM_SIZE, default_filler_prompt
+    from .transcribe import CTRANSLATE2_BEAM_SIZE
 
-    filler_prompt = options.filler_prompt
-    if filler_prompt is None:
-        filler_prompt = default_filler_prompt(options.engine)
+    filler_prompt = options.uses_filler_prompt()
     beam_size = options.beam_size
     if beam_size is None and options.engine == "ctranslate2":
         beam_size = CTRANSLATE2_BEAM_SIZE  # was faster-whisper's 5 (keys without a beam) before

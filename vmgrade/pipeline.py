@@ -55,6 +55,10 @@ class GradeOptions:
     beam_size: int | None = None  # None: the engine's default (greedy on both)
     int8_logits: bool = True  # openai-whisper: int8 vocabulary projection, exact rescoring (vmgrade.quantize)
 
+    def uses_filler_prompt(self) -> bool:
+        """``filler_prompt``, or where it is None the engine's default."""
+        return default_filler_prompt(self.engine) if self.filler_prompt is None else self.filler_prompt
+
 
 class Grader:
     """Holds the loaded model so many files share one load.
@@ -69,15 +73,12 @@ class Grader:
     def __init__(self, options: GradeOptions | None = None, transcriber: Transcriber | None = None):
         self.options = options or GradeOptions()
         if transcriber is None:
-            filler_prompt = self.options.filler_prompt
-            if filler_prompt is None:
-                filler_prompt = default_filler_prompt(self.options.engine)
             transcriber = make_transcriber(
                 self.options.engine,
                 self.options.model,
                 TranscribeOptions(
                     language=self.options.language,
-                    initial_prompt=FILLER_PROMPT if filler_prompt else None,
+                    initial_prompt=FILLER_PROMPT if self.options.uses_filler_prompt() else None,
                     threads=self.options.threads,
                     beam_size=self.options.beam_size,
                     int8_logits=self.options.int8_logits,
