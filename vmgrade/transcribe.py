@@ -454,7 +454,7 @@ FAST_EXTRA_HINT = 'pip install "vmgrade[fast]"'
 # (a beam of 5) and no less accurate (WER 0.037 / 0.080 clean / phone, against
 # 0.046 / 0.083). The filler prompt would condition every word there, since
 # CTranslate2 has no teacher-forced pass for the filler probe: with it, greedy
-# WER rose to 0.059 / 0.102 and time by a third. Fillers then come from
+# WER rose to 0.059 / 0.102 and time by up to a third. Fillers then come from
 # vmgrade.delivery's acoustic detection.
 CTRANSLATE2_BEAM_SIZE = 1
 
