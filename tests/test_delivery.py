@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from vmgrade import delivery
+from vmgrade import delivery, vad
 from vmgrade.audio import Audio, SourceInfo
 from vmgrade.transcribe import Segment, Transcript, Word
 
@@ -91,10 +91,10 @@ def test_silero_runs_and_rejects_tones(paused):
     # Silero is a neural speech detector: synthetic harmonic tones are not speech to it,
     # so only its plumbing is tested here (real speech: bench/delivery_accuracy.py).
     audio, _, _ = paused
-    prob = delivery.silero_probabilities(audio.samples)
+    prob = vad.silero_probabilities(audio.samples)
     assert prob.shape == (int(np.ceil(len(audio.samples) / 512)),)
     assert np.all((prob >= 0) & (prob <= 1))
-    assert delivery.silero_probabilities(silence(2.0)).max() < 0.5
+    assert vad.silero_probabilities(silence(2.0)).max() < 0.5
     m = delivery.measure(audio, vad="silero")
     assert m.vad == "silero"
     json.dumps(m.to_dict(), allow_nan=False)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import delivery
+from . import delivery, vad
 
 # Figure geometry, inches.  The time axis spans LEFT..RIGHT of the width in
 # every time chart, so stacked charts line up and the page can map x to time.
@@ -94,8 +94,8 @@ def pitch_track(
     times_s, f0_hz : np.ndarray
         Frame centre times (s) and F0 (Hz, NaN where unvoiced or an outlier).
     """
-    hop = int(round(delivery.HOP_S * sr))
-    times = delivery.frame_times(delivery.frame_count(len(samples), hop), sr, hop)
+    hop = int(round(vad.HOP_S * sr))
+    times = vad.frame_times(vad.frame_count(len(samples), hop), sr, hop)
     mask = np.zeros(times.shape, bool)
     for start, end in speech_intervals:
         mask[np.searchsorted(times, start) : np.searchsorted(times, end)] = True
