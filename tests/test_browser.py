@@ -139,7 +139,9 @@ def test_comparison_page_in_chromium(browser, graded, tmp_path):
     page.assert_seeks(f"#f-a1-{n} button.time", "a1", finding["start_s"])
     assert page.current_time("a0") == 0
 
-    inserted = next(op for op in comparison.transcript_diff if op.after and op.after_start_s)
+    inserted = next(
+        op for op in comparison.transcript_diff if op.op != "equal" and op.after and op.after_start_s
+    )
     page.assert_seeks(f'.diff ins[data-t="{inserted.after_start_s}"]', "a1", inserted.after_start_s)
 
     page.page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)

@@ -16,6 +16,7 @@ from vmgrade.audio import load
 from vmgrade.errors import ModelError
 from vmgrade.pipeline import GradeOptions, Grader
 from vmgrade.transcribe import CTranslate2Transcriber, TranscribeOptions
+from vmgrade.windows import MAX_SPEEDUP
 
 # A guard only: CI installs the extra through `.[test]`.
 pytest.importorskip("faster_whisper")
@@ -38,6 +39,20 @@ def test_transcribes_a_sample_with_monotonic_word_times(tiny):
     assert starts == sorted(starts)
     assert all(0.0 <= w.start <= w.end <= audio.duration_s for w in words)
     assert all(0.0 <= w.probability <= 1.0 for w in words)
+
+
+def test_a_recording_just_over_one_window_is_read_in_one(tiny):
+    audio = load(SAMPLES / "strong_wideband.flac")  # speech to 30.5 s
+    calls = []
+    encode = tiny.model.encode
+    tiny.model.encode = lambda features: calls.append(1) or encode(features)
+    try:
+        transcript = tiny.transcribe(audio)
+    finally:
+        del tiny.model.encode
+    assert len(calls) == 1
+    assert 1.0 < transcript.asr_speedup <= MAX_SPEEDUP and transcript.asr_offset_s > 0.0
+    assert 30.0 < transcript.words[-1].end <= audio.duration_s  # past the fitted FIT_S (29.3 s)
 
 
 def test_white_noise_gives_no_text(tiny, tmp_path):

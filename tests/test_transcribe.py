@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from difflib import SequenceMatcher
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -9,6 +12,7 @@ from conftest import CORPUS, SAMPLES, SR, reference_text, wer
 
 from vmgrade.audio import load
 from vmgrade.transcribe import Segment, Word, filter_hallucinations
+from vmgrade.windows import MAX_SPEEDUP
 
 
 @pytest.mark.parametrize(
@@ -126,6 +130,38 @@ def test_a_transcription_encodes_its_window_once_and_forgets_it_after(transcribe
         assert len(calls) == 2  # the same file again is encoded again
     finally:
         hook.remove()
+
+
+def test_a_recording_just_over_one_window_is_read_in_one(transcriber):
+    """strong_wideband's speech runs to 30.5 s: fitted, one encoder pass, times on the recording."""
+    model = transcriber.model
+    audio = load(SAMPLES / "strong_wideband.flac")
+    calls = []
+    hook = model.encoder.inner.register_forward_hook(lambda *_: calls.append(1))
+    options = transcriber.options
+    try:
+        fitted = transcriber.transcribe(audio)
+        assert len(calls) == 1
+        transcriber.options = dataclasses.replace(options, fit_window=False)
+        as_recorded = transcriber.transcribe(audio)
+        assert len(calls) == 3  # two windows as recorded
+    finally:
+        transcriber.options = options
+        hook.remove()
+    assert 0.0 < fitted.asr_offset_s < 0.5 and 1.0 < fitted.asr_speedup <= MAX_SPEEDUP
+    assert as_recorded.asr_offset_s == 0.0 and as_recorded.asr_speedup == 1.0
+    assert fitted.to_dict()["asr_speedup"] == round(fitted.asr_speedup, 4)
+    # The closing words lie past the fitted FIT_S (29.3 s): mapped back onto the recording.
+    assert fitted.words[-1].end > 30.0
+    # Words both transcripts share start at the same recording times.
+    a, b = [w.word for w in fitted.words], [w.word for w in as_recorded.words]
+    shifts = [
+        abs(fitted.words[i + k].start - as_recorded.words[j + k].start)
+        for i, j, n in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+        for k in range(n)
+    ]
+    assert len(shifts) > 50
+    assert np.median(shifts) <= 0.05 and max(shifts) <= 0.3
 
 
 def test_model_setup_uses_all_cores_and_the_numpy_dtw(transcriber):

@@ -42,6 +42,7 @@ import numpy as np
 
 from .audio import Audio
 from .errors import ModelError
+from .windows import AsrInput, fit_to_window
 
 DEFAULT_LANGUAGE = "en"
 # What reports record as ``model.precision``.
@@ -123,6 +124,10 @@ class Transcript:
     engine: str
     model_name: str
     dropped_segments: tuple[str, ...] = field(default=())  # texts removed as hallucinations
+    # How the recording was fitted into Whisper's windows (vmgrade.windows):
+    # the recogniser read it from asr_offset_s on, asr_speedup times faster.
+    asr_offset_s: float = 0.0
+    asr_speedup: float = 1.0
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -145,6 +150,8 @@ class Transcript:
                 for s in self.segments
             ],
             "dropped_segments": list(self.dropped_segments),
+            "asr_offset_s": round(self.asr_offset_s, 3),
+            "asr_speedup": round(self.asr_speedup, 4),
         }
 
 
@@ -169,6 +176,9 @@ class TranscribeOptions:
     # tokens that the fp32 decoder checks (vmgrade.speculative); False: one
     # fp32 decoder step per token, as whisper does.
     speculative: bool = True
+    # A recording just over one 30-s window is fitted into one: edge silence
+    # trimmed, played slightly faster (vmgrade.windows); False: read as recorded.
+    fit_window: bool = True
 
 
 class Transcriber(Protocol):
@@ -255,14 +265,16 @@ class WhisperTranscriber:
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
         opts = self.options
+        asr_input = _asr_input(audio, opts)
         try:
-            result = self._transcribe_samples(audio.samples)
+            result = self._transcribe_samples(asr_input.samples)
         finally:
             # the memos serve the passes over one window; another file's windows differ
             forget_memos(self._model)
-        segments = [_segment(s, audio.duration_s) for s in result["segments"]]
+        segments = [_segment(s, audio.duration_s, asr_input) for s in result["segments"]]
         return _transcript(
-            segments, audio, result.get("language") or opts.language, opts, self.engine, self.model_name
+            segments, audio, asr_input, result.get("language") or opts.language, opts, self.engine,
+            self.model_name,
         )
 
     def _transcribe_samples(self, samples: np.ndarray) -> dict:
@@ -353,6 +365,7 @@ def memo_audio_projections(decoder) -> None:
 def _transcript(
     segments: list[Segment],
     audio: Audio,
+    asr_input: AsrInput,
     language: str,
     options: TranscribeOptions,
     engine: str,
@@ -370,18 +383,29 @@ def _transcript(
         engine=engine,
         model_name=model_name,
         dropped_segments=tuple(s.text for s in dropped),
+        asr_offset_s=asr_input.offset_s,
+        asr_speedup=asr_input.speedup,
     )
 
 
-def _segment(raw: dict, duration_s: float) -> Segment:
+def _asr_input(audio: Audio, options: TranscribeOptions) -> AsrInput:
+    """What the recogniser reads: ``audio`` fitted to one window, unless ``options`` say not to."""
+    if options.fit_window:
+        return fit_to_window(audio.samples, audio.sample_rate)
+    return AsrInput(np.ascontiguousarray(audio.samples, dtype=np.float32), audio.sample_rate)
+
+
+def _segment(raw: dict, duration_s: float, asr_input: AsrInput) -> Segment:
+    """A decoded segment (whisper's dict, or faster-whisper's as one) in recording time."""
+    at = asr_input.recording_s
     words = []
     for w in raw.get("words") or []:
-        start = min(max(float(w["start"]), 0.0), duration_s)
-        end = min(max(float(w["end"]), start), duration_s)
+        start = min(max(at(float(w["start"])), 0.0), duration_s)
+        end = min(max(at(float(w["end"])), start), duration_s)
         words.append(Word(str(w["word"]).strip(), start, end, float(w["probability"])))
     return Segment(
-        start=float(raw["start"]),
-        end=float(raw["end"]),
+        start=at(float(raw["start"])),
+        end=at(float(raw["end"])),
         text=str(raw["text"]).strip(),
         avg_logprob=float(raw["avg_logprob"]),
         no_speech_prob=float(raw["no_speech_prob"]),
@@ -523,8 +547,9 @@ class CTranslate2Transcriber:
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
         opts = self.options
+        asr_input = _asr_input(audio, opts)
         raw_segments, info = self.model.transcribe(
-            np.ascontiguousarray(audio.samples, dtype=np.float32),
+            asr_input.samples,
             language=opts.language,
             task="transcribe",
             temperature=0.0,
@@ -539,9 +564,9 @@ class CTranslate2Transcriber:
             beam_size=opts.beam_size or CTRANSLATE2_BEAM_SIZE,
         )
         # faster-whisper yields segments lazily, as dataclasses shaped like openai-whisper's dicts.
-        segments = [_segment(asdict(s), audio.duration_s) for s in raw_segments]
+        segments = [_segment(asdict(s), audio.duration_s, asr_input) for s in raw_segments]
         return _transcript(
-            segments, audio, info.language or opts.language, opts, self.engine, self.model_name
+            segments, audio, asr_input, info.language or opts.language, opts, self.engine, self.model_name
         )
 
 
