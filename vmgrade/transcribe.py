@@ -8,6 +8,10 @@ places the fillers (:mod:`vmgrade.decoding`). On the corpus's disfluent clips
 that recovers every reference "uh"/"um" at the unprompted WER
 (``bench/filler_prompt.py`` measures it).
 
+A recording whose speech runs a little past one 30-s window is fitted into
+one before either engine reads it (:mod:`vmgrade.windows`), and every time
+is mapped back to the recording.
+
 Speed: torch uses every core this process may run on; each 30-s window is
 encoded, and its cross-attention keys and values projected, once, though
 whisper asks again to align words (:func:`EncoderMemo`,
