@@ -101,16 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     from vmgrade.vad import clean_intervals, energy_vad
 
     max_speedup = args.max_speedup or windows.MAX_SPEEDUP
-    corpus = wer.corpus_dir()
-    clips = wer.corpus_clips(corpus)
-    if not clips:
-        print(f"skipped: no corpus at {corpus} (set VMGRADE_CORPUS)")
+    found = wer.available_corpus()
+    if found is None:
         return 0
-    try:
-        import jiwer  # noqa: F401
-    except ImportError:
-        print("skipped: jiwer is not installed (pip install -e '.[test]')")
-        return 0
+    corpus, clips = found
 
     fit_values = args.fit_s or [windows.FIT_S]
     print(f"1. Splices of {SPLICE_S[0]}-{SPLICE_S[1]} s (two corpus clips, {GAP_S} s apart), "

@@ -52,6 +52,21 @@ def corpus_clips(corpus: Path) -> list[dict[str, str]]:
     return [r for r in rows if (corpus / r["file"]).is_file() and (corpus / r["phone_file"]).is_file()]
 
 
+def available_corpus() -> tuple[Path, list[dict[str, str]]] | None:
+    """The corpus folder and its clips; None, having said what is missing (the corpus, jiwer)."""
+    corpus = corpus_dir()
+    clips = corpus_clips(corpus)
+    if not clips:
+        print(f"skipped: no corpus at {corpus} (set VMGRADE_CORPUS)")
+        return None
+    try:
+        import jiwer  # noqa: F401
+    except ImportError:
+        print("skipped: jiwer is not installed (pip install -e '.[test]')")
+        return None
+    return corpus, clips
+
+
 def normaliser():
     """A function making reference and hypothesis comparable (Whisper's English normaliser)."""
     from whisper.normalizers import EnglishTextNormalizer
@@ -131,16 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     args = parser.parse_args(argv)
 
-    corpus = corpus_dir()
-    clips = corpus_clips(corpus)
-    if not clips:
-        print(f"skipped: no corpus at {corpus} (set VMGRADE_CORPUS)")
+    found = available_corpus()
+    if found is None:
         return 0
-    try:
-        import jiwer  # noqa: F401
-    except ImportError:
-        print("skipped: jiwer is not installed (pip install -e '.[test]')")
-        return 0
+    corpus, clips = found
     audio_s = sum(float(r["duration_s"]) for r in clips)
     print(f"{len(clips)} clips, {audio_s:.0f} s of speech, clean and phone copies\n")
     print(f"{'model':<9}{'engine':<16}{'WER clean':>10}{'WER phone':>10}{'s clean':>9}{'s phone':>9}")
