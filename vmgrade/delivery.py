@@ -75,7 +75,6 @@ MIN_PAUSE_MS = 250.0
 # Gong (deliberate pause ~1.5 s); rubric-sources.md "dead air / long pause" (1.5-2 s).
 LONG_PAUSE_S = 1.5
 
-
 # Pitch.
 F0_MIN_HZ = 50.0  # low male voices and creak (65 Hz lost frames of the corpus's low male voice)
 F0_MAX_HZ = 400.0  # above most speaking voices, below their second harmonics
