@@ -8,7 +8,7 @@ Per engine, with vmgrade's defaults otherwise:
    (:func:`vmgrade.windows.fit_to_window`, for each ``--fit-s``): how many
    were fitted and how much faster, pooled WER, words placed off speech (the
    middle of a word more than 0.15 s from any speech that
-   :func:`vmgrade.vad.energy_vad` finds: a mistimed word), and seconds of
+   :func:`vmgrade.vad.detect_speech` finds: a mistimed word), and seconds of
    transcription.
 2. **The price of playing faster**: every corpus clip transcribed as recorded
    and played ``--max-speedup`` times faster (the most fitting ever does):
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vmgrade import windows
     from vmgrade.audio import load
-    from vmgrade.vad import clean_intervals, energy_vad
+    from vmgrade.vad import detect_speech
 
     max_speedup = args.max_speedup or windows.MAX_SPEEDUP
     found = wer.available_corpus()
@@ -118,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         for channel in wer.CHANNELS:
             pairs = splices(clips, corpus, channel)
             refs = [ref for _, ref in pairs]
-            speech = [clean_intervals(energy_vad(y, 16000)) for y, _ in pairs]
+            speech = [detect_speech(y, 16000, vad="energy")[0] for y, _ in pairs]
             for fit_s in [None, *fit_values]:
                 hyps, speedups, off, n_words, seconds = [], [], 0, 0, 0.0
                 for (y, _), spans in zip(pairs, speech):
                     t0 = time.perf_counter()
-                    fitted = (windows.AsrInput(y, 16000) if fit_s is None else
+                    fitted = (windows.AsrInput.as_recorded(y, 16000) if fit_s is None else
                               windows.fit_to_window(y, 16000, fit_s=fit_s, max_speedup=max_speedup))
                     transcript = run(fitted.samples)
                     seconds += time.perf_counter() - t0

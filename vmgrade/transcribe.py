@@ -396,7 +396,7 @@ def _asr_input(audio: Audio, options: TranscribeOptions) -> AsrInput:
     """What the recogniser reads: ``audio`` fitted to one window, unless ``options`` say not to."""
     if options.fit_window:
         return fit_to_window(audio.samples, audio.sample_rate)
-    return AsrInput(np.ascontiguousarray(audio.samples, dtype=np.float32), audio.sample_rate)
+    return AsrInput.as_recorded(audio.samples, audio.sample_rate)
 
 
 def _segment(raw: dict, duration_s: float, asr_input: AsrInput) -> Segment:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import resample
-from .vad import clean_intervals, energy_vad
+from .vad import detect_speech
 
 WINDOW_S = 30.0  # Whisper's window (whisper.audio.CHUNK_LENGTH), s
 # The length a fitted recording is brought to, s: 0.7 s short of the window,
@@ -64,6 +64,11 @@ class AsrInput:
     offset_s: float = 0.0
     speedup: float = 1.0
 
+    @classmethod
+    def as_recorded(cls, samples: np.ndarray, sample_rate: int) -> AsrInput:
+        """The whole recording, at its own speed."""
+        return cls(np.ascontiguousarray(samples, dtype=np.float32), sample_rate)
+
     def recording_s(self, t_s: float) -> float:
         """The recording time (s) of time ``t_s`` in ``samples``."""
         return self.offset_s + t_s * self.speedup
@@ -101,11 +106,11 @@ def fit_to_window(
     AsrInput
         The samples to recognise and the map back to the recording.
     """
-    unchanged = AsrInput(np.ascontiguousarray(samples, dtype=np.float32), sample_rate)
+    unchanged = AsrInput.as_recorded(samples, sample_rate)
     duration_s = len(samples) / sample_rate
     if duration_s <= window_s:
         return unchanged
-    speech = clean_intervals(energy_vad(samples, sample_rate))
+    speech, _ = detect_speech(samples, sample_rate, vad="energy")
     if not speech:
         return unchanged
     start_s = max(0.0, speech[0][0] - edge_pad_s)
