@@ -52,7 +52,12 @@ def files() -> list[Path]:
 
 def build(engine: str, model: str, beam: int | None, threads: int | None):
     """A transcriber for ``engine``, its model loaded."""
-    from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, default_filler_prompt, make_transcriber
+    from vmgrade.asr.transcribe import (
+        FILLER_PROMPT,
+        TranscribeOptions,
+        default_filler_prompt,
+        make_transcriber,
+    )
 
     prompt = FILLER_PROMPT if default_filler_prompt(engine) else None
     options = TranscribeOptions(beam_size=beam, threads=threads, initial_prompt=prompt)
@@ -111,7 +116,7 @@ def main() -> int:
         cold_child(args.cold_child, args.model, args.beam, args.threads, args.path)
         return 0
 
-    from vmgrade import models
+    from vmgrade.asr import weights as models
     from vmgrade.audio import load
 
     models.resolve(args.model)  # convert / assemble once, outside every timing

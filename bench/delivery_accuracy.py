@@ -151,7 +151,7 @@ def main() -> int:
     rows = list(csv.DictReader(manifest.open()))
     transcriber = None
     if not args.no_whisper:
-        from vmgrade.transcribe import WhisperTranscriber
+        from vmgrade.asr.transcribe import WhisperTranscriber
 
         transcriber = WhisperTranscriber(args.model)
 

@@ -1,9 +1,9 @@
 """Does Whisper keep "uh"/"um", without a prompt, prompted, and with vmgrade's filler probe?
 
 Transcribes the corpus's spontaneous clips (``mfa_*``, clean and phone) three
-ways: no prompt; ``vmgrade.transcribe.FILLER_PROMPT`` conditioning every word
+ways: no prompt; ``vmgrade.asr.transcribe.FILLER_PROMPT`` conditioning every word
 (whisper's ``initial_prompt``); and the default, an unprompted decode in which
-the prompted model only places fillers (``vmgrade.decoding``). Prints, per
+the prompted model only places fillers (``vmgrade.asr.speedups.filler_probe``). Prints, per
 clip, the fillers in the reference, the fillers recovered, and WER (fillers
 excluded by Whisper's normaliser). Skips when ../shared/corpus is absent.
 
@@ -37,8 +37,8 @@ def main() -> int:
     import jiwer
     from whisper.normalizers import EnglishTextNormalizer
 
+    from vmgrade.asr.transcribe import FILLER_PROMPT, TranscribeOptions, WhisperTranscriber
     from vmgrade.audio import load
-    from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, WhisperTranscriber
 
     normalise = EnglishTextNormalizer()
     rows = [r for r in csv.DictReader(manifest.open()) if r["name"].startswith("mfa_")]

@@ -5,7 +5,7 @@ Per engine, with vmgrade's defaults otherwise:
 1. **Splices just over one window**: corpus clips (clean, and their phone
    copies) joined with 0.4-s gaps into recordings of 30.3-32.5 s, with their
    references joined likewise. Each is transcribed as recorded and fitted
-   (:func:`vmgrade.windows.fit_to_window`, for each ``--fit-s``): how many
+   (:func:`vmgrade.asr.windows.fit_to_window`, for each ``--fit-s``): how many
    were fitted and how much faster, pooled WER, words placed off speech (the
    middle of a word more than 0.15 s from any speech that
    :func:`vmgrade.vad.detect_speech` finds: a mistimed word), and seconds of
@@ -60,9 +60,14 @@ def splices(clips: list[dict], corpus: Path, channel: str) -> list[tuple[np.ndar
 
 def transcriber(engine: str, fit_window: bool):
     """vmgrade's ``engine`` with its defaults, fitting or not: ``samples -> text`` (None: not installed)."""
+    from vmgrade.asr.transcribe import (
+        FILLER_PROMPT,
+        TranscribeOptions,
+        default_filler_prompt,
+        make_transcriber,
+    )
     from vmgrade.audio import Audio, SourceInfo
     from vmgrade.errors import ModelError
-    from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, default_filler_prompt, make_transcriber
 
     prompt = FILLER_PROMPT if default_filler_prompt(engine) else None
     try:
@@ -90,13 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", nargs="+", default=["openai-whisper", "ctranslate2"])
     parser.add_argument("--max-speedup", type=float, default=None,
-                        help="fit up to this much faster (default: vmgrade.windows.MAX_SPEEDUP)")
+                        help="fit up to this much faster (default: vmgrade.asr.windows.MAX_SPEEDUP)")
     parser.add_argument("--fit-s", type=float, nargs="+", default=None,
-                        help="lengths to fit to, s (default: vmgrade.windows.FIT_S)")
+                        help="lengths to fit to, s (default: vmgrade.asr.windows.FIT_S)")
     parser.add_argument("--no-faster", action="store_true", help="skip part 2")
     args = parser.parse_args(argv)
 
-    from vmgrade import windows
+    from vmgrade.asr import windows
     from vmgrade.audio import load
     from vmgrade.vad import detect_speech
 

@@ -196,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-wer", action="store_true")
     args = parser.parse_args(argv)
 
-    from vmgrade import GradeOptions, Grader, models
+    from vmgrade import GradeOptions, Grader
+    from vmgrade.asr import weights as models
+    from vmgrade.asr.transcribe import cpu_cores
     from vmgrade.audio import load
     from vmgrade.errors import ModelError
-    from vmgrade.transcribe import cpu_cores
 
     print(f"model {args.model}, {cpu_cores()} cores, warm = median of {args.repeat}, "
           f"cold = median of {args.cold} new processes\n")

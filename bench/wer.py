@@ -87,7 +87,7 @@ def pooled_wer(references: list[str], hypotheses: list[str]) -> float:
 
 def plain_transcriber(model_name: str, *, word_timestamps: bool = False):
     """openai-whisper's ``transcribe()`` with its defaults, as an ``Audio -> text`` function."""
-    from vmgrade import models
+    from vmgrade.asr import weights as models
 
     model = models.load_whisper(models.resolve(model_name))
 
@@ -104,8 +104,13 @@ def vmgrade_transcriber(engine: str, model_name: str, *, filler_prompt: bool | N
 
     ``filler_prompt=None`` is the engine's default.
     """
+    from vmgrade.asr.transcribe import (
+        FILLER_PROMPT,
+        TranscribeOptions,
+        default_filler_prompt,
+        make_transcriber,
+    )
     from vmgrade.errors import ModelError
-    from vmgrade.transcribe import FILLER_PROMPT, TranscribeOptions, default_filler_prompt, make_transcriber
 
     engine, _, beam = engine.partition("-beam")
     if filler_prompt is None:

@@ -50,7 +50,7 @@ def wer(reference: str, hypothesis: str) -> float:
 
 @pytest.fixture(scope="session")
 def transcriber():
-    from vmgrade.transcribe import WhisperTranscriber
+    from vmgrade.asr.transcribe import WhisperTranscriber
 
     return WhisperTranscriber("base")
 

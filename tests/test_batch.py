@@ -314,7 +314,7 @@ def test_mixed_folder_good_bad_copies_manifest_history_and_rerun(tmp_path):
         numbers = [v for v in scores if v]
         assert len(numbers) == 3 and scores == sorted(numbers, key=float) + [""] * 4, scores
 
-    from vmgrade.history import open_store
+    from vmgrade.store.history import open_store
 
     with open_store(db) as store:
         recs = store.recordings()
@@ -434,7 +434,7 @@ def test_a_different_rubric_regrades_the_same_rubric_skips(tmp_path, tiny_grader
     regraded = run_batch([audio], options, grader=other, echo=lambda _: None)
     assert (regraded.graded, regraded.skipped) == (1, 0)
     assert len(ledger(out)) == 2
-    from vmgrade.history import rubric_version
+    from vmgrade.store.history import rubric_version
 
     rows = csv_rows(out)  # the aggregates show the current run's grade
     assert len(rows) == 1 and rows[0]["rubric_version"] == rubric_version(rubric) != rubric_version(None)
@@ -488,7 +488,7 @@ def test_ray_batch_on_a_local_instance_same_outputs_and_resume(tmp_path):
 
 def test_default_workers_is_one_per_core_within_free_memory(monkeypatch):
     from vmgrade import batch
-    from vmgrade.transcribe import cpu_cores
+    from vmgrade.asr.transcribe import cpu_cores
 
     assert 1 <= batch.default_workers() <= cpu_cores()
     monkeypatch.setattr(batch, "cpu_cores", lambda: 8)

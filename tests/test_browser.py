@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_html_report import practice_report
 
-from vmgrade.html_report import write_comparison_html, write_report_html
+from vmgrade.render.html import write_comparison_html, write_report_html
 
 CHROMIUM = os.environ.get("VMGRADE_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

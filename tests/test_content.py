@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from vmgrade.asr.transcribe import Segment, Transcript, Word
 from vmgrade.content import analyze
 from vmgrade.delivery import DeliveryMetrics
-from vmgrade.transcribe import Segment, Transcript, Word
 
 
 def transcript(text: str, word_s: float = 0.3, gaps: dict[int, float] | None = None) -> Transcript:

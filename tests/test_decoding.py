@@ -7,9 +7,9 @@ import re
 import pytest
 from conftest import SAMPLES, reference_text
 
+from vmgrade.asr.speedups.filler_probe import FILLER_WORDS, filler_token_ids
+from vmgrade.asr.transcribe import TranscribeOptions, WhisperTranscriber
 from vmgrade.audio import load
-from vmgrade.decoding import FILLER_WORDS, filler_token_ids
-from vmgrade.transcribe import TranscribeOptions, WhisperTranscriber
 
 FILLER = re.compile(r"^(um+|uh+m?|hmm)$")
 
@@ -66,7 +66,7 @@ def test_reused_audio_keys_give_the_same_logits(transcriber):
     import whisper
     from whisper.tokenizer import get_tokenizer
 
-    from vmgrade.textdecoder import KVCache, forward
+    from vmgrade.asr.speedups.textdecoder import KVCache, forward
 
     model = transcriber.model
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language="en")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from vmgrade import delivery, vad
+from vmgrade.asr.transcribe import Segment, Transcript, Word
 from vmgrade.audio import Audio, SourceInfo
-from vmgrade.transcribe import Segment, Transcript, Word
 
 SR = 16000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vmgrade.dtw import dtw
+from vmgrade.asr.speedups.dtw import dtw
 
 
 def reference_dtw(x: np.ndarray) -> np.ndarray:

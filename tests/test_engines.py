@@ -11,12 +11,12 @@ import pytest
 import soundfile as sf
 from conftest import SAMPLES, SR, reference_text, wer
 
-from vmgrade import models
+from vmgrade.asr import weights
+from vmgrade.asr.transcribe import CTranslate2Transcriber, TranscribeOptions
+from vmgrade.asr.windows import MAX_SPEEDUP
 from vmgrade.audio import load
 from vmgrade.errors import ModelError
 from vmgrade.pipeline import GradeOptions, Grader
-from vmgrade.transcribe import CTranslate2Transcriber, TranscribeOptions
-from vmgrade.windows import MAX_SPEEDUP
 
 # A guard only: CI installs the extra through `.[test]`.
 pytest.importorskip("faster_whisper")
@@ -65,8 +65,8 @@ def test_white_noise_gives_no_text(tiny, tmp_path):
 
 
 def test_each_engine_has_its_own_filler_default():
+    from vmgrade.asr.transcribe import FILLER_PROMPT
     from vmgrade.cli import _grade_options, build_parser
-    from vmgrade.transcribe import FILLER_PROMPT
 
     def prompt_of(*flags):
         options = _grade_options(build_parser().parse_args(["grade", "x.wav", "--model", "tiny.en", *flags]))
@@ -110,8 +110,8 @@ def test_openai_whisper_checkpoint_is_refused_clearly(tmp_path):
 
 
 def test_a_ctranslate2_folder_is_used_as_it_is():
-    folder = models.ctranslate2_dir("tiny.en")
-    assert models.ctranslate2_dir(str(folder)) == folder
+    folder = weights.ctranslate2_dir("tiny.en")
+    assert weights.ctranslate2_dir(str(folder)) == folder
     assert {"model.bin", "config.json", "tokenizer.json", "vocabulary.txt"} <= {
         p.name for p in folder.iterdir()
     }
@@ -122,13 +122,13 @@ def test_folder_without_tokenizer_is_refused(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"x")
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelError) as info:
-        models.ctranslate2_dir(str(tmp_path))
+        weights.ctranslate2_dir(str(tmp_path))
     assert "tokenizer.json" in info.value.message
 
 
 def test_corrupt_package_leaves_no_assembled_model(tmp_path, monkeypatch):
-    real = models.PACKAGED_MODELS["tiny.en"]
-    src = models._package_dirs(real)[0]
+    real = weights.PACKAGED_MODELS["tiny.en"]
+    src = weights._package_dirs(real)[0]
     dst = tmp_path / "fake_tiny_ct2"
     dst.mkdir()
     (dst / "__init__.py").write_text("")
@@ -140,10 +140,10 @@ def test_corrupt_package_leaves_no_assembled_model(tmp_path, monkeypatch):
     (dst / "model" / "model.bin").write_bytes(bytes(blob))
     fake = dataclasses.replace(real, name="faketiny", modules=("fake_tiny_ct2",))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setitem(models.PACKAGED_MODELS, "faketiny", fake)
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setitem(weights.PACKAGED_MODELS, "faketiny", fake)
     with pytest.raises(ModelError) as info:
-        models.ctranslate2_dir("faketiny")
+        weights.ctranslate2_dir("faketiny")
     assert info.value.code == "model_corrupt" and "sha256" in info.value.message
     assert not list((tmp_path / "cache").rglob("model.bin*"))
 

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import SAMPLES
 
-from vmgrade import history
 from vmgrade.cli import EXIT_FILE_FAILED, EXIT_OK, main
-from vmgrade.history import (
+from vmgrade.scoring import default_rubric_path, load_rubric
+from vmgrade.store import history
+from vmgrade.store.history import (
     Base,
     HistoryError,
     content_hash,
@@ -30,7 +31,6 @@ from vmgrade.history import (
     open_store,
     rubric_version,
 )
-from vmgrade.scoring import default_rubric_path, load_rubric
 
 BEFORE = SAMPLES / "before_practice.wav"
 AFTER = SAMPLES / "after_practice.wav"

@@ -18,13 +18,13 @@ from conftest import SAMPLES
 
 from vmgrade.cli import _html_paths, main
 from vmgrade.errors import AudioError
-from vmgrade.html_report import (
+from vmgrade.pipeline import Context
+from vmgrade.render.html import (
     render_comparison_html,
     render_report_html,
     write_comparison_html,
     write_report_html,
 )
-from vmgrade.pipeline import Context
 
 PRACTICE = Context(caller_name="Priya Patel", company="Ledgerline", callback_number="312-555-0147",
                    prospect_name="Marcus", prospect_company="Harborview Freight")
@@ -209,7 +209,7 @@ def test_cli_grade_writes_html(tmp_path, capsys):
 
 
 def test_pitch_contour_smoothing_keeps_voiced_runs_and_drops_blips():
-    from vmgrade.charts import smooth_contour
+    from vmgrade.render.charts import smooth_contour
 
     f0 = np.full(100, np.nan)
     f0[10:40] = 120.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from vmgrade.asr.transcribe import Word
 from vmgrade.numbers import (
     NumberRun,
     digit_count,
@@ -14,7 +15,6 @@ from vmgrade.numbers import (
     same_number,
     words_to_number,
 )
-from vmgrade.transcribe import Word
 
 WORD_S = 0.3
 

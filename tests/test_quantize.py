@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 from conftest import SAMPLES
 
+from vmgrade.asr.transcribe import (
+    PRECISION_FP32,
+    PRECISION_INT8_LOGITS,
+    TranscribeOptions,
+    WhisperTranscriber,
+)
 from vmgrade.audio import load
-from vmgrade.transcribe import PRECISION_FP32, PRECISION_INT8_LOGITS, TranscribeOptions, WhisperTranscriber
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +75,8 @@ def test_reports_record_the_precision(grader):
 def test_decoder_and_draft_built_side_by_side(fp32_transcriber):
     import torch
 
-    from vmgrade.quantize import int8_decoders
-    from vmgrade.textdecoder import KVCache, forward
+    from vmgrade.asr.speedups.quantize import int8_decoders
+    from vmgrade.asr.speedups.textdecoder import KVCache, forward
 
     model = fp32_transcriber.model
     tokens, features, tokenizer = _decoder_inputs(model, SAMPLES / "strong_wideband.flac")

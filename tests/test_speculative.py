@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import SAMPLES
 
+from vmgrade.asr.transcribe import TranscribeOptions, WhisperTranscriber
 from vmgrade.audio import load
-from vmgrade.transcribe import TranscribeOptions, WhisperTranscriber
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def test_same_tokens_as_whisper_greedy(transcriber, file):
     import whisper
     from whisper.decoding import DecodingOptions
 
-    from vmgrade import speculative
-    from vmgrade.quantize import int8_draft_decoder
+    from vmgrade.asr.speedups import speculative
+    from vmgrade.asr.speedups.quantize import int8_draft_decoder
 
     model = transcriber.model
     mel = _window(SAMPLES / file)
@@ -53,7 +53,7 @@ def test_continuing_pass_matches_a_fresh_one(transcriber):
     import torch
     from whisper.tokenizer import get_tokenizer
 
-    from vmgrade.textdecoder import KVCache, forward
+    from vmgrade.asr.speedups.textdecoder import KVCache, forward
 
     model = transcriber.model
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language="en")
@@ -75,7 +75,7 @@ def test_continuing_pass_matches_a_fresh_one(transcriber):
 def test_beam_search_and_sampling_use_whispers_decoder(transcriber):
     from whisper.decoding import DecodingOptions
 
-    from vmgrade import speculative
+    from vmgrade.asr.speedups import speculative
 
     calls = []
     mel = _window(SAMPLES / "followup_phone.wav")

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from vmgrade.startup import gc_paused, skip_special_token_scan
+from vmgrade.asr.speedups.startup import gc_paused, skip_special_token_scan
 
 
 def test_gc_paused_freezes_what_the_block_made_and_restores_collection():
@@ -63,11 +63,11 @@ def test_whisper_imports_without_numba_and_its_kernels_still_run():
     script = """
 import sys
 import numpy as np
-from vmgrade.startup import import_whisper
+from vmgrade.asr.speedups.startup import import_whisper
 whisper = import_whisper()
 assert "numba" not in sys.modules, "numba was imported"
 import whisper.timing
-from vmgrade.dtw import dtw
+from vmgrade.asr.speedups.dtw import dtw
 cost = np.random.default_rng(0).random((7, 40)).astype(np.float32)
 assert np.array_equal(whisper.timing.dtw_cpu(cost), dtw(cost))  # jitted by numba on this first call
 import numba

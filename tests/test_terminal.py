@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import SAMPLES
 
+from vmgrade.render.terminal import print_report, render_report
 from vmgrade.report import to_text
-from vmgrade.terminal import print_report, render_report
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -127,7 +127,7 @@ def test_comparison_is_coloured_only_on_a_terminal():
     from test_compare import make_report
 
     from vmgrade.compare import compare_reports
-    from vmgrade.terminal import print_comparison, render_comparison
+    from vmgrade.render.terminal import print_comparison, render_comparison
 
     c = compare_reports([make_report("a.wav", score=62, grade="D", rate_wpm=198, fillers_per_min=9),
                          make_report("b.wav", score=81, grade="B", rate_wpm=158, fillers_per_min=2)])

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 from conftest import CORPUS, SAMPLES, SR, reference_text, wer
 
+from vmgrade.asr.transcribe import Segment, Word, filter_hallucinations
+from vmgrade.asr.windows import MAX_SPEEDUP
 from vmgrade.audio import load
-from vmgrade.transcribe import Segment, Word, filter_hallucinations
-from vmgrade.windows import MAX_SPEEDUP
 
 
 @pytest.mark.parametrize(
@@ -168,8 +168,8 @@ def test_model_setup_uses_all_cores_and_the_numpy_dtw(transcriber):
     import torch
     import whisper.timing
 
-    from vmgrade import dtw
-    from vmgrade.transcribe import cpu_cores
+    from vmgrade.asr.speedups import dtw
+    from vmgrade.asr.transcribe import cpu_cores
 
     transcriber.model  # noqa: B018 - loads the model
     assert torch.get_num_threads() == cpu_cores()

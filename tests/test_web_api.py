@@ -48,8 +48,8 @@ def test_migration_creates_exactly_the_models(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from vmgrade import history
-    from vmgrade.web import models  # noqa: F401  (registers the web tables on Base)
+    from vmgrade.store import history
+    from vmgrade.web import tables as models  # noqa: F401  (registers the web tables on Base)
 
     store = history.open_store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     with store.engine.connect() as conn:
@@ -292,7 +292,7 @@ def test_upload_is_graded_in_the_background_recorded_and_compared(tmp_path):
 
 @pytest.mark.slow
 def test_restart_requeues_interrupted_jobs_and_resumes_queued(tmp_path):
-    from vmgrade.web.models import Job
+    from vmgrade.web.tables import Job
 
     data = tmp_path / "data"
     app = _app(data, start_worker=False)
@@ -362,7 +362,7 @@ def test_lockout_expires_and_old_failures_are_forgotten(queued_app):
     from datetime import timedelta
 
     from vmgrade.web.accounts import FAILED_LOGIN_WINDOW, LOCKOUT, MAX_FAILED_LOGINS, authenticate
-    from vmgrade.web.models import utcnow
+    from vmgrade.web.tables import utcnow
 
     t0 = utcnow()
     with queued_app.state.sessions() as s:

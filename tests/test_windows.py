@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vmgrade.windows import EDGE_PAD_S, FIT_S, MAX_SPEEDUP, fit_to_window
+from vmgrade.asr.windows import EDGE_PAD_S, FIT_S, MAX_SPEEDUP, fit_to_window
 
 SR = 16000
 

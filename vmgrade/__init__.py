@@ -1,9 +1,8 @@
 """vmgrade: grade recorded sales voicemails offline with Whisper and librosa."""
 
-__version__ = "0.1.0"
-
-from .errors import AudioError, ModelError, RubricError, VmgradeError  # noqa: E402
-from .pipeline import Context, GradeOptions, Grader, grade  # noqa: E402
+from ._version import __version__
+from .errors import AudioError, ModelError, RubricError, VmgradeError
+from .pipeline import Context, GradeOptions, Grader, grade
 
 __all__ = [
     "AudioError",

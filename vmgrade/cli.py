@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
+from .asr.weights import DEFAULT_MODEL
 from .audio import DEFAULT_MAX_DURATION_S
 from .errors import VmgradeError
-from .models import DEFAULT_MODEL
 
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -243,12 +243,12 @@ def _context(args: argparse.Namespace):
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from .terminal import print_report
+    from .render.terminal import print_report
 
     grader, context = _grader(args), _context(args)
     store = None
     if args.record or args.db or args.rep:
-        from .history import content_hash, open_store, rubric_version
+        from .store.history import content_hash, open_store, rubric_version
 
         store, version = open_store(args.db), rubric_version(grader.rubric)
     status = EXIT_OK
@@ -301,7 +301,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"vmgrade: {message}", file=sys.stderr)
     status = EXIT_OK if comparison.ok and all(r.ok for r in comparison.recordings) else EXIT_FILE_FAILED
     if args.html:
-        from .html_report import write_comparison_html
+        from .render.html import write_comparison_html
 
         try:
             print(f"vmgrade: wrote {write_comparison_html(comparison, args.html)}", file=sys.stderr)
@@ -312,7 +312,7 @@ def _compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(comparison.to_dict(), ensure_ascii=False), flush=True)
     else:
-        from .terminal import print_comparison
+        from .render.terminal import print_comparison
 
         print_comparison(comparison)
     return status
@@ -330,7 +330,7 @@ def _html_paths(target: str, files: Sequence[str]) -> dict[str, Path]:
 
 
 def _write_html(report, path: Path) -> bool:
-    from .html_report import write_report_html
+    from .render.html import write_report_html
 
     try:
         write_report_html(report.to_dict(), path)
@@ -357,7 +357,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _models() -> int:
-    from .models import cache_dir, list_models
+    from .asr.weights import cache_dir, list_models
 
     rows = list_models()
     print(f"{'NAME':<12} {'SOURCE':<14} {'SIZE':>9}  STATUS / PATH")
@@ -400,8 +400,8 @@ def _batch(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     import json
 
-    from . import history
     from .scoring import load_rubric
+    from .store import history
 
     store = history.open_store(args.db)
     if args.rep is None:
@@ -440,7 +440,7 @@ def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -
         from rich.table import Table
     except ImportError:
         Console = None  # noqa: N806
-    from .history import format_table, numeric_columns
+    from .store.history import format_table, numeric_columns
 
     if Console is not None and sys.stdout.isatty():
         console = Console(highlight=False)
@@ -462,7 +462,7 @@ def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -
 
 def _web_db(args: argparse.Namespace):
     """(data dir, DB URL) for `serve` and `users`: --db-url, $VMGRADE_DB_URL, else SQLite in the data dir."""
-    from .history import data_dir
+    from .store.history import data_dir
 
     directory = Path(args.data_dir).expanduser() if args.data_dir else data_dir()
     url = args.db_url or os.environ.get("VMGRADE_DB_URL") or f"sqlite:///{directory / 'history.sqlite3'}"
@@ -498,9 +498,9 @@ def _users(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from .history import open_store
+    from .store.history import open_store
     from .web.accounts import add_user
-    from .web.models import User
+    from .web.tables import User
 
     directory, url = _web_db(args)
     if url.startswith("sqlite:///"):

@@ -1,7 +1,7 @@
 """What was said: identity, personalization, call to action, callback number,
 weak phrases and transcribability, each with its time span.
 
-Works on the :class:`~vmgrade.transcribe.Transcript` words (and uses the
+Works on the :class:`~vmgrade.asr.transcribe.Transcript` words (and uses the
 delivery speech track only for the pace of the number). It finds and
 measures; judging what is good is the scorer's job, so nothing here knows
 the rubric.
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from . import numbers
+from .asr.transcribe import Transcript, Word
 from .delivery import DeliveryMetrics, span_pace
-from .transcribe import Transcript, Word
 
 # Whisper misspells names ("Pre-Yepato" for "Priya Patel"): a name token
 # matches when its letters are this similar.

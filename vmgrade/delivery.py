@@ -8,7 +8,7 @@ keyword parameter whose default cites its source (see
 Entry points
 ------------
 :func:`measure` turns an :class:`~vmgrade.audio.Audio` (and optionally a
-:class:`~vmgrade.transcribe.Transcript`) into :class:`DeliveryMetrics`, whose
+:class:`~vmgrade.asr.transcribe.Transcript`) into :class:`DeliveryMetrics`, whose
 ``to_dict()`` fills the report's ``metrics`` key.  :func:`span_pace` gives the
 pace, digit rate and preceding pause of any time span (e.g. the callback
 number) from the transcript words and a ``DeliveryMetrics``, without
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import numbers
-from .transcribe import Transcript, Word
+from .asr.transcribe import Transcript, Word
 from .vad import (
     HOP_S,
     POWER_FLOOR,

@@ -3,7 +3,7 @@
 Whisper writes a spoken phone number in many shapes ("four one five, five
 five five, zero one nine eight", "415-555-0198", "4-1-5, 5-5-5, 0-1-9-8",
 "eight hundred, double five...", "(415) 555.0198") and reps say one in many
-ways. This module turns a word list (:class:`~vmgrade.transcribe.Word`) into
+ways. This module turns a word list (:class:`~vmgrade.asr.transcribe.Word`) into
 digit strings with the word span, times and chunking of each run, and picks
 out the runs that are plausible North American phone numbers.
 
@@ -42,7 +42,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .transcribe import Word
+from .asr.transcribe import Word
 
 DIGIT_WORDS = {
     "zero": 0,

@@ -10,12 +10,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__, content, delivery, scoring
-from .audio import DEFAULT_MAX_DURATION_S, load
-from .errors import VmgradeError
-from .models import DEFAULT_MODEL
-from .report import ErrorInfo, Report
-from .transcribe import (
+from . import content, delivery, scoring
+from ._version import __version__
+from .asr.transcribe import (
     DEFAULT_LANGUAGE,
     FILLER_PROMPT,
     TranscribeOptions,
@@ -23,6 +20,10 @@ from .transcribe import (
     default_filler_prompt,
     make_transcriber,
 )
+from .asr.weights import DEFAULT_MODEL
+from .audio import DEFAULT_MAX_DURATION_S, load
+from .errors import VmgradeError
+from .report import ErrorInfo, Report
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,13 @@ class GradeOptions:
     language: str = DEFAULT_LANGUAGE
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     rubric: str | None = None  # path to a rubric TOML; None: the packaged default
-    # None: the engine's default (vmgrade.transcribe.default_filler_prompt): openai-whisper
+    # None: the engine's default (vmgrade.asr.transcribe.default_filler_prompt): openai-whisper
     # places fillers with the filler probe, ctranslate2 decodes without the prompt
     filler_prompt: bool | None = None
     threads: int | None = field(default=None)
     engine: str = "openai-whisper"  # or "ctranslate2" (faster-whisper, the vmgrade[fast] extra)
     beam_size: int | None = None  # None: the engine's default (greedy on both)
-    int8_logits: bool = True  # openai-whisper: int8 vocabulary projection, exact rescoring (vmgrade.quantize)
+    int8_logits: bool = True  # openai-whisper: int8 vocabulary projection, exact rescoring (asr.speedups)
 
     def uses_filler_prompt(self) -> bool:
         """``filler_prompt``, or where it is None the engine's default."""

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .asr.transcribe import Transcript
 from .audio import SourceInfo
-from .transcribe import Transcript
 
 SCHEMA_VERSION = 1
 
@@ -91,7 +91,7 @@ class Report:
 
 
 def to_text(report: Report | dict) -> str:
-    """The terminal report as plain text (no ANSI codes); see :mod:`vmgrade.terminal`."""
-    from .terminal import render_report
+    """The terminal report as plain text (no ANSI codes); see :mod:`vmgrade.render.terminal`."""
+    from .render.terminal import render_report
 
     return render_report(report, color=False)

@@ -2,7 +2,7 @@
 
 Feature functions in the librosa manner (arrays in, arrays or intervals out),
 shared by the delivery metrics (:mod:`vmgrade.delivery`) and the fitting of
-audio to Whisper's windows (:mod:`vmgrade.windows`), with the framing helpers
+audio to Whisper's windows (:mod:`vmgrade.asr.windows`), with the framing helpers
 both use.
 
 Methods

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import VmgradeError
-from .models import ROLES, LoginFailure, Team, User, utcnow
+from .tables import ROLES, LoginFailure, Team, User, utcnow
 
 MIN_PASSWORD_LENGTH = 8
 MAX_FAILED_LOGINS = 5  # per (username, client address) within FAILED_LOGIN_WINDOW

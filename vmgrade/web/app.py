@@ -39,13 +39,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
 
-from .. import __version__
+from .._version import __version__
 from ..audio import DEFAULT_MAX_DURATION_S
 from ..pipeline import GradeOptions, Grader
 from . import accounts, dashboard
 from .jobs import Worker, queue_position, report_html_path, requeue_interrupted
-from .models import Job, Upload, User
 from .storage import MAX_UPLOAD_BYTES, UploadError, context_key, ensure_layout, format_size, receive
+from .tables import Job, Upload, User
 
 log = logging.getLogger("vmgrade.web")
 
@@ -171,7 +171,7 @@ def create_app(
     ----------
     data_dir : path, optional
         Where uploads, reports and (by default) the database live; default
-        :func:`vmgrade.history.data_dir`.
+        :func:`vmgrade.store.history.data_dir`.
     db_url : str, optional
         SQLAlchemy URL of the history database; default ``$VMGRADE_DB_URL``, else
         ``sqlite:///<data_dir>/history.sqlite3``.
@@ -191,8 +191,8 @@ def create_app(
     https_only : bool
         Mark the session cookie Secure (set this behind HTTPS).
     """
-    from ..history import data_dir as default_data_dir
-    from ..history import open_store
+    from ..store.history import data_dir as default_data_dir
+    from ..store.history import open_store
 
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -499,7 +499,7 @@ def create_app(
         report = load_report(upload)
         cached = report_html_path(data_dir, upload.id)
         if not cached.exists():  # the worker renders it after grading; this is the fallback
-            from ..html_report import write_report_html
+            from ..render.html import write_report_html
 
             write_report_html(report, cached, data_dir / upload.stored_path)
         return FileResponse(cached, media_type="text/html; charset=utf-8",
@@ -522,7 +522,7 @@ def create_app(
 
     @app.get("/compare", include_in_schema=False)
     def compare_page(user: PageUser, s: DB, ids: Annotated[list[int], Query()] = ()):  # noqa: B008
-        from ..html_report import render_comparison_html
+        from ..render.html import render_comparison_html
 
         return HTMLResponse(render_comparison_html(comparison_for(s, user, list(ids))),
                             headers={"Content-Security-Policy": REPORT_CSP})

@@ -20,8 +20,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..pipeline import Context, Grader
-from .models import Job, Upload, utcnow
 from .storage import write_json_atomic
+from .tables import Job, Upload, utcnow
 
 log = logging.getLogger("vmgrade.web")
 
@@ -178,14 +178,14 @@ class Worker:
     def _write_html(self, report: dict, upload_id: int, audio_path: Path) -> None:
         """Render the HTML report now (charts take a second or more), so pages serve a file."""
         try:
-            from ..html_report import write_report_html
+            from ..render.html import write_report_html
 
             write_report_html(report, report_html_path(self.data_dir, upload_id), audio_path)
         except Exception:  # a derived page: the report page renders it on demand instead
             log.exception("HTML report for upload %s not written", upload_id)
 
     def _history_owner(self, sha: str) -> str | None:
-        from ..history import Recording
+        from ..store.history import Recording
 
         with self.sessions() as s:
             return s.scalar(select(Recording.rep_id).where(Recording.content_hash == sha,

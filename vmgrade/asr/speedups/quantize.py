@@ -86,7 +86,7 @@ def int8_draft_decoder(decoder):
 
     Not exact (dynamic int8 activations moved the corpus WER by a few words),
     so it only proposes tokens that the exact decoder then checks
-    (:func:`vmgrade.textdecoder.forward` runs it). Embeddings, layer norms and
+    (:func:`vmgrade.asr.speedups.textdecoder.forward` runs it). Embeddings, layer norms and
     the vocabulary are shared; only the int8 weights (a quarter of the
     blocks' fp32 size) are new.
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import delivery, vad
+from .. import delivery, vad
 
 # Figure geometry, inches.  The time axis spans LEFT..RIGHT of the width in
 # every time chart, so stacked charts line up and the page can map x to time.

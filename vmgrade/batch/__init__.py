@@ -1,7 +1,7 @@
 """Batch grading: a folder (or globs) of recordings, many workers, resumable, nothing lost or doubled.
 
 ``vmgrade batch`` is a shell over :class:`vmgrade.pipeline.Grader`: each worker
-process (or Ray actor, :mod:`vmgrade.distributed`) builds one ``Grader`` and
+process (or Ray actor, :mod:`vmgrade.batch.cluster`) builds one ``Grader`` and
 loads the model once; the driver process hashes files, hands out work and does
 all the writing.
 
@@ -67,13 +67,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .csvtable import raise_listed, read_table
-from .errors import VmgradeError
-from .fileio import write_atomic
-from .pipeline import Context, GradeOptions, Grader
-from .scoring import DIMENSIONS
-from .timestamps import parse_timestamp
-from .transcribe import cpu_cores
+from ..asr.transcribe import cpu_cores
+from ..csvtable import raise_listed, read_table
+from ..errors import VmgradeError
+from ..fileio import write_atomic
+from ..pipeline import Context, GradeOptions, Grader
+from ..scoring import DIMENSIONS
+from ..timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
     Engine defaults are recorded as the values they stand for, so a default
     that changes regrades what it changes and nothing else.
     """
-    from .transcribe import CTRANSLATE2_BEAM_SIZE
+    from ..asr.transcribe import CTRANSLATE2_BEAM_SIZE
 
     filler_prompt = options.uses_filler_prompt()
     beam_size = options.beam_size
@@ -284,7 +284,7 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
         # openai-whisper's only when set, so keys of runs with its default beam stay as they were
         **({"beam_size": beam_size} if beam_size is not None else {}),
         **({} if options.int8_logits else {"int8_logits": False}),
-        # openai-whisper's fillers come from the filler probe (vmgrade.decoding), not a
+        # openai-whisper's fillers come from the filler probe (vmgrade.asr.speedups.filler_probe), not a
         # prompted decode: its transcripts differ from those of earlier versions
         **({"fillers": "probe"} if options.engine == "openai-whisper" and filler_prompt else {}),
     }
@@ -386,11 +386,11 @@ def grade_with(grader: Grader, task: Task) -> dict:
 
 
 def _render_html(report: dict, audio_path: str) -> tuple[str | None, str | None]:
-    """The per-file HTML page (contract 1, ``vmgrade.html_report``), rendered where the audio is."""
+    """The per-file HTML page (contract 1, ``vmgrade.render.html``), rendered where the audio is."""
     try:
-        from .html_report import render_report_html
+        from ..render.html import render_report_html
     except ImportError as exc:
-        return None, f"per-file HTML skipped: vmgrade.html_report is not available ({exc})"
+        return None, f"per-file HTML skipped: vmgrade.render.html is not available ({exc})"
     try:
         return render_report_html(report, audio_path=audio_path), None
     except Exception as exc:  # a page that fails to render must not lose the grade
@@ -595,9 +595,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
         Before anything is graded: bad inputs or manifest, output folder in use,
         unusable model or rubric, unreachable history database.
     """
-    from .history import content_hash, rubric_version
-    from .scoring import load_rubric
-    from .transcribe import make_transcriber
+    from ..asr.transcribe import make_transcriber
+    from ..scoring import load_rubric
+    from ..store.history import content_hash, rubric_version
 
     options = options or BatchOptions()
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -694,7 +694,7 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
     if grader is not None:
         results = ((task, grade_with(grader, task)) for task in todo)
     elif options.ray is not None:
-        from .distributed import run_ray
+        from .cluster import run_ray
 
         results = run_ray(todo, grade_options, options.workers, options.ray)
     else:
@@ -711,7 +711,7 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
     try:
         for task, result in results:
             if "fatal" in result:
-                from .errors import ModelError
+                from ..errors import ModelError
 
                 raise ModelError(f"a worker could not load the model: {result['fatal']}", code="model_error")
             problem = result.get("html_problem")
@@ -740,7 +740,7 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
 def _open_history(options: BatchOptions, echo: Callable[[str], None]):
     if not options.history:
         return None
-    from .history import open_store
+    from ..store.history import open_store
 
     return open_store(options.db_url)
 

@@ -4,24 +4,24 @@ The default engine is openai-whisper on the CPU (fp32, temperature 0,
 English), with word timestamps from cross-attention DTW. Whisper drops
 filler words unless its prompt contains some, and such a prompt nudges other
 words too; so each window is decoded without it and the prompted model only
-places the fillers (:mod:`vmgrade.decoding`). On the corpus's disfluent clips
+places the fillers (:mod:`vmgrade.asr.speedups.filler_probe`). On the corpus's disfluent clips
 that recovers every reference "uh"/"um" at the unprompted WER
 (``bench/filler_prompt.py`` measures it).
 
 A recording whose speech runs a little past one 30-s window is fitted into
-one before either engine reads it (:mod:`vmgrade.windows`), and every time
+one before either engine reads it (:mod:`vmgrade.asr.windows`), and every time
 is mapped back to the recording.
 
 Speed: torch uses every core this process may run on; each 30-s window is
 encoded, and its cross-attention keys and values projected, once, though
 whisper asks again to align words (:func:`EncoderMemo`,
 :func:`memo_audio_projections`); the vocabulary projection is int8 with exact
-rescoring (:mod:`vmgrade.quantize`); greedy tokens are drafted by an int8
+rescoring (:mod:`vmgrade.asr.speedups.quantize`); greedy tokens are drafted by an int8
 copy of the decoder and checked by the fp32 one, several per pass
-(:mod:`vmgrade.speculative`); whisper's numba DTW is replaced by a
-numpy one (:mod:`vmgrade.dtw`) that spares a cold start numba's start-up;
+(:mod:`vmgrade.asr.speedups.speculative`); whisper's numba DTW is replaced by a
+numpy one (:mod:`vmgrade.asr.speedups.dtw`) that spares a cold start numba's start-up;
 the model loads memory-mapped, with the garbage collector paused, and
-tiktoken skips its special-token scan (:mod:`vmgrade.startup`).
+tiktoken skips its special-token scan (:mod:`vmgrade.asr.speedups.startup`).
 ``bench/goals.py`` measures the result.
 
 The ``"ctranslate2"`` engine (:class:`CTranslate2Transcriber`, the optional
@@ -44,14 +44,14 @@ from typing import Protocol
 
 import numpy as np
 
-from .audio import Audio
-from .errors import ModelError
+from ..audio import Audio
+from ..errors import ModelError
 from .windows import AsrInput, fit_to_window
 
 DEFAULT_LANGUAGE = "en"
 # What reports record as ``model.precision``.
 PRECISION_FP32 = "fp32"
-PRECISION_INT8_LOGITS = "fp32-int8-logits"  # fp32, but the vocabulary projection int8 (vmgrade.quantize)
+PRECISION_INT8_LOGITS = "fp32-int8-logits"  # fp32, the vocabulary projection int8 (asr.speedups.quantize)
 PRECISION_INT8 = "int8"  # ctranslate2
 FILLER_PROMPT = "Uh, so, um, I was, uh, calling about, um, the, uh, thing."
 
@@ -128,7 +128,7 @@ class Transcript:
     engine: str
     model_name: str
     dropped_segments: tuple[str, ...] = field(default=())  # texts removed as hallucinations
-    # How the recording was fitted into Whisper's windows (vmgrade.windows):
+    # How the recording was fitted into Whisper's windows (vmgrade.asr.windows):
     # the recogniser read it from asr_offset_s on, asr_speedup times faster.
     asr_offset_s: float = 0.0
     asr_speedup: float = 1.0
@@ -170,18 +170,18 @@ class TranscribeOptions:
     # intra-op threads; None: torch gets every core this process may use, CTranslate2 its own default
     threads: int | None = None
     # openai-whisper: the vocabulary projection in int8 with exact rescoring
-    # (vmgrade.quantize); False keeps it fp32. ctranslate2 is int8 throughout.
+    # (vmgrade.asr.speedups.quantize); False keeps it fp32. ctranslate2 is int8 throughout.
     int8_logits: bool = True
     # openai-whisper with a prompt: decode without it, and let the prompted
-    # model place only the fillers (vmgrade.decoding); False: the prompt
+    # model place only the fillers (vmgrade.asr.speedups.filler_probe); False: the prompt
     # conditions every word, as whisper's own initial_prompt does.
     filler_probe: bool = True
     # openai-whisper, greedy, int8 logits: an int8 copy of the decoder drafts
-    # tokens that the fp32 decoder checks (vmgrade.speculative); False: one
+    # tokens that the fp32 decoder checks (vmgrade.asr.speedups.speculative); False: one
     # fp32 decoder step per token, as whisper does.
     speculative: bool = True
     # A recording just over one 30-s window is fitted into one: edge silence
-    # trimmed, played slightly faster (vmgrade.windows); False: read as recorded.
+    # trimmed, played slightly faster (vmgrade.asr.windows); False: read as recorded.
     fit_window: bool = True
 
 
@@ -201,7 +201,7 @@ class WhisperTranscriber:
     Parameters
     ----------
     model : str
-        Model name or path, as accepted by :func:`vmgrade.models.resolve`.
+        Model name or path, as accepted by :func:`vmgrade.asr.weights.resolve`.
     options : TranscribeOptions
         Decoding settings.
     """
@@ -209,10 +209,10 @@ class WhisperTranscriber:
     engine = "openai-whisper"
 
     def __init__(self, model: str = "base", options: TranscribeOptions | None = None):
-        from . import models
+        from . import weights
 
         self.options = options or TranscribeOptions()
-        self.spec = models.resolve(model)  # fail fast on a bad model name
+        self.spec = weights.resolve(model)  # fail fast on a bad model name
         self.model_name = self.spec.name
         self.precision = PRECISION_INT8_LOGITS if self.options.int8_logits else PRECISION_FP32
         self._model = None
@@ -220,14 +220,14 @@ class WhisperTranscriber:
     @property
     def model(self):
         if self._model is None:
-            from .startup import gc_paused
+            from .speedups.startup import gc_paused
 
             with gc_paused():  # the imports and the model live as long as the process
                 self._model = self._load()
         return self._model
 
     def _load(self):
-        from .startup import import_whisper, skip_special_token_scan
+        from .speedups.startup import import_whisper, skip_special_token_scan
 
         import_whisper()  # before anything else imports it: without numba's start-up
 
@@ -235,13 +235,14 @@ class WhisperTranscriber:
         import whisper.decoding
         from whisper.tokenizer import get_tokenizer
 
-        from . import models, speculative
-        from .decoding import decode_with_fillers
-        from .dtw import use_numpy_dtw
-        from .quantize import RESCORE_TOP_K, int8_decoders
+        from . import weights
+        from .speedups import speculative
+        from .speedups.dtw import use_numpy_dtw
+        from .speedups.filler_probe import decode_with_fillers
+        from .speedups.quantize import RESCORE_TOP_K, int8_decoders
 
         torch.set_num_threads(self.options.threads or cpu_cores())
-        model = models.load_whisper(self.spec)
+        model = weights.load_whisper(self.spec)
         model.encoder = EncoderMemo(model.encoder)
         memo_audio_projections(model.decoder)
         tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
@@ -499,7 +500,7 @@ class CTranslate2Transcriber:
     so transcripts are comparable. A prompt (``options.initial_prompt``)
     conditions every word here: CTranslate2 has no teacher-forced pass for
     the filler probe. It never touches the internet: the model is a local
-    folder from :func:`vmgrade.models.ctranslate2_dir`.
+    folder from :func:`vmgrade.asr.weights.ctranslate2_dir`.
 
     Parameters
     ----------
@@ -512,7 +513,7 @@ class CTranslate2Transcriber:
     ------
     ModelError
         ``engine_not_installed`` when faster-whisper is missing; ``model_not_ctranslate2``
-        for an openai-whisper ``.pt``; the errors of :func:`vmgrade.models.ctranslate2_dir`.
+        for an openai-whisper ``.pt``; the errors of :func:`vmgrade.asr.weights.ctranslate2_dir`.
     """
 
     engine = "ctranslate2"
@@ -520,12 +521,12 @@ class CTranslate2Transcriber:
     precision = PRECISION_INT8
 
     def __init__(self, model: str = "base", options: TranscribeOptions | None = None):
-        from . import models
+        from . import weights
 
         require_faster_whisper()
         self.options = options or TranscribeOptions()
-        self.model_dir = models.ctranslate2_dir(model)  # fail fast on a bad model name
-        self.model_name = model if model in models.PACKAGED_MODELS else str(Path(model).expanduser())
+        self.model_dir = weights.ctranslate2_dir(model)  # fail fast on a bad model name
+        self.model_name = model if model in weights.PACKAGED_MODELS else str(Path(model).expanduser())
         self._model = None
 
     @property

@@ -1,9 +1,9 @@
 """Self-contained HTML pages: one graded voicemail, or a comparison of several.
 
-The pages are rendered with Jinja2 (``vmgrade/templates/``) from report dicts
+The pages are rendered with Jinja2 (``vmgrade/render/templates/``) from report dicts
 (``Report.to_dict()``, or stored JSON), so the batch runner and the web app
 can render saved reports.  Everything is inside the one file: charts as SVG
-data URIs (:mod:`vmgrade.charts`), the audio as an MP3 data URI (16 kHz mono,
+data URIs (:mod:`vmgrade.render.charts`), the audio as an MP3 data URI (16 kHz mono,
 about 5 kB per second), a few lines of inline CSS and JavaScript.  The page
 loads nothing from the network and works offline.
 
@@ -20,13 +20,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import charts, delivery
-from .errors import VmgradeError
-from .fileio import write_atomic
+from .. import delivery
+from ..errors import VmgradeError
+from ..fileio import write_atomic
+from . import charts
 
 if TYPE_CHECKING:
-    from .audio import Audio
-    from .compare import Comparison
+    from ..audio import Audio
+    from ..compare import Comparison
 
 # The page embeds the recording re-encoded, not the original file: a phone
 # recording may be AMR or M4A that browsers cannot play, and a WAV is ~7x larger.
@@ -144,7 +145,7 @@ def write_comparison_html(comparison: Comparison, path: str | os.PathLike) -> Pa
 
 def _audio_for(report: Mapping[str, Any], audio_path) -> Audio | None:
     """Decode the recording: the explicit path (errors raised) or the report's file (if there)."""
-    from .audio import load
+    from ..audio import load
 
     if audio_path is not None:
         return load(audio_path, max_duration_s=MAX_EMBED_DURATION_S)
@@ -331,7 +332,7 @@ def _diff_view(comparison: Comparison, audio_keys: Sequence[str]) -> list[dict]:
 
 def _pace_band(report: Mapping) -> dict | None:
     """The rubric's speaking-rate bands (wpm), from the rubric the report names, else the packaged one."""
-    from .scoring import load_rubric
+    from ..scoring import load_rubric
 
     path = (report.get("rubric") or {}).get("path")
     try:
@@ -395,7 +396,7 @@ def _environment():
         from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
         _ENV = Environment(
-            loader=PackageLoader("vmgrade", "templates"),
+            loader=PackageLoader("vmgrade.render", "templates"),
             autoescape=select_autoescape(("html", "j2")),
             undefined=StrictUndefined,
             trim_blocks=True,

@@ -2,8 +2,8 @@
 
 whisper keeps its decoder's keys and values in forward hooks and assumes that
 a pass over several tokens starts at position 0 (its causal mask is not
-offset). Drafting and checking tokens (:mod:`vmgrade.speculative`) and probing
-alternatives at earlier positions (:mod:`vmgrade.decoding`) need passes that
+offset). Drafting and checking tokens (:mod:`vmgrade.asr.speedups.speculative`) and probing
+alternatives at earlier positions (:mod:`vmgrade.asr.speedups.filler_probe`) need passes that
 continue a cache, and caches cut back to a prefix: :func:`forward` runs the
 same blocks and weights with the mask offset by the cached positions.
 """
@@ -39,7 +39,7 @@ def forward(decoder, tokens: list[int], xa, cache: KVCache):
     Parameters
     ----------
     decoder : torch.nn.Module
-        whisper's ``TextDecoder``, a :mod:`vmgrade.quantize` decoder, or its draft.
+        whisper's ``TextDecoder``, a :mod:`vmgrade.asr.speedups.quantize` decoder, or its draft.
     tokens : list of int
         The new tokens (positions ``cache.length`` onwards).
     xa : torch.Tensor, shape (1, n_audio_ctx, n_audio_state)
@@ -77,7 +77,7 @@ def forward(decoder, tokens: list[int], xa, cache: KVCache):
         x = x + block.mlp(block.mlp_ln(x))
     cache.length = offset + n
     x = decoder.ln(x).float()
-    if hasattr(decoder, "project"):  # vmgrade.quantize's decoders
+    if hasattr(decoder, "project"):  # vmgrade.asr.speedups.quantize's decoders
         return decoder.project(x)
     return x @ decoder.token_embedding.weight.to(x.dtype).T  # whisper's own TextDecoder
 

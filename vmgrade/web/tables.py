@@ -1,4 +1,4 @@
-"""The web app's tables, in the history database (they derive from ``vmgrade.history.Base``).
+"""The web app's tables, in the history database (they derive from ``vmgrade.store.history.Base``).
 
 Created by the alembic revision ``0002_web`` (``vmgrade/migrations/versions/0002_web.py``);
 keep the two in step (``tests/test_web_api.py`` compares them).
@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..history import Base
+from ..store.history import Base
 
 ROLES = ("rep", "trainer")
 JOB_STATES = ("queued", "running", "done", "failed")

@@ -38,10 +38,10 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from . import __version__
-from .errors import RubricError, VmgradeError
-from .scoring import Rubric, load_rubric
-from .timestamps import parse_timestamp
+from .._version import __version__
+from ..errors import RubricError, VmgradeError
+from ..scoring import Rubric, load_rubric
+from ..timestamps import parse_timestamp
 
 DATA_DIR_ENV = "VMGRADE_DATA_DIR"
 DB_URL_ENV = "VMGRADE_DB_URL"

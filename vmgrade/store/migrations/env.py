@@ -1,6 +1,6 @@
 """Alembic environment for vmgrade's packaged migrations.
 
-At run time :func:`vmgrade.history.open_store` passes an open connection in
+At run time :func:`vmgrade.store.history.open_store` passes an open connection in
 ``config.attributes["connection"]``; from the alembic command line the URL
 comes from the config's ``sqlalchemy.url`` (see README, "History store").
 """
@@ -12,10 +12,10 @@ import importlib.util
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from vmgrade.history import Base, default_db_url
+from vmgrade.store.history import Base, default_db_url
 
 # Tables of optional parts of the project register on Base when imported.
-for _module in ("vmgrade.web.models",):
+for _module in ("vmgrade.web.tables",):
     try:
         if importlib.util.find_spec(_module) is not None:
             importlib.import_module(_module)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
-from .fileio import replacing, write_atomic
+from ..errors import ModelError
+from ..fileio import replacing, write_atomic
 
 DEFAULT_MODEL = "base"
 CACHE_ENV = "VMGRADE_MODEL_DIR"

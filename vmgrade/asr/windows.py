@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import resample
-from .vad import detect_speech
+from ..audio import resample
+from ..vad import detect_speech
 
 WINDOW_S = 30.0  # Whisper's window (whisper.audio.CHUNK_LENGTH), s
 # The length a fitted recording is brought to, s: 0.7 s short of the window,

@@ -11,7 +11,7 @@ from anything vmgrade computes:
   collector off while they are made and then freezes them, as the ``gc``
   documentation suggests for objects that live as long as the process.
 - openai-whisper imports numba (and with it LLVM, a 179-MB library) only to
-  decorate its two DTW kernels, which vmgrade replaces (:mod:`vmgrade.dtw`):
+  decorate its two DTW kernels, which vmgrade replaces (:mod:`vmgrade.asr.speedups.dtw`):
   0.15-0.4 s. :func:`import_whisper` imports whisper with the decoration
   deferred until a kernel is first called.
 - tiktoken checks every text it encodes for special tokens with a regular

@@ -3,7 +3,7 @@
 On a CPU one decoding step of whisper's decoder is bound by reading its
 weights (88 MB of fp32 blocks for base), and a pass over several tokens
 reads them once. So an int8 copy of the decoder (22 MB, several times
-faster a step, :func:`vmgrade.quantize.int8_draft_decoder`) proposes up to
+faster a step, :func:`vmgrade.asr.speedups.quantize.int8_draft_decoder`) proposes up to
 ``DRAFT_TOKENS`` tokens, and one fp32 pass scores them all: each proposal is
 kept while it is what fp32 greedy decoding would choose (whisper's logit
 filters and greedy update applied to the fp32 logits at every position, so

@@ -58,7 +58,7 @@ def decode_with_fillers(model, mel, options, decode):
         decodes as usual.
     decode : callable
         whisper's ``decode`` function, or one with its signature
-        (:func:`vmgrade.speculative.decode`).
+        (:func:`vmgrade.asr.speedups.speculative.decode`).
 
     Returns
     -------

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
-from .batch import MAX_CRASHES_PER_FILE, Task, crash_report, grade_with, make_grader
-from .errors import VmgradeError
-from .pipeline import GradeOptions
+from ..errors import VmgradeError
+from ..pipeline import GradeOptions
+from . import MAX_CRASHES_PER_FILE, Task, crash_report, grade_with, make_grader
 
 LOCAL = "local"  # --ray with no address: start (or join) a Ray instance on this machine
 RAY_EXTRA_HINT = 'pip install "vmgrade[ray]"'

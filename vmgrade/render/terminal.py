@@ -331,7 +331,7 @@ def render_comparison(comparison: Any, *, color: bool | None = None, width: int 
     color = _is_tty(sys.stdout) if color is None else color
     if not color:
         return comparison.to_text() + "\n"
-    from .compare import table_rows
+    from ..compare import table_rows
 
     c = comparison
     console = _console(io.StringIO(), True, width)
