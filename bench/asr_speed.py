@@ -2,7 +2,7 @@
 
 Times :meth:`Transcriber.transcribe` alone (no decoding of the file, no
 delivery metrics or scoring) on ``samples/strong_wideband.flac`` and, when
-present, ``../shared/corpus/clips/mfa_acoustic_corpus.wav``:
+present, ``$VMGRADE_CORPUS/clips/mfa_acoustic_corpus.wav``:
 
 * warm: median of ``--repeat`` calls in one process, after one untimed call;
 * cold: a new Python process doing the imports, the model load and one
@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from corpus import corpus_dir  # bench/corpus.py: $VMGRADE_CORPUS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -41,8 +43,7 @@ CONFIGS: tuple[tuple[str, str, int | None], ...] = (
 
 def files() -> list[Path]:
     """The sample voicemail, plus the corpus clip when the corpus is beside the repo."""
-    env = os.environ.get("VMGRADE_CORPUS")
-    corpus = Path(env) if env else ROOT.parent / "shared" / "corpus"
+    corpus = corpus_dir()
     out = [ROOT / "samples" / "strong_wideband.flac"]
     clip = corpus / "clips" / "mfa_acoustic_corpus.wav"
     if clip.is_file():

@@ -66,7 +66,7 @@ def build_folder(folder: Path, n_files: int) -> tuple[list[Path], float]:
 
 def run(folder: Path, out: Path, model: str, workers: int, ray: bool, minutes: float | None) -> dict:
     """``vmgrade batch`` in a new process (a user's cold start), stopped after ``minutes`` if given."""
-    from vmgrade.batch import worker_report
+    from vmgrade.batch.summary import worker_report
 
     cmd = [sys.executable, "-m", "vmgrade", "batch", str(folder), "--out", str(out), "--model", model,
            "--workers", str(workers), "--no-history", "--no-progress", *(["--ray"] if ray else [])]

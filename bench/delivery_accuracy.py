@@ -1,6 +1,6 @@
 """Accuracy of vmgrade.delivery's length, pause and rate metrics on spliced real speech.
 
-Ground truth: corpus clips (``../shared/corpus``, or ``$VMGRADE_CORPUS``) are
+Ground truth: corpus clips (``$VMGRADE_CORPUS``) are
 resampled to 16 kHz, their own leading/trailing silence trimmed (10 ms frames more
 than 35 dB below the clip's loudest frame or less than 12 dB above its
 10th-percentile floor; a level criterion, which favours the energy VAD
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 import time
@@ -36,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from corpus import corpus_dir  # bench/corpus.py: $VMGRADE_CORPUS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,11 +52,6 @@ TRIM_ABOVE_FLOOR_DB = 12.0  # noisy clips (VCTK, MFA): stay clear of the clip's 
 PAUSE_TOL_S = 0.15
 EDGE_TOL_S = 0.1
 RATE_TOL = 0.10
-
-
-def corpus_dir() -> Path:
-    env = os.environ.get("VMGRADE_CORPUS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def trim(y: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Speed of vmgrade.delivery.measure(): cold (first call in the process) and warm.
 
 Goal: <= 0.5 s per 30 s of audio, warm.  Uses a 30 s excerpt of a corpus clip
-(``../shared/corpus`` or ``$VMGRADE_CORPUS``), or a synthetic speech-like
+(``$VMGRADE_CORPUS``), or a synthetic speech-like
 signal when the corpus is absent.  Prints per-step times (vad, pitch,
 syllables, words, quality) for both VADs.
 
@@ -11,13 +11,13 @@ Run: ``python bench/delivery_speed.py [--repeat 9]``.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from corpus import corpus_dir  # bench/corpus.py: $VMGRADE_CORPUS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -25,11 +25,6 @@ from vmgrade import audio as vm_audio  # noqa: E402
 
 SR = 16000
 TARGET_S = 30.0
-
-
-def corpus_dir() -> Path:
-    env = os.environ.get("VMGRADE_CORPUS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def clip_30s() -> tuple[vm_audio.Audio, str]:

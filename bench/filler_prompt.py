@@ -5,7 +5,7 @@ ways: no prompt; ``vmgrade.asr.transcribe.FILLER_PROMPT`` conditioning every wor
 (whisper's ``initial_prompt``); and the default, an unprompted decode in which
 the prompted model only places fillers (``vmgrade.asr.speedups.filler_probe``). Prints, per
 clip, the fillers in the reference, the fillers recovered, and WER (fillers
-excluded by Whisper's normaliser). Skips when ../shared/corpus is absent.
+excluded by Whisper's normaliser). Skips when $VMGRADE_CORPUS is not set.
 
     python bench/filler_prompt.py [--model base]
 """
@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 import time
 from pathlib import Path
 
+from corpus import corpus_dir  # bench/corpus.py: $VMGRADE_CORPUS
+
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("VMGRADE_CORPUS", ROOT.parent / "shared" / "corpus"))
+CORPUS = corpus_dir()
 FILLER = re.compile(r"\b(uh|um|umm|uhm|er|ah|hmm)\b")
 
 

@@ -18,7 +18,7 @@ then cold: ``vmgrade grade FILE --format json`` in a new process (imports and
 model load included; converted model cache warm, as on every run after a
 user's first), median of ``--cold`` rounds (every file and setup in turn), with
 the largest peak RSS.
-Last, unless ``--no-wer``: WER on the shared corpus (clean and phone) of plain
+Last, unless ``--no-wer``: WER on the speech corpus ($VMGRADE_CORPUS) (clean and phone) of plain
 openai-whisper base against vmgrade's default path (``bench/wer.py``).
 
 Run: ``python bench/goals.py [--repeat 3] [--cold 3] [--no-wer] [FILE ...]``
@@ -36,6 +36,8 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from corpus import corpus_dir  # bench/corpus.py: $VMGRADE_CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -136,7 +138,7 @@ def word_timing_clock(seconds: list[float]):
 
 def grade_stages(grader, path: Path):
     """A no-argument function: one whole grade (report rendering included) -> (seconds, {stage: seconds})."""
-    from vmgrade.report import to_text
+    from vmgrade.render.terminal import to_text
 
     def run() -> tuple[float, dict[str, float]]:
         aligning: list[float] = []
@@ -258,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
 
     if not args.no_wer:
-        clips = wer.corpus_clips(wer.corpus_dir())
+        clips = wer.corpus_clips(corpus_dir())
         if not clips:
-            print(f"WER skipped: no corpus at {wer.corpus_dir()}")
+            print(f"WER skipped: no corpus at {corpus_dir()}")
         else:
-            corpus = wer.corpus_dir()
+            corpus = corpus_dir()
             base = wer.evaluate(wer.plain_transcriber(args.model), clips, corpus)
             print(f"WER on {len(clips)} corpus clips ({args.model}; plain openai-whisper: clean "
                   f"{base['clean'][0]:.3f}, phone {base['phone'][0]:.3f})")

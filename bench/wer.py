@@ -1,6 +1,6 @@
-"""Word error rate on the shared corpus, clean and telephone copies, per engine and model.
+"""Word error rate on the speech corpus, clean and telephone copies, per engine and model.
 
-Each clip of ``../shared/corpus/manifest.csv`` (or ``$VMGRADE_CORPUS``) and its
+Each clip of ``$VMGRADE_CORPUS/manifest.csv`` and its
 8-kHz mu-law phone copy is transcribed by:
 
 * ``plain``: openai-whisper's own ``transcribe()`` with its defaults (greedy,
@@ -25,21 +25,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 import time
 from pathlib import Path
+
+from corpus import corpus_dir  # bench/corpus.py: $VMGRADE_CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 ENGINES = ("plain", "openai-whisper", "ctranslate2", "ctranslate2-beam5")
 CHANNELS = ("clean", "phone")
-
-
-def corpus_dir() -> Path:
-    env = os.environ.get("VMGRADE_CORPUS")
-    return Path(env) if env else ROOT.parent / "shared" / "corpus"
 
 
 def corpus_clips(corpus: Path) -> list[dict[str, str]]:

@@ -1,10 +1,18 @@
-"""Shared fixtures: the real default Whisper model (loaded once), samples, references."""
+"""Shared fixtures: the real default Whisper model (loaded once), samples, references.
+
+Tests that run a Whisper model are ``slow``; ``pytest -m "not slow"`` is the fast
+lane. A test using a fixture of :data:`MODEL_FIXTURES` is marked ``slow`` here,
+and any other test that loads a model anyway fails (:func:`_no_model_unless_slow`).
+Tests that load one in a subprocess (``vmgrade grade`` run as a command) are
+marked by hand.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +21,22 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-CORPUS = Path(os.environ.get("VMGRADE_CORPUS", ROOT.parent / "shared" / "corpus"))
+# The speech corpus (clips with reference transcripts) is not in the repository: tests that
+# need it skip unless $VMGRADE_CORPUS names it (.ci/run sets it where CI has one).
+CORPUS = Path(os.environ.get("VMGRADE_CORPUS", "$VMGRADE_CORPUS (not set)"))
 SR = 16000
+
+# Fixtures that hand out a real Whisper model (it loads on first use), here and in
+# the test modules; a test using one, directly or through another fixture, is slow.
+MODEL_FIXTURES = frozenset({
+    "transcriber", "grader", "graded",  # here
+    "tiny_grader",  # test_batch.py
+    "unprompted",  # test_decoding.py
+    "tiny",  # test_engines.py
+    "fp32_transcriber",  # test_quantize.py
+    "one_step_transcriber",  # test_speculative.py
+})
+NOT_SLOW_MESSAGE = "test loads a Whisper model but is not marked slow"
 
 
 def _load_sample_tool():
@@ -80,3 +102,67 @@ def write_tone(path: Path, seconds: float = 2.0, freq_hz: float = 220.0, amplitu
     t = np.arange(int(seconds * SR)) / SR
     sf.write(str(path), (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32), SR)
     return path
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by marker (-m "not slow")
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _no_model_unless_slow(request, monkeypatch):
+    """Outside ``slow`` tests, loading a Whisper model (either engine) raises AssertionError.
+
+    The check comes after the load, so a test that expects a broken file to be
+    refused still gets the loader's own error. The test also fails at teardown, since
+    ``Grader.grade`` turns any exception, this one included, into an error record.
+    """
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    loads = request.node.refused_model_loads = []  # a test of the guard itself may clear it
+
+    def refusing(load):
+        def refuse_after(*args, **kwargs):
+            load(*args, **kwargs)
+            loads.append(load)
+            raise AssertionError(NOT_SLOW_MESSAGE)
+
+        return refuse_after
+
+    from vmgrade.asr import transcribe, weights
+
+    monkeypatch.setattr(weights, "load_whisper", refusing(weights.load_whisper))  # every openai-whisper load
+    # both engines hand out their model through this property, loaded once (faster-whisper lazily imported)
+    for engine in (transcribe.WhisperTranscriber, transcribe.CTranslate2Transcriber):
+        monkeypatch.setattr(engine, "model", property(refusing(engine.model.fget)))
+    for module, loader in (("faster_whisper", "WhisperModel"), ("whisper", "load_model")):
+        if module in sys.modules:  # a test calling the library directly
+            monkeypatch.setattr(sys.modules[module], loader, refusing(getattr(sys.modules[module], loader)))
+    yield
+    if loads:
+        pytest.fail(NOT_SLOW_MESSAGE)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes():
+    """argon2id at its smallest cost in tests: the hashing is the same code, 100x cheaper.
+
+    The real parameters cost 0.3-1 s a hash on this 2-core machine, which made the web
+    tests most of the fast lane's time; what they test (sessions, locks, roles) does not
+    depend on the cost.
+    """
+    try:
+        from argon2 import PasswordHasher
+
+        from vmgrade.web import accounts
+    except ImportError:  # the web extra is not installed: no web tests run
+        yield
+        return
+    real = accounts._hasher, accounts._DUMMY_HASH
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    accounts._DUMMY_HASH = accounts._hasher.hash("vmgrade-no-such-user")
+    yield
+    accounts._hasher, accounts._DUMMY_HASH = real

@@ -160,3 +160,80 @@ def test_resample_preserves_a_tone():
     assert len(y) == 16000
     spectrum = np.abs(np.fft.rfft(y))
     assert np.argmax(spectrum) == pytest.approx(440, abs=1)  # 1 Hz bins over 1 s
+
+
+def test_symlink_loop_is_its_own_code(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    err = _error(tmp_path / "a.wav")
+    assert err.code == "symlink_loop"
+    assert _error(tmp_path / "dangling.wav").code == "file_not_found"
+
+
+def test_fifo_is_refused_without_opening_it(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    assert _error(fifo).code == "not_a_file"  # opening it would block forever
+
+
+def test_unreadable_file(tmp_path):
+    import os
+
+    path = write_tone(tmp_path / "locked.wav")
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads anything
+        pytest.skip("running with privileges that read a mode-0 file")
+    assert _error(path).code == "unreadable"
+
+
+def test_unknown_wav_format_tag_is_unsupported_codec(tmp_path):
+    import struct
+
+    data = bytearray(write_tone(tmp_path / "tone.wav").read_bytes())
+    assert data[12:16] == b"fmt "
+    data[20:22] = struct.pack("<H", 0x1234)  # a format tag no decoder knows
+    path = tmp_path / "odd_tag.wav"
+    path.write_bytes(bytes(data))
+    assert _error(path).code == "unsupported_codec"
+
+
+def test_name_that_is_not_utf8(tmp_path):
+    import os
+
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.wav")  # latin-1 bytes, not UTF-8
+    with open(raw, "wb") as f:
+        f.write(write_tone(tmp_path / "tone.wav").read_bytes())
+    audio = load(os.fsdecode(raw))
+    assert audio.duration_s == pytest.approx(2.0, abs=0.01)
+    with open(raw, "wb") as f:
+        f.write(b"not audio at all" * 10)
+    with pytest.raises(AudioError) as info:
+        load(os.fsdecode(raw))
+    assert info.value.code == "not_audio"
+    assert "caf\\xe9.wav" in info.value.message
+    info.value.message.encode("utf-8")  # no lone surrogates: any UTF-8 writer takes it
+
+
+def test_too_long_stops_decoding_when_the_header_leaves_the_length_open(tmp_path):
+    # a FLAC whose STREAMINFO says "length unknown": only the decoder's own cap can refuse it
+    path = tmp_path / "open.flac"
+    sf.write(str(path), np.zeros((SR * 6, 2), np.float32) + 0.1, SR)
+    data = bytearray(path.read_bytes())
+    word = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)  # total samples := 0
+    data[18:26] = word.to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    err = _error(path, max_duration_s=4)
+    assert err.code == "too_long" and "limit of 4 s" in err.message
+    assert load(path, max_duration_s=7).duration_s == pytest.approx(6.0, abs=0.01)
+
+
+def test_chunked_decode_matches_whole_file_resampling(tmp_path):
+    path = tmp_path / "long.wav"
+    x = resample(_signal(seconds=40.0), SR, 44100)  # longer than one decode block at 44.1 kHz
+    sf.write(str(path), np.stack([x, 0.5 * x], axis=1), 44100)
+    audio = load(path)
+    whole = resample(np.stack([x, 0.5 * x], axis=1).mean(axis=1), 44100, SAMPLE_RATE)
+    assert audio.samples.shape == whole.shape
+    np.testing.assert_allclose(audio.samples, whole, atol=1e-4)

@@ -232,6 +232,32 @@ def test_a_second_batch_on_the_same_folder_is_refused(tmp_path):
     assert info.value.code == "out_in_use"
 
 
+def test_index_page_links_every_finished_file_and_escapes_what_it_shows():
+    from vmgrade.render.batch_index import render_index_html
+
+    ok = {"report_json": "reports/a-1.json", "report_html": "reports/a-1.html",
+          "report": {"score": 71.5, "grade": "C", "duration_s": 8.0,
+                     "tips": [{"message": "Say <who> & why"}]}}
+    bad = {"report_json": "reports/b-2.json", "report_html": None,
+           "report": {"error": {"code": "empty_file", "message": "b.wav: <empty>"}}}
+    rows = [{"file": "/calls/a.wav", "rep_id": "r&d", "duplicate_of": None, "record": ok},
+            {"file": "/calls/<b>.wav", "rep_id": None, "duplicate_of": None, "record": bad}]
+    summary = {"totals": {"files": 3, "graded": 1, "errors": 1, "pending": 1, "duplicates": 0},
+               "mean_score": 71.5, "grade_distribution": {"A": 0, "B": 0, "C": 1, "D": 0, "F": 0},
+               "top_findings": [{"code": "no_<ask>", "files": 1, "share": 1.0}],
+               "reps": {"r&d": {"recordings": 1, "mean_score": 71.5}}}
+    page = render_index_html(rows, summary)
+    assert page.startswith("<!doctype html>")
+    assert re.findall(r'href="([^"]+)"', page) == ["reports/a-1.html", "reports/b-2.json"]
+    assert "1 graded, 1 failed, 1 not finished, 0 copies, of 3 files; mean score 71.5." in page
+    assert "C&nbsp;1" in page and "(100%)" in page and "<td class=num>71.5</td>" in page
+    assert '<td data-v="71.5" class=num>71.5</td>' in page and "<tr class=error>" in page
+    for raw in ("<who>", "<empty>", "<b>.wav", "no_<ask>", "r&d"):  # autoescaped
+        assert raw not in page
+    assert "Say &lt;who&gt; &amp; why" in page and "[empty_file] b.wav: &lt;empty&gt;" in page
+    assert "addEventListener('click'" in page and "aria-sort" in page
+
+
 # --- slow: real grading ---
 
 
@@ -487,8 +513,8 @@ def test_ray_batch_on_a_local_instance_same_outputs_and_resume(tmp_path):
 
 
 def test_default_workers_is_one_per_core_within_free_memory(monkeypatch):
-    from vmgrade import batch
     from vmgrade.asr.transcribe import cpu_cores
+    from vmgrade.batch import workers as batch
 
     assert 1 <= batch.default_workers() <= cpu_cores()
     monkeypatch.setattr(batch, "cpu_cores", lambda: 8)
@@ -500,7 +526,7 @@ def test_default_workers_is_one_per_core_within_free_memory(monkeypatch):
 
 
 def test_a_beam_size_changes_the_key_but_the_default_keeps_old_keys():
-    from vmgrade.batch import result_key, settings_of
+    from vmgrade.batch.ledger import result_key, settings_of
     from vmgrade.pipeline import GradeOptions
 
     default = settings_of(GradeOptions(), "base", "v1")
@@ -517,7 +543,7 @@ def test_a_beam_size_changes_the_key_but_the_default_keeps_old_keys():
 
 
 def test_the_fast_engines_new_defaults_regrade_only_what_they_change():
-    from vmgrade.batch import result_key, settings_of
+    from vmgrade.batch.ledger import result_key, settings_of
     from vmgrade.pipeline import GradeOptions
 
     fast = settings_of(GradeOptions(engine="ctranslate2"), "base", "v1")

@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import SAMPLES
 
 from vmgrade.cli import EXIT_FILE_FAILED, EXIT_USAGE, main
 
 
+@pytest.mark.slow
 def test_grade_json_one_record_per_file_and_failures_do_not_stop_the_batch(tmp_path, capsys):
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio at all")
@@ -37,6 +39,7 @@ def test_grade_json_one_record_per_file_and_failures_do_not_stop_the_batch(tmp_p
     assert "not_audio" in out.err or "not a recognised audio file" in out.err
 
 
+@pytest.mark.slow
 def test_text_format(capsys):
     status = main(["grade", str(SAMPLES / "before_practice.wav"), "--model", "tiny.en"])
     out = capsys.readouterr().out
@@ -61,6 +64,7 @@ def test_console_script_help_and_models():
     assert "base" in models_out and "tiny.en" in models_out and "MB" in models_out
 
 
+@pytest.mark.slow
 def test_compare_audio_against_saved_report_json(tmp_path, capsys):
     saved = tmp_path / "after.jsonl"
     assert main(["grade", str(SAMPLES / "after_practice.wav"), "--format", "json", "--model", "tiny.en"]) == 0
@@ -115,3 +119,63 @@ def test_compare_help_lists_its_options():
     for option in ("BEFORE AFTER", "--format", "--html", "--label", "--by-time", "--model", "--rubric",
                    "--callback-number", "--engine"):
         assert option in help_out, option
+
+
+def _odd_tag_wav(path):
+    import struct
+
+    from conftest import write_tone
+
+    data = bytearray(write_tone(path.with_name("tone.wav")).read_bytes())
+    data[20:22] = struct.pack("<H", 0x1234)  # a WAV format tag no decoder knows
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_every_bad_file_gets_its_record_and_names_stay_printable(tmp_path):
+    import os
+
+    odd = _odd_tag_wav(tmp_path / "odd_tag.wav")
+    not_utf8 = os.path.join(os.fsencode(tmp_path), b"bad\xff.wav")
+    with open(not_utf8, "wb") as f:
+        f.write(b"not audio" * 20)
+    ansi = tmp_path / "x\x1b[32m\nGrade A   score 99.wav"
+    ansi.write_text("not audio either")
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    files = [os.fsencode(odd), not_utf8, *map(os.fsencode, (ansi, loop, tmp_path / "no.wav"))]
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8:strict"}
+    out = subprocess.run([sys.executable, "-m", "vmgrade", "grade", *files, "--format", "json",
+                          "--model", "tiny.en"], capture_output=True, env=env)
+    assert out.returncode == EXIT_FILE_FAILED, out.stderr.decode(errors="replace")
+    records = [json.loads(line) for line in out.stdout.decode("utf-8").splitlines()]
+    assert [r["error"]["code"] for r in records] == [
+        "unsupported_codec", "not_audio", "not_audio", "symlink_loop", "file_not_found"]
+    assert records[1]["file"].endswith("bad\\xff.wav")
+    assert records[2]["file"] == str(ansi)  # JSON escapes control characters itself
+    err = out.stderr.decode("utf-8")
+    assert "\x1b" not in err and "\\x1b[32m\\nGrade A" in err
+    assert not any(line.startswith("Grade A") for line in err.splitlines())
+
+
+def test_text_output_escapes_control_characters_in_names(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from vmgrade import cli
+    from vmgrade.asr.transcribe import Transcript
+    from vmgrade.pipeline import Grader
+
+    class Deaf:  # no model: the VAD still finds the speech, so the file is graded
+        engine, model_name, precision = "stub", "stub", "fp32"
+
+        def transcribe(self, audio):
+            return Transcript(text="", language="en", segments=(), no_speech_prob=0.0, engine="stub",
+                              model_name="stub")
+
+    monkeypatch.setattr(cli, "_grader", lambda args: Grader(transcriber=Deaf()))
+    name = tmp_path / "call\x1b[2J\nGrade A   score 100.wav"
+    shutil.copy(SAMPLES / "followup_phone.wav", name)
+    assert main(["grade", str(name)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "call\\x1b[2J\\nGrade A" in out
+    assert not any(line.startswith("Grade A   score 100") for line in out.splitlines())

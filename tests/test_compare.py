@@ -11,6 +11,7 @@ from conftest import SAMPLES
 
 from vmgrade.compare import Comparison, compare_reports, load_reports, transcript_diff
 from vmgrade.errors import VmgradeError
+from vmgrade.render.compare_text import format_text
 from vmgrade.scoring import default_rubric_path, load_rubric
 
 DIMENSION_KEYS = ("opening", "relevance", "call_to_action", "brevity", "pace", "fluency", "voice",
@@ -143,7 +144,7 @@ def test_transcript_diff_is_word_level():
     assert ops[2].before == ("it's", "Sam.") and ops[2].after == ("it's", "Sam")
     assert ops[3].after == ("from", "Acme.") and ops[3].after_start_s == pytest.approx(1.6)
     assert ops[1].before_start_s == pytest.approx(0.8)
-    text = compare_reports([before, after]).to_text()
+    text = format_text(compare_reports([before, after]))
     assert "[-um,-]" in text and "{+from Acme.+}" in text
 
 
@@ -163,7 +164,7 @@ def test_trend_over_three_recordings():
     assert trends["opening"].direction == "steady"
     assert trends["rate_wpm"].direction == "improving" and trends["rate_wpm"].best_index == 2
     assert c.summary[0] == "Over 3 recordings the score went from 50 (F) to 85 (B)."
-    text = c.to_text()
+    text = format_text(c)
     assert "Trend over 3 recordings" in text and "50 -> 72 -> 85" in text
     assert compare_reports(reports[:2]).trends == []
 
@@ -175,7 +176,7 @@ def test_reports_with_errors_are_listed_not_compared():
     assert not only_one.ok and only_one.metrics == [] and only_one.score is None
     assert "broken.wav" in only_one.errors[0] and "not_audio" in only_one.errors[0]
     assert only_one.summary[0].startswith("Nothing to compare: 1 of 2")
-    assert "broken.wav" in only_one.to_text()
+    assert "broken.wav" in format_text(only_one)
     json.dumps(only_one.to_dict())
 
     middle = compare_reports([make_report("a.wav", score=60, grade="D"), bad,
@@ -263,3 +264,25 @@ def test_before_and_after_practice_samples(graded):
     assert any("reaching" in op.before for op in diff)
     assert any(word.rstrip(",") == "Again" for op in diff for word in op.after)
     json.loads(json.dumps(c.to_dict()))
+
+
+def test_warns_when_reports_were_graded_with_different_rubric_versions():
+    from vmgrade.render.terminal import render_comparison
+
+    before = make_report("a.wav", score=62, grade="D") | {"rubric": {"version": "2026.1", "path": "r.toml"}}
+    after = make_report("b.wav", score=81, grade="B") | {"rubric": {"version": "2026.2", "path": "r.toml"}}
+    c = compare_reports([before, after])
+    assert c.ok and len(c.warnings) == 1
+    assert "different rubric versions" in c.warnings[0]
+    assert "a.wav: 2026.1" in c.warnings[0] and "b.wav: 2026.2" in c.warnings[0]
+    assert c.to_dict()["warnings"] == c.warnings
+    assert "Warnings" in format_text(c) and c.warnings[0] in format_text(c)
+    assert c.warnings[0] in " ".join(render_comparison(c, color=True, width=400).split())
+    # one version, or a report that names none (older JSON): nothing to warn about
+    same = after | {"rubric": {"version": "2026.1", "path": "other.toml"}}
+    assert compare_reports([before, same]).warnings == []
+    assert compare_reports([before, make_report("c.wav")]).warnings == []
+    assert "Warnings" not in format_text(compare_reports([before, same]))
+    # an error report's rubric does not count
+    failed = {"file": "x.wav", "error": {"code": "not_audio", "message": "no"}, "rubric": {"version": "9"}}
+    assert compare_reports([before, failed, same]).warnings == []

@@ -345,3 +345,26 @@ def test_a_number_split_over_tokens_counts_its_digits():
     tokens = ["is", "415", "-555", "-0198.", "Again,", "4155550198.", "book", "15", "minutes"]
     assert spoken_word_counts(tokens) == [1, 3, 3, 4, 1, 10, 1, 1, 1]
     assert spoken_word_counts(["at", "3", "-4", "pm"]) == [1, 1, 1, 1]
+
+
+def test_label_thresholds_set_the_labels(paused):
+    audio, _, _ = paused
+    loose = delivery.LabelThresholds(long_pause_s=0.9, monotone_sd_st=100.0, level_low_dbfs=0.0)
+    m = delivery.measure(audio, thresholds=loose)
+    assert m.long_pause_count == 2 and m.monotone is True and m.level_too_low is True
+    assert delivery.measure(audio, thresholds=loose, long_pause_s=3.0).long_pause_count == 0
+
+
+def test_pitch_track_is_kept_decimated_and_json_safe():
+    y = noise_bed(np.concatenate([silence(0.5), voiced(3.0, (120, 180)), silence(0.5)]))
+    m = delivery.measure(make_audio(y))
+    track = m.to_dict()["pitch_track"]
+    json.dumps(track, allow_nan=False)
+    times, f0 = np.array(track["times_s"]), track["f0_hz"]
+    assert len(times) == len(f0) and np.allclose(np.diff(times), delivery.pitch.PITCH_TRACK_STEP_S)
+    voiced_f0 = np.array([f for f in f0 if f is not None])
+    assert len(voiced_f0) >= 25 and 110 < voiced_f0.min() and voiced_f0.max() < 190
+    assert all(f is None for t, f in zip(times, f0) if t < 0.4)  # silence is unvoiced
+    # the same contour from the audio, for reports saved before the key existed
+    again = delivery.pitch_track_from_audio(y, SR, m.speech_intervals)
+    assert again == m.pitch_track

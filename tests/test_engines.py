@@ -80,6 +80,7 @@ def test_each_engine_has_its_own_filler_default():
         prompt_of("--filler-prompt", "--no-filler-prompt")
 
 
+@pytest.mark.slow
 def test_grader_records_the_engine_in_the_report():
     report = Grader(GradeOptions(engine="ctranslate2")).grade(SAMPLES / "strong_wideband.flac")
     assert report.ok, report.error
@@ -88,6 +89,7 @@ def test_grader_records_the_engine_in_the_report():
     assert "northwind" in record["transcript"]["text"].lower()
 
 
+@pytest.mark.slow
 def test_cli_engine_flag(capsys):
     from vmgrade.cli import EXIT_OK, main
 

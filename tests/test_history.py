@@ -88,12 +88,24 @@ def test_rubric_version_follows_content_not_path_or_comments(tmp_path):
     assert rubric_version(_modified_rubric(tmp_path)) != default
 
 
+def test_thresholds_added_later_keep_the_rubric_version_at_their_packaged_value(tmp_path):
+    """A rubric file from before pause_min_ms and level_* existed grades the same, so it
+    keeps its version, and so do batch resume keys made before they were added."""
+    text = default_rubric_path().read_text(encoding="utf-8")
+    older = re.sub(r"(?m)^(pause_min_ms|level_low_dbfs|level_peak_high_dbfs) = .*\n", "", text)
+    assert older.count("\n") == text.count("\n") - 3
+    (tmp_path / "older.toml").write_text(older, encoding="utf-8")
+    assert rubric_version(tmp_path / "older.toml") == rubric_version(None) == "13719e8dfc993947"
+    (tmp_path / "custom.toml").write_text(text.replace("value = -35.0", "value = -40.0"), encoding="utf-8")
+    assert rubric_version(tmp_path / "custom.toml") != rubric_version(None)
+
+
 # -- migrations ------------------------------------------------------------
 
 
 def test_open_store_migrates_an_empty_database_to_head_with_wal(db_url):
     store = open_store(db_url)  # the data directory does not exist yet
-    assert head_revision() == "0002_web"  # 0001_history, then the web app's tables
+    assert head_revision() == "0003_web_sessions"  # 0001_history, the web app's tables, its sessions
     assert current_revision(store.engine) == head_revision()
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -197,6 +197,7 @@ def test_html_paths_one_file_or_a_directory(tmp_path):
     assert [str(p) for p in out.values()] == ["reports/a.wav.html", "reports/b.html", "reports/a.flac.html"]
 
 
+@pytest.mark.slow
 def test_cli_grade_writes_html(tmp_path, capsys):
     status = main(["grade", str(SAMPLES / "followup_phone.wav"), "--model", "tiny.en", "--format", "json",
                    "--html", str(tmp_path / "pages") + "/"])
@@ -209,7 +210,7 @@ def test_cli_grade_writes_html(tmp_path, capsys):
 
 
 def test_pitch_contour_smoothing_keeps_voiced_runs_and_drops_blips():
-    from vmgrade.render.charts import smooth_contour
+    from vmgrade.delivery.pitch import smooth_contour
 
     f0 = np.full(100, np.nan)
     f0[10:40] = 120.0
@@ -218,3 +219,16 @@ def test_pitch_contour_smoothing_keeps_voiced_runs_and_drops_blips():
     out = smooth_contour(f0)
     assert np.allclose(out[12:38], 120.0)
     assert np.isnan(out[55:70]).all() and np.isnan(out[:5]).all()
+
+
+def test_pitch_is_drawn_from_the_report_not_the_audio():
+    from vmgrade.render.charts import report_pitch_track, timeline_chart
+
+    metrics = {"speech_intervals": [[0.0, 1.0]], "pitch_track": {"times_s": [0.05, 0.15, 0.25],
+                                                                 "f0_hz": [None, 150.0, 151.5]}}
+    times, f0 = report_pitch_track(metrics)
+    assert list(times) == [0.05, 0.15, 0.25] and np.isnan(f0[0]) and list(f0[1:]) == [150.0, 151.5]
+    # an old report without the track and without its audio draws no pitch
+    assert report_pitch_track({"speech_intervals": [[0.0, 1.0]]}) is None
+    chart = timeline_chart({"duration_s": 1.0, "metrics": metrics})
+    assert chart.svg.startswith("<?xml")

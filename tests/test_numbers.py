@@ -7,13 +7,11 @@ import pytest
 from vmgrade.asr.transcribe import Word
 from vmgrade.numbers import (
     NumberRun,
-    digit_count,
     find_number_runs,
     find_phone_numbers,
     is_phone_digits,
     normalize_phone,
     same_number,
-    words_to_number,
 )
 
 WORD_S = 0.3
@@ -340,59 +338,6 @@ def test_same_number():
 )
 def test_is_phone_digits(digits, ok):
     assert is_phone_digits(digits) is ok
-
-
-@pytest.mark.parametrize(
-    ("word", "count"),
-    [
-        ("five", 1),
-        ("five,", 1),
-        ("Oh", 1),
-        ("fifty-five", 2),
-        ("fifty", 2),
-        ("nineteen", 2),
-        ("415-555-0198,", 10),
-        ("(415)", 3),
-        ("5-5-5", 3),
-        ("double", 0),
-        ("hundred", 0),
-        ("$500", 0),
-        ("hello", 0),
-    ],
-)
-def test_digit_count(word, count):
-    assert digit_count(word) == count
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("five hundred dollars", 500),
-        ("$500", 500),
-        ("$1,250", 1250),
-        ("twenty percent", 20),
-        ("20%", 20),
-        ("fifty-five", 55),
-        ("one hundred and twenty", 120),
-        ("a hundred bucks", 100),
-        ("two thousand five hundred", 2500),
-        ("three ninety nine", 399),
-        ("two point five", 2.5),
-        ("$4.50", 4.5),
-        ("two million", 2_000_000),
-        ("hello", None),
-        ("five dollars a month", None),
-        ("", None),
-    ],
-)
-def test_words_to_number(text, value):
-    assert words_to_number(text) == value
-
-
-def test_words_to_number_reads_num2words_output():
-    num2words = pytest.importorskip("num2words").num2words
-    for n in (7, 13, 40, 99, 100, 105, 342, 999, 1000, 2024, 15_000, 123_456):
-        assert words_to_number(num2words(n)) == n, num2words(n)
 
 
 def test_number_run_is_frozen():

@@ -99,3 +99,81 @@ def test_rubric_override_changes_the_score(tmp_path, transcriber):
     quality = next(d for d in report.grade.dimensions if d.key == "audio_quality")
     assert report.grade.score == pytest.approx(quality.score)
     assert report.to_dict()["rubric"]["path"] == str(path)
+
+
+# -- the rubric owns the label cut-offs; missing measurements are left out --------------------------
+
+
+def _synthetic_grade_inputs():
+    """Delivery metrics of a noisy 150 Hz tone and content of a handmade transcript (no Whisper)."""
+    import numpy as np
+
+    from vmgrade.asr.transcribe import Segment, Transcript, Word
+    from vmgrade.audio import Audio, SourceInfo
+    from vmgrade.content import analyze
+    from vmgrade.delivery import measure
+
+    sr = 16000
+    t = np.arange(6 * sr) / sr
+    y = (0.2 * np.sin(2 * np.pi * 150 * t * (1 + 0.05 * np.sin(2 * np.pi * 0.5 * t)))
+         * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+    y[: sr // 2] = 0.0
+    y += np.random.default_rng(0).standard_normal(y.size).astype(np.float32) * 1e-3
+    src = SourceInfo("synthetic.wav", "WAV", "FLOAT", sr, 1, len(y) / sr, 0, "soundfile")
+    text = "Hi Dana, this is Mike Chen with Northwind Analytics. Call me back at 415-555-0198."
+    words, start = [], 0.5
+    for token in text.split():
+        words.append(Word(token, start, start + 0.3, 0.9))
+        start += 0.35
+    tr = Transcript(text, "en", (Segment(0.0, start, text, -0.2, 0.01, 1.2, tuple(words)),), 0.01,
+                    "openai-whisper", "base")
+    metrics = measure(Audio(samples=y, source=src), tr)
+    return metrics, analyze(tr, metrics)
+
+
+def test_label_thresholds_default_to_the_packaged_rubric(tmp_path):
+    from vmgrade.delivery import LabelThresholds
+    from vmgrade.scoring import LATER_THRESHOLDS, label_thresholds
+
+    packaged = label_thresholds(load_rubric())
+    assert packaged == LabelThresholds() == label_thresholds()
+    # a rubric written before the later thresholds takes them from the packaged file
+    text = default_rubric_path().read_text()
+    for name in LATER_THRESHOLDS:
+        text = re.sub(rf"(?m)^{name} = .*$", "", text)
+    text = re.sub(r"(?m)^long_pause_s = \{ value = [\d.]+", "long_pause_s = { value = 0.9", text)
+    older = tmp_path / "older.toml"
+    older.write_text(text)
+    loaded = load_rubric(older)
+    assert not set(LATER_THRESHOLDS) & set(loaded.thresholds)
+    assert label_thresholds(loaded) == LabelThresholds(long_pause_s=0.9)
+
+
+def test_a_missing_measurement_is_left_out_of_its_dimension():
+    from dataclasses import replace
+
+    from vmgrade.scoring import UNKNOWN_DIMENSION_SCORE, score
+
+    metrics, content = _synthetic_grade_inputs()
+    rubric = load_rubric()
+    points = rubric.points["audio_quality"]
+    share = rubric.weights["audio_quality"] / sum(rubric.weights.values())
+
+    def dimension(grade, key):
+        return next(d for d in grade.dimensions if d.key == key)
+
+    # no SNR and clipped: the dimension scores its two measured checks, not SNR's full marks
+    clipped = replace(metrics, snr_db=None, clipping_ratio=0.01, level_too_high=False, level_too_low=False)
+    grade = score(clipped, content, rubric)
+    measured = points["no_clipping"] + points["level"]
+    assert dimension(grade, "audio_quality").score == pytest.approx(100 * points["level"] / measured)
+    clipping = next(f for f in grade.findings if f.code == "clipping")
+    assert clipping.gain == pytest.approx(100 * points["no_clipping"] / measured * share)
+    assert "noisy" not in {f.code for f in grade.findings}
+    # nothing measurable in a dimension: neither credit nor penalty
+    silent_voice = replace(metrics, f0_sd_st=None, word_loudness_sd_db=None)
+    assert dimension(score(silent_voice, content, rubric), "voice").score == UNKNOWN_DIMENSION_SCORE
+    # with every measurement present nothing is rescaled
+    full = score(replace(metrics, snr_db=30.0, clipping_ratio=0.0, level_too_high=False, level_too_low=False),
+                 content, rubric)
+    assert dimension(full, "audio_quality").score == pytest.approx(100.0)

@@ -58,6 +58,7 @@ def test_plain_text_encodes_as_before_and_special_tokens_are_still_refused():
     assert cached.eot_token in allowed
 
 
+@pytest.mark.slow
 def test_whisper_imports_without_numba_and_its_kernels_still_run():
     # a new interpreter: this one imported whisper (and numba) long ago
     script = """

@@ -8,14 +8,11 @@ import re
 import pytest
 from conftest import SAMPLES
 
-from vmgrade.render.terminal import print_report, render_report
-from vmgrade.report import to_text
+from vmgrade.render.compare_text import format_text
+from vmgrade.render.terminal import print_report, render_report, to_text
+from vmgrade.timestamps import format_clock as _clock
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
 def small_report() -> dict:
@@ -132,7 +129,7 @@ def test_comparison_is_coloured_only_on_a_terminal():
     c = compare_reports([make_report("a.wav", score=62, grade="D", rate_wpm=198, fillers_per_min=9),
                          make_report("b.wav", score=81, grade="B", rate_wpm=158, fillers_per_min=2)])
     plain = render_comparison(c, color=False)
-    assert plain == c.to_text() + "\n" and not ANSI.search(plain)
+    assert plain == format_text(c) + "\n" and not ANSI.search(plain)
     coloured = render_comparison(c, color=True, width=120)
     visible = ANSI.sub("", coloured)
     assert ANSI.search(coloured)
@@ -143,3 +140,15 @@ def test_comparison_is_coloured_only_on_a_terminal():
     print_comparison(c, file=tty)
     print_comparison(c, file=pipe)
     assert ANSI.search(tty.getvalue()) and pipe.getvalue() == plain
+
+
+def test_score_bands_are_shared_by_terminal_and_html():
+    from vmgrade.render import charts, style
+
+    cases = ((100, "good", "green", "#16a34a"), (80, "good", "green", "#16a34a"),
+             (79.9, "fair", "yellow", "#d97706"), (60, "fair", "yellow", "#d97706"),
+             (59.9, "poor", "red", "#dc2626"), (0, "poor", "red", "#dc2626"))
+    for score, band, style_name, colour in cases:
+        assert style.score_band(score) == band
+        assert style.score_style(score) == style_name
+        assert style.score_colour(score) == colour == charts.score_colour(score)

@@ -84,7 +84,7 @@ def test_filter_drops_prompt_echo_and_stock_phrases():
 jfk = CORPUS / "clips" / "jfk_inaugural.flac"
 
 
-@pytest.mark.skipif(not jfk.exists(), reason="shared corpus not present")
+@pytest.mark.skipif(not jfk.exists(), reason="speech corpus not present (set VMGRADE_CORPUS)")
 def test_jfk_reference_wer(transcriber):
     transcript = transcriber.transcribe(load(jfk))
     reference = (

@@ -13,6 +13,7 @@ import tomllib
 from conftest import SAMPLES
 
 from vmgrade import Context
+from vmgrade.pipeline import CONTEXT_FIELDS
 
 VALIDITY = SAMPLES / "validity"
 MANIFEST = tomllib.loads((VALIDITY / "manifest.toml").read_text())
@@ -22,8 +23,7 @@ PHONE_MAX_DIFF = 5.0
 
 
 def _context(expect: dict) -> Context:
-    return Context(**{k: expect.get(k) or None for k in
-                      ("caller_name", "company", "callback_number", "prospect_name", "prospect_company")})
+    return Context(**{k: expect.get(k) or None for k in CONTEXT_FIELDS})
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,7 @@ def test_migration_creates_exactly_the_models(tmp_path):
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     web_diffs = [d for d in diffs if "web_" in repr(d)]
     assert web_diffs == []
-    assert version == "0002_web"
+    assert version == "0003_web_sessions"  # 0002_web, then the session version (issue 17)
 
     from alembic import command
     from sqlalchemy import inspect
@@ -358,6 +358,7 @@ def test_users_cli_and_first_run_hint(tmp_path):
         assert api_login(client, "tom", "a long password")
 
 
+@pytest.mark.slow
 def test_lockout_expires_and_old_failures_are_forgotten(queued_app):
     from datetime import timedelta
 

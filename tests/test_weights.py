@@ -19,6 +19,7 @@ def test_default_model_resolves_from_its_packages():
     assert spec.alignment_heads == ((3, 1), (4, 2), (4, 3), (4, 7), (5, 1), (5, 2), (5, 4), (5, 6))
 
 
+@pytest.mark.slow
 def test_conversion_gives_a_whisper_model_with_alignment_heads(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
@@ -97,6 +98,7 @@ def test_official_name_not_cached_is_not_downloaded(monkeypatch, tmp_path):
     assert "not available offline" in info.value.message
 
 
+@pytest.mark.slow
 def test_official_name_in_whisper_cache_and_pt_path(monkeypatch, tmp_path):
     converted = weights.resolve("tiny.en").checkpoint
     (tmp_path / "whisper").mkdir()
@@ -110,6 +112,7 @@ def test_official_name_in_whisper_cache_and_pt_path(monkeypatch, tmp_path):
     assert model.alignment_heads.to_dense().sum().item() == 8
 
 
+@pytest.mark.slow
 def test_fp16_checkpoint_in_torch_legacy_format_loads_as_fp32(tmp_path):
     # openai's own .pt files are fp16; files from old torch versions cannot be memory-mapped
     torch = pytest.importorskip("torch")

@@ -5,23 +5,33 @@ libsndfile (via soundfile) reads wav, flac, ogg/vorbis/opus and mp3; PyAV
 m4a/aac, amr, webm and friends. Every problem a user can cause raises an
 :class:`~vmgrade.errors.AudioError` whose ``code`` names it and whose message
 names the file.
+
+Cost is bounded whatever the file holds: a duration the header declares over
+the limit is refused before decoding, and decoding runs in blocks of at most
+``BLOCK_SAMPLES`` samples, downmixed and resampled as they come, stopping as
+soon as the limit is passed (headers lie; a 2 MB FLAC can hold hours of
+8-channel silence).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError
+from .errors import AudioError, printable
 
 SAMPLE_RATE = 16000  # Hz, what Whisper and the delivery metrics expect
 DEFAULT_MAX_DURATION_S = 600.0  # 10 min: far past any voicemail
 SILENCE_PEAK_DBFS = -60.0  # a file whose loudest sample is below this holds no speech
 MIN_DURATION_S = 0.1  # shorter than this cannot hold a word
+BLOCK_SAMPLES = 1 << 20  # samples (all channels) decoded per block: 4 MB of float32
+UNKNOWN_FRAMES = 1 << 62  # libsndfile reports SF_COUNT_MAX frames when a header leaves the length open
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,9 @@ def load(
 ) -> Audio:
     """Decode ``path`` to mono float32 at ``sample_rate`` Hz.
 
+    Peak memory is a few blocks plus the output (``max_duration_s`` of mono
+    samples at ``sample_rate``), whatever the file's channel count or length.
+
     Parameters
     ----------
     path : str or PathLike
@@ -76,42 +89,26 @@ def load(
     Raises
     ------
     AudioError
-        With ``code`` one of ``file_not_found``, ``not_a_file``,
-        ``empty_file``, ``not_audio``, ``truncated``, ``zero_length``,
-        ``too_long``, ``silent``.
+        With ``code`` one of ``file_not_found``, ``symlink_loop``, ``not_a_file``,
+        ``unreadable``, ``empty_file``, ``not_audio``, ``unsupported_codec``,
+        ``truncated``, ``zero_length``, ``too_long``, ``silent``.
     """
     path = Path(path)
-    name = str(path)
-    if not path.exists():
-        raise AudioError(f"{name}: file not found", code="file_not_found", path=name)
-    if not path.is_file():
-        raise AudioError(f"{name}: not a regular file", code="not_a_file", path=name)
-    size_bytes = path.stat().st_size
-    if size_bytes == 0:
-        raise AudioError(f"{name}: file is empty (0 bytes)", code="empty_file", path=name)
-
-    _check_riff_truncation(path)
+    name = printable(os.fspath(path))
+    size_bytes = _check_file(path, name)
+    _check_riff_truncation(path, name)
     try:
-        samples, info = _decode_soundfile(path, size_bytes)
+        mix, info = _decode_soundfile(path, name, size_bytes, max_duration_s, sample_rate)
     except _NotReadable:
-        samples, info = _decode_pyav(path, size_bytes)
+        mix, info = _decode_pyav(path, name, size_bytes, max_duration_s, sample_rate)
 
-    if samples.size == 0 or info.duration_s < MIN_DURATION_S:
+    if mix.frames == 0 or info.duration_s < MIN_DURATION_S:
         raise AudioError(
             f"{name}: audio stream has no samples (zero length)", code="zero_length", path=name
         )
-    if info.duration_s > max_duration_s:
-        raise AudioError(
-            f"{name}: recording is {info.duration_s:.1f} s long, over the limit of "
-            f"{max_duration_s:.0f} s (raise it with --max-duration)",
-            code="too_long",
-            path=name,
-        )
-    if not np.all(np.isfinite(samples)):
+    if not mix.finite:
         raise AudioError(f"{name}: decoded samples contain NaN or infinity", code="not_audio", path=name)
-
-    mono = samples.mean(axis=1) if samples.ndim == 2 else samples
-    mono = resample(mono.astype(np.float32), info.sample_rate_hz, sample_rate)
+    mono = mix.samples()
     peak = float(np.max(np.abs(mono))) if mono.size else 0.0
     if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
         raise AudioError(
@@ -131,30 +128,94 @@ def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(samples, orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
+class _Mixdown:
+    """Downmixes and resamples decoded blocks as they arrive; refuses once past the limit.
+
+    soxr's stream gives the same samples as :func:`resample` on the whole signal.
+    """
+
+    def __init__(self, name: str, sr_in: int, sr_out: int, max_duration_s: float):
+        self.name, self.sr_in, self.max_duration_s = name, sr_in, max_duration_s
+        self.frames = 0  # at the source rate, all channels counted once
+        self.finite = True
+        self._out: list[np.ndarray] = []
+        self._stream = None
+        if sr_in != sr_out:
+            import soxr
+
+            self._stream = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
+
+    def add(self, block: np.ndarray) -> None:
+        """Append a (frames, channels) block."""
+        self.frames += len(block)
+        if self.frames > self.max_duration_s * self.sr_in:
+            raise AudioError(
+                f"{self.name}: recording is longer than the limit of {self.max_duration_s:.0f} s "
+                "(raise it with --max-duration)",
+                code="too_long",
+                path=self.name,
+            )
+        self.finite = self.finite and bool(np.isfinite(block).all())
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        mono = np.ascontiguousarray(mono, dtype=np.float32)
+        self._out.append(self._stream.resample_chunk(mono) if self._stream else mono.copy())
+
+    def samples(self) -> np.ndarray:
+        """All output samples (flushes the resampler)."""
+        if self._stream is not None:
+            self._out.append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+            self._stream = None
+        out = np.concatenate(self._out) if self._out else np.zeros(0, np.float32)
+        self._out = [out]
+        return out
+
+
+def _too_long_declared(name: str, declared_s: float, max_duration_s: float) -> AudioError:
+    return AudioError(
+        f"{name}: recording is {declared_s:.1f} s long, over the limit of "
+        f"{max_duration_s:.0f} s (raise it with --max-duration)",
+        code="too_long",
+        path=name,
+    )
+
+
 class _NotReadable(Exception):
     """libsndfile cannot read this container; try PyAV."""
 
 
-def _decode_soundfile(path: Path, size_bytes: int) -> tuple[np.ndarray, SourceInfo]:
+def _decode_soundfile(
+    path: Path, name: str, size_bytes: int, max_duration_s: float, sample_rate: int
+) -> tuple[_Mixdown, SourceInfo]:
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path)) as f:
+        # bytes: libsndfile gets the name as the OS has it, valid UTF-8 or not
+        with sf.SoundFile(os.fsencode(path)) as f:
             sr, channels, frames = f.samplerate, f.channels, f.frames
             fmt, subtype = f.format, f.subtype
-            data = f.read(dtype="float32", always_2d=True)
+            if frames >= UNKNOWN_FRAMES:
+                frames = 0
+            elif frames / sr > max_duration_s:
+                raise _too_long_declared(name, frames / sr, max_duration_s)
+            mix = _Mixdown(name, int(sr), sample_rate, max_duration_s)
+            block = np.empty((max(1, BLOCK_SAMPLES // channels), channels), np.float32)
+            while True:
+                data = f.read(dtype="float32", always_2d=True, out=block)
+                if len(data) == 0:
+                    break
+                mix.add(data)
     except sf.LibsndfileError as exc:
         raise _NotReadable(str(exc)) from exc
     except RuntimeError as exc:  # libsndfile fails mid-stream on a damaged body
         raise AudioError(
-            f"{path}: audio data is damaged or truncated ({exc})", code="truncated", path=str(path)
+            f"{name}: audio data is damaged or truncated ({exc})", code="truncated", path=name
         ) from exc
-    if frames > 0 and len(data) < frames * 0.99:
+    if frames > 0 and mix.frames < frames * 0.99:
         raise AudioError(
-            f"{path}: file is truncated: header declares {frames / sr:.2f} s but only "
-            f"{len(data) / sr:.2f} s of audio could be read",
+            f"{name}: file is truncated: header declares {frames / sr:.2f} s but only "
+            f"{mix.frames / sr:.2f} s of audio could be read",
             code="truncated",
-            path=str(path),
+            path=name,
         )
     info = SourceInfo(
         path=str(path),
@@ -162,19 +223,20 @@ def _decode_soundfile(path: Path, size_bytes: int) -> tuple[np.ndarray, SourceIn
         codec=subtype,
         sample_rate_hz=int(sr),
         channels=int(channels),
-        duration_s=len(data) / sr if sr else 0.0,
+        duration_s=mix.frames / sr if sr else 0.0,
         size_bytes=size_bytes,
         decoder="soundfile",
     )
-    return data, info
+    return mix, info
 
 
-def _decode_pyav(path: Path, size_bytes: int) -> tuple[np.ndarray, SourceInfo]:
+def _decode_pyav(
+    path: Path, name: str, size_bytes: int, max_duration_s: float, sample_rate: int
+) -> tuple[_Mixdown, SourceInfo]:
     import av
 
-    name = str(path)
     try:
-        container = av.open(name)
+        container = av.open(os.fspath(path))
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise AudioError(
             f"{name}: not a recognised audio file ({_first_line(exc)})", code="not_audio", path=name
@@ -184,31 +246,41 @@ def _decode_pyav(path: Path, size_bytes: int) -> tuple[np.ndarray, SourceInfo]:
         if not streams:
             raise AudioError(f"{name}: file contains no audio stream", code="not_audio", path=name)
         stream = streams[0]
+        fmt = container.format.name
+        if stream.codec_context is None:  # FFmpeg knows the container but has no decoder for the codec
+            raise AudioError(
+                f"{name}: the audio codec in this {fmt} file is not supported", code="unsupported_codec",
+                path=name,
+            )
         codec = stream.codec_context.name
         sr = stream.codec_context.sample_rate or stream.rate
-        channels = stream.codec_context.channels
-        # Decode to float planar at the native rate; soxr resamples later.
-        resampler = av.AudioResampler(format="fltp", layout=None, rate=None)
-        chunks: list[np.ndarray] = []
-        damaged = False
-        try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
-        except (av.error.InvalidDataError, av.error.FFmpegError, EOFError) as exc:
-            damaged = True
-            detail = _first_line(exc)
+        if not sr:
+            raise AudioError(f"{name}: audio stream declares no sample rate", code="not_audio", path=name)
         declared_s = (
             float(stream.duration * stream.time_base)
             if stream.duration is not None and stream.time_base is not None
             else (container.duration / 1e6 if container.duration else None)
         )
-        fmt = container.format.name
-    data = np.concatenate(chunks, axis=1).T if chunks else np.zeros((0, max(channels, 1)), np.float32)
-    decoded_s = len(data) / sr if sr else 0.0
-    if damaged and not chunks:
+        if declared_s and declared_s > max_duration_s:
+            raise _too_long_declared(name, declared_s, max_duration_s)
+        mix = _Mixdown(name, int(sr), sample_rate, max_duration_s)
+        channels = 0
+        # Decode to float planar at the native rate; the mixdown resamples.
+        resampler = av.AudioResampler(format="fltp", layout=None, rate=None)
+        damaged = False
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    planes = out.to_ndarray()
+                    channels = planes.shape[0]
+                    mix.add(planes.T)
+            for out in resampler.resample(None):
+                mix.add(out.to_ndarray().T)
+        except (av.error.InvalidDataError, av.error.FFmpegError, EOFError) as exc:
+            damaged = True
+            detail = _first_line(exc)
+    decoded_s = mix.frames / sr
+    if damaged and not mix.frames:
         raise AudioError(f"{name}: not a decodable audio file ({detail})", code="not_audio", path=name)
     if damaged or (declared_s and decoded_s < declared_s * 0.9 and declared_s - decoded_s > 0.5):
         raise AudioError(
@@ -218,19 +290,46 @@ def _decode_pyav(path: Path, size_bytes: int) -> tuple[np.ndarray, SourceInfo]:
             path=name,
         )
     info = SourceInfo(
-        path=name,
+        path=str(path),
         format=fmt,
         codec=codec,
         sample_rate_hz=int(sr),
-        channels=int(data.shape[1]) if data.ndim == 2 else 1,
+        channels=channels or 1,
         duration_s=decoded_s,
         size_bytes=size_bytes,
         decoder="pyav",
     )
-    return data.astype(np.float32), info
+    return mix, info
 
 
-def _check_riff_truncation(path: Path) -> None:
+def _check_file(path: Path, name: str) -> int:
+    """Size in bytes of a regular, readable file; else the AudioError that says why not."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise AudioError(f"{name}: file not found", code="file_not_found", path=name) from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AudioError(f"{name}: symbolic link loop (the link points back at itself)",
+                             code="symlink_loop", path=name) from exc
+        raise _unreadable(name, exc) from exc
+    if not stat.S_ISREG(st.st_mode):  # before any open: a FIFO or device would block or never end
+        raise AudioError(f"{name}: not a regular file", code="not_a_file", path=name)
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise _unreadable(name, exc) from exc
+    if st.st_size == 0:
+        raise AudioError(f"{name}: file is empty (0 bytes)", code="empty_file", path=name)
+    return st.st_size
+
+
+def _unreadable(name: str, exc: OSError) -> AudioError:
+    return AudioError(f"{name}: cannot read the file ({exc.strerror or exc})", code="unreadable", path=name)
+
+
+def _check_riff_truncation(path: Path, name: str) -> None:
     """Raise if a RIFF/WAVE file's data chunk claims more bytes than the file holds.
 
     libsndfile quietly reads what is there, so a cut-off upload would pass as
@@ -240,7 +339,7 @@ def _check_riff_truncation(path: Path) -> None:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return
-        size = path.stat().st_size
+        size = os.fstat(f.fileno()).st_size
         pos = 12
         while pos + 8 <= size:
             f.seek(pos)
@@ -250,17 +349,17 @@ def _check_riff_truncation(path: Path) -> None:
                 # 0 and 0xFFFFFFFF mean "unknown length" (streamed writers)
                 if chunk_size not in (0, 0xFFFFFFFF) and available < chunk_size:
                     raise AudioError(
-                        f"{path}: file is truncated: WAV data chunk declares {chunk_size} bytes "
+                        f"{name}: file is truncated: WAV data chunk declares {chunk_size} bytes "
                         f"but only {available} are present",
                         code="truncated",
-                        path=str(path),
+                        path=name,
                     )
                 return
             pos += 8 + chunk_size + (chunk_size & 1)
         raise AudioError(
-            f"{path}: file is truncated: WAV header has no data chunk",
+            f"{name}: file is truncated: WAV header has no data chunk",
             code="truncated",
-            path=str(path),
+            path=name,
         )
 
 

@@ -47,10 +47,9 @@ from scipy.optimize import nnls
 from . import scoring
 from .csvtable import raise_listed, read_table
 from .errors import VmgradeError
-from .pipeline import Context, GradeOptions, Grader
+from .pipeline import CONTEXT_FIELDS, Context, GradeOptions, Grader
 
 REQUIRED_COLUMNS = ("file", "score")
-CONTEXT_COLUMNS = ("caller_name", "company", "callback_number", "prospect_name", "prospect_company")
 DEFAULT_RIDGE = 1.0  # used when too few rows for an unregularised fit (see module docstring)
 DEFAULT_OUT_NAME = "rubric.calibrated.toml"
 WEIGHT_TOTAL = 100.0
@@ -119,7 +118,7 @@ def read_ratings(csv_path: str | os.PathLike) -> Ratings:
     if missing:
         raise CalibrationError(f"{path} line 1: missing column(s) {', '.join(missing)} "
                                f"(header has: {', '.join(columns)})", code="ratings_invalid")
-    index = {c: columns.index(c) for c in (*REQUIRED_COLUMNS, *CONTEXT_COLUMNS) if c in columns}
+    index = {c: columns.index(c) for c in (*REQUIRED_COLUMNS, *CONTEXT_FIELDS) if c in columns}
     errors: list[str] = []
     skipped: list[str] = []
     rows: list[Rating] = []
@@ -136,7 +135,7 @@ def read_ratings(csv_path: str | os.PathLike) -> Ratings:
         if not audio.is_file():
             skipped.append(f"{path} line {line}: file not found: {audio} (skipped)")
             continue
-        context = Context(**{c: cell.get(c) or None for c in CONTEXT_COLUMNS})
+        context = Context(**{c: cell.get(c) or None for c in CONTEXT_FIELDS})
         rows.append(Rating(audio, score, line, context))
     raise_listed(errors, title="bad ratings", error=CalibrationError, code="ratings_invalid")
     return Ratings(path, tuple(rows), tuple(skipped))

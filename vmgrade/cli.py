@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse uploads larger than this (default 20)")
     s.add_argument("--https-only", action="store_true",
                    help="mark the session cookie Secure (set when served behind HTTPS)")
+    s.add_argument("--forwarded-allow-ips", metavar="IPS", default=None,
+                   help="comma-separated addresses of reverse proxies whose X-Forwarded-For and "
+                        "X-Forwarded-Proto to trust, or '*' (default: none, not even 127.0.0.1)")
+    s.add_argument("--max-queued-per-user", type=int, default=10, metavar="N",
+                   help="most recordings one user may have waiting to be graded (default 10)")
 
     u = sub.add_parser("users", help="manage web app accounts")
     usub = u.add_subparsers(dest="users_command", required=True)
@@ -109,7 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--password-stdin", action="store_true",
                     help="read the password from the first line of standard input (else prompt)")
     ul = usub.add_parser("list", help="list accounts")
-    for p in (ua, ul):
+    ud = usub.add_parser("disable", help="disable an account and end its sessions")
+    ue = usub.add_parser("enable", help="enable a disabled account")
+    up = usub.add_parser("set-password", help="change a password and end the account's sessions")
+    for p in (ud, ue, up):
+        p.add_argument("--username", required=True)
+    up.add_argument("--password-stdin", action="store_true",
+                    help="read the password from the first line of standard input (else prompt)")
+    for p in (ua, ul, ud, ue, up):
         p.add_argument("--data-dir", metavar="DIR", default=None, help="as for `vmgrade serve`")
         p.add_argument("--db", "--db-url", dest="db_url", metavar="URL", default=None,
                        help="as for `vmgrade serve`")
@@ -243,6 +255,7 @@ def _context(args: argparse.Namespace):
 
 
 def _grade(args: argparse.Namespace) -> int:
+    from .errors import terminal_safe
     from .render.terminal import print_report
 
     grader, context = _grader(args), _context(args)
@@ -259,11 +272,11 @@ def _grade(args: argparse.Namespace) -> int:
             status = EXIT_FILE_FAILED
         if not report.ok:
             status = EXIT_FILE_FAILED
-            print(f"vmgrade: {report.error.message}", file=sys.stderr)
+            print(f"vmgrade: {terminal_safe(report.error.message)}", file=sys.stderr)
         if args.format == "json":
-            print(report.to_json(), flush=True)
+            print(_json_line(report.to_json()), flush=True)
         elif report.ok:
-            print_report(report)
+            print_report(_for_terminal(report))
             if len(args.files) > 1:
                 print(flush=True)  # a blank line between reports
         if store is not None and report.ok:
@@ -272,8 +285,24 @@ def _grade(args: argparse.Namespace) -> int:
                              rubric_version=version)
             except VmgradeError as exc:
                 status = EXIT_FILE_FAILED
-                print(f"vmgrade: {path}: not recorded: {exc.message}", file=sys.stderr)
+                print(f"vmgrade: {terminal_safe(path)}: not recorded: {terminal_safe(exc.message)}",
+                      file=sys.stderr)
     return status
+
+
+def _json_line(text: str) -> str:
+    """JSON text any UTF-8 stream takes: a lone surrogate (an undecodable byte of a file name or
+    argument, kept by ``json.dumps``) becomes its ``\\udcXX`` escape, still valid JSON."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _for_terminal(report) -> dict:
+    """The report dict with control characters in the file name escaped: a name cannot fake a line."""
+    from .errors import terminal_safe
+
+    out = report.to_dict()
+    out["file"] = terminal_safe(out["file"])
+    return out
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -310,7 +339,7 @@ def _compare(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             status = EXIT_FILE_FAILED
     if args.format == "json":
-        print(json.dumps(comparison.to_dict(), ensure_ascii=False), flush=True)
+        print(_json_line(json.dumps(comparison.to_dict(), ensure_ascii=False)), flush=True)
     else:
         from .render.terminal import print_comparison
 
@@ -330,14 +359,16 @@ def _html_paths(target: str, files: Sequence[str]) -> dict[str, Path]:
 
 
 def _write_html(report, path: Path) -> bool:
+    from .errors import terminal_safe
     from .render.html import write_report_html
 
     try:
         write_report_html(report.to_dict(), path)
     except OSError as exc:
-        print(f"vmgrade: {path}: cannot write the HTML report ({exc.strerror or exc})", file=sys.stderr)
+        print(f"vmgrade: {terminal_safe(str(path))}: cannot write the HTML report ({exc.strerror or exc})",
+              file=sys.stderr)
         return False
-    print(f"vmgrade: wrote {path}", file=sys.stderr)
+    print(f"vmgrade: wrote {terminal_safe(str(path))}", file=sys.stderr)
     return True
 
 
@@ -400,6 +431,7 @@ def _batch(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     import json
 
+    from .render.history_table import print_tables, recordings_table, reps_table, trend_table
     from .scoring import load_rubric
     from .store import history
 
@@ -411,7 +443,7 @@ def _history(args: argparse.Namespace) -> int:
         elif not reps:
             print(f"No recordings in {store.url}.")
         else:
-            _print_tables(f"{_count(len(reps), 'rep')} in {store.url}", [history.reps_table(reps)])
+            print_tables(f"{_count(len(reps), 'rep')} in {store.url}", [reps_table(reps)])
         return EXIT_OK
     rows = store.recordings(args.rep)
     trend = store.trend(args.rep)
@@ -422,42 +454,15 @@ def _history(args: argparse.Namespace) -> int:
         print(f"vmgrade: no recordings for rep {args.rep!r} in {store.url}", file=sys.stderr)
         return EXIT_FILE_FAILED
     if args.format == "text":
-        _print_tables(f"Rep {args.rep}: {_count(len(rows), 'recording')} in {store.url}", [
-            history.recordings_table(rows),
-            history.trend_table(trend, load_rubric().labels),
+        print_tables(f"Rep {args.rep}: {_count(len(rows), 'recording')} in {store.url}", [
+            recordings_table(rows),
+            trend_table(trend, load_rubric().labels),
         ])
     return EXIT_OK
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) -> None:
-    """Rich tables on a terminal (when rich is installed), plain columns otherwise."""
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        Console = None  # noqa: N806
-    from .store.history import format_table, numeric_columns
-
-    if Console is not None and sys.stdout.isatty():
-        console = Console(highlight=False)
-        console.print(title, style="bold", markup=False)
-        for header, cells in tables:
-            table = Table()
-            for name, numeric in zip(header, numeric_columns(cells, len(header))):
-                table.add_column(name, justify="right" if numeric else "left")
-            for row in cells:
-                table.add_row(*row)
-            console.print(table)
-        return
-
-    print(title)
-    for header, cells in tables:
-        print()
-        print(format_table(header, cells))
 
 
 def _web_db(args: argparse.Namespace):
@@ -478,11 +483,20 @@ def _serve(args: argparse.Namespace) -> int:
         print(f'vmgrade: the web app needs its extra: pip install "vmgrade[web]" ({exc})', file=sys.stderr)
         return EXIT_USAGE
     from .web.accounts import count_users
+    from .web.storage import PRIVATE_DIR_MODE, lock_data_dir, unlock_data_dir
 
     directory, url = _web_db(args)
-    app = create_app(directory, url, grade_options=_grade_options(args),
-                     max_upload_bytes=int(args.max_upload_mb * 2**20), max_duration_s=args.max_duration,
-                     https_only=args.https_only)
+    directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    # One server per data dir (DataDirInUse: exit 2), before this one requeues anything.
+    lock = lock_data_dir(directory)
+    try:
+        app = create_app(directory, url, grade_options=_grade_options(args),
+                         max_upload_bytes=int(args.max_upload_mb * 2**20), max_duration_s=args.max_duration,
+                         https_only=args.https_only, max_queued_per_user=args.max_queued_per_user)
+    except BaseException:
+        unlock_data_dir(lock)
+        raise
+    app.state.data_dir_lock = lock
     with app.state.sessions() as session:
         if count_users(session) == 0:
             where = f" --data-dir {directory}" if args.data_dir else ""
@@ -490,7 +504,14 @@ def _serve(args: argparse.Namespace) -> int:
                   f"  vmgrade users add --username NAME --role trainer --team TEAM{where}\n"
                   "and log in at the address below.", file=sys.stderr)
     print(f"vmgrade: serving on http://{args.host}:{args.port}/ (data in {directory})", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # uvicorn would trust X-Forwarded-For from 127.0.0.1 by default: every login guess could
+    # claim a new address. Proxies are trusted only when named.
+    trusted = args.forwarded_allow_ips or ""
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info",
+                    proxy_headers=bool(trusted), forwarded_allow_ips=trusted)
+    finally:
+        unlock_data_dir(lock)
     return EXIT_OK
 
 
@@ -498,19 +519,27 @@ def _users(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from .store.history import open_store
-    from .web.accounts import add_user
+    from .store.history import DB_FILENAME, open_store
+    from .web.accounts import add_user, set_active, set_password
+    from .web.storage import ensure_layout
     from .web.tables import User
 
     directory, url = _web_db(args)
     if url.startswith("sqlite:///"):
-        directory.mkdir(parents=True, exist_ok=True)
+        # the database holds password hashes: 0600 in a 0700 folder, as `vmgrade serve` makes it
+        own_db = url == f"sqlite:///{directory / DB_FILENAME}"
+        ensure_layout(directory, private_files=(DB_FILENAME,) if own_db else ())
     store = open_store(url)
     with Session(store.engine, expire_on_commit=False) as session:
         if args.users_command == "list":
             print(f"{'USERNAME':<24} {'ROLE':<8} TEAM")
             for user in session.scalars(select(User).order_by(User.username)):
-                print(f"{user.username:<24} {user.role:<8} {user.team.name}")
+                print(f"{user.username:<24} {user.role:<8} {user.team.name}"
+                      + ("" if user.active else "  (disabled)"))
+            return EXIT_OK
+        if args.users_command in ("disable", "enable"):
+            user = set_active(session, args.username, args.users_command == "enable")
+            print(f"{user.username} is {'enabled' if user.active else 'disabled; their sessions ended'}.")
             return EXIT_OK
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
@@ -521,6 +550,10 @@ def _users(args: argparse.Namespace) -> int:
             if password != getpass.getpass("Repeat it: "):
                 print("vmgrade: the passwords differ", file=sys.stderr)
                 return EXIT_USAGE
+        if args.users_command == "set-password":
+            user = set_password(session, args.username, password)
+            print(f"Changed the password of {user.username}; their sessions ended.")
+            return EXIT_OK
         user = add_user(session, args.username, password, args.role, args.team)
         print(f"Created {user.role} {user.username} in team {user.team.name} ({url}).")
     return EXIT_OK

@@ -1,10 +1,32 @@
 """Error hierarchy: every failure a user can cause has a stable ``code``.
 
 Shells (CLI, batch, web) turn these into messages, error records and exit
-codes; nothing below the shells prints or exits.
+codes; nothing below the shells prints or exits. ``FILE_ERROR_CODES`` names
+the codes a file's error record can carry (docs/errors.md lists every code).
 """
 
 from __future__ import annotations
+
+import errno
+import re
+
+# A file's error record: the code and what it means (one line each; docs/errors.md repeats them).
+FILE_ERROR_CODES = {
+    "file_not_found": "no file at that path (or a symbolic link to nothing)",
+    "symlink_loop": "a symbolic link that leads back to itself",
+    "not_a_file": "a folder, FIFO, device or other non-regular file",
+    "unreadable": "the file exists but cannot be read (permissions, I/O error)",
+    "empty_file": "the file has 0 bytes",
+    "not_audio": "the bytes are not a recording any decoder recognises",
+    "unsupported_codec": "a known container holding a codec no bundled decoder reads",
+    "truncated": "the file is cut off or damaged part way",
+    "zero_length": "the audio stream holds no samples (or under 0.1 s)",
+    "too_long": "longer than --max-duration (default 600 s)",
+    "silent": "the loudest sample is below -60 dBFS",
+    "no_speech": "sound but no speech: noise, music or hum; no transcript words and little voice activity",
+    "internal_error": "an unexpected failure inside vmgrade (the message names the exception)",
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class VmgradeError(Exception):
@@ -39,3 +61,49 @@ class RubricError(VmgradeError):
     """A rubric file is missing or malformed."""
 
     code = "rubric_error"
+
+
+def printable(text: str) -> str:
+    """``text`` with bytes that were not valid UTF-8 shown as ``\\xNN``, so any UTF-8 writer takes it.
+
+    A POSIX file name is bytes; Python hands undecodable ones over as lone
+    surrogates (``os.fsdecode``), which ``json.dumps`` keeps and a UTF-8 stream
+    refuses. Valid text comes back unchanged.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def terminal_safe(text: str) -> str:
+    """:func:`printable` with control characters escaped (``\\x1b``, ``\\n``), for one terminal line.
+
+    A file name can hold an ANSI escape or a newline that would otherwise
+    fake a line of output.
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), printable(text))
+
+
+def file_error(exc: BaseException, path: str) -> VmgradeError:
+    """The error record for an exception that escaped the grading of one file.
+
+    ``OSError`` becomes ``unreadable`` (``symlink_loop`` for ELOOP), anything else
+    ``internal_error`` naming the exception type; a :class:`VmgradeError` is returned as is.
+    """
+    if isinstance(exc, VmgradeError):
+        return exc
+    name = printable(path)
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ELOOP:
+            return AudioError(f"{name}: symbolic link loop", code="symlink_loop", path=name)
+        return AudioError(f"{name}: cannot read the file ({exc.strerror or exc})", code="unreadable",
+                          path=name)
+    detail = printable(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+    return VmgradeError(f"{name}: internal error: {type(exc).__name__}" + (f": {detail}" if detail else ""),
+                        code="internal_error", path=name)

@@ -25,8 +25,7 @@ How words become digits
 * the connector words "dash" / "hyphen" between number words mark a group
   break; anything else ("and", "extension", "percent", "dollars") ends a run.
   Amounts with a currency or percent sign ("$500", "20%"), decimals ("4.5"),
-  times ("2:30") and ordinals ("21st") are never part of a digit run (see
-  :func:`words_to_number` for amounts).
+  times ("2:30") and ordinals ("21st") are never part of a digit run.
 
 Groups
 ------
@@ -83,10 +82,6 @@ TENS_WORDS = {
 SCALE_WORDS = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 10**9}
 REPEAT_WORDS = {"double": 2, "triple": 3}
 DASH_WORDS = frozenset({"dash", "hyphen"})
-
-# Unit words that words_to_number ignores around an amount.
-AMOUNT_UNIT_WORDS = frozenset({"dollar", "dollars", "buck", "bucks", "usd", "percent", "per", "cent", "pct"})
-AMOUNT_SIGNS = "$€£%"
 
 # Punctuation that may wrap a word, and which of it breaks a group.
 EDGE_PUNCT = "\"'“”‘’,.;:!?…-–—()[]{}"
@@ -660,84 +655,3 @@ def same_number(a: str, b: str) -> bool:
     short, long_ = sorted((na, nb), key=len)
     return len(short) == 7 and len(long_) == 10 and long_.endswith(short)
 
-
-def digit_count(word: str) -> int:
-    """The digits one transcript word says by itself.
-
-    ``"five"`` -> 1, ``"oh"`` -> 1, ``"fifty-five"`` -> 2, ``"fifty"`` -> 2,
-    ``"nineteen"`` -> 2, ``"415-555-0198,"`` -> 10. Modifier and scale words
-    ("double", "hundred") and non-numbers (including amounts like "$500")
-    give 0: what "double five" or "eight hundred" adds up to depends on the
-    neighbours, so pace over a run should use ``len(run.digits)``.
-    """
-    parsed = _parse_word(word)
-    if parsed is None:
-        return 0
-    tokens = [(kind, value) for kind, value, _ in parsed.tokens]
-    if len(tokens) == 2 and tokens[0][0] == "tens" and tokens[1][0] == "digit":
-        return 2
-    count = 0
-    for kind, value in tokens:
-        if kind in _DIGIT_LIKE:
-            count += 1
-        elif kind in ("teen", "tens"):
-            count += 2
-        elif kind == "written":
-            count += len(str(value))
-    return count
-
-
-def words_to_number(text: str) -> int | float | None:
-    """Read an amount such as "five hundred dollars", "$500" or "twenty percent".
-
-    Currency and percent signs and words are ignored, as are "and" inside a
-    number ("one hundred and twenty") and "a" before a scale ("a hundred").
-    Colloquial prices said in pieces are read as written ("three ninety
-    nine" -> 399). "point" starts decimals ("two point five" -> 2.5).
-
-    Returns
-    -------
-    int, float or None
-        The number, or None when ``text`` is anything more than one number.
-    """
-    raw = [w for w in re.split(r"\s+", text.strip()) if w]
-    words: list[str] = []
-    for k, w in enumerate(raw):
-        lead, core, trail = _split_edges(w.strip(AMOUNT_SIGNS))
-        core = core.strip(AMOUNT_SIGNS)
-        lower = core.lower()
-        nxt = raw[k + 1].lower().strip(EDGE_PUNCT) if k + 1 < len(raw) else ""
-        prev = words[-1].lower() if words else ""
-        if not core or lower in AMOUNT_UNIT_WORDS:
-            continue
-        if lower == "and" and prev in SCALE_WORDS:
-            continue
-        if lower in ("a", "an") and nxt in SCALE_WORDS:
-            core = "one"
-        words.append(core)
-    if not words:
-        return None
-    if len(words) == 1 and re.fullmatch(r"\d[\d,]*\.\d+|\d*\.\d+", words[0]):
-        return float(words[0].replace(",", ""))
-    if "point" in (w.lower() for w in words):
-        cut = [w.lower() for w in words].index("point")
-        whole = words_to_number(" ".join(words[:cut])) if cut else 0
-        frac = "".join(_digits_of(w) or "x" for w in words[cut + 1 :])
-        if whole is None or not frac.isdigit():
-            return None
-        return float(f"{whole}.{frac}")
-    fake = [Word(w, float(k), float(k + 1), 1.0) for k, w in enumerate(words)]
-    runs = find_number_runs(fake, max_gap_s=float("inf"))
-    if len(runs) != 1 or runs[0].start_index != 0 or runs[0].end_index != len(words):
-        return None
-    return int(runs[0].digits)
-
-
-def _digits_of(word: str) -> str:
-    """Digits of one word after "point": "five" -> "5", "25" -> "25"."""
-    lower = word.lower()
-    if lower in DIGIT_WORDS:
-        return str(DIGIT_WORDS[lower])
-    if lower in ZERO_WORDS:
-        return "0"
-    return word if word.isdigit() else ""

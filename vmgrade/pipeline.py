@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import content, delivery, scoring
@@ -22,8 +22,16 @@ from .asr.transcribe import (
 )
 from .asr.weights import DEFAULT_MODEL
 from .audio import DEFAULT_MAX_DURATION_S, load
-from .errors import VmgradeError
+from .errors import AudioError, file_error, printable
 from .report import ErrorInfo, Report
+
+# No speech (noise, hum, a random body behind a valid header): no transcript words, or Whisper
+# sure there is no speech, AND little for the VAD (under NO_SPEECH_MAX_VAD_S of speech, or fewer
+# than NO_SPEECH_MAX_SYLLABLES syllable nuclei: a steady hum fills the energy VAD but has none).
+# Every bundled sample has words, >= 5 s of VAD speech and >= 21 syllables.
+NO_SPEECH_PROB = 0.8
+NO_SPEECH_MAX_VAD_S = 1.0
+NO_SPEECH_MAX_SYLLABLES = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,10 @@ class Context:
 
     def to_dict(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v}
+
+
+# The context's names, in order: manifest and CSV columns, web form fields, batch resume keys.
+CONTEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Context))
 
 
 @dataclass(frozen=True)
@@ -92,8 +104,9 @@ class Grader:
         """Grade one file. Problems with the file become ``Report.error``, never exceptions."""
         context = context or Context()
         timings: dict[str, float] = {}
+        name = printable(os.fsdecode(path))  # a name that is not UTF-8 shows its odd bytes as \xNN
         common = dict(
-            file=str(path),
+            file=name,
             context=context.to_dict(),
             vmgrade_version=__version__,
         )
@@ -107,8 +120,12 @@ class Grader:
             timings["asr"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            metrics = delivery.measure(audio, transcript)
+            # the report's labels (pauses, monotone, level) follow the rubric that grades it
+            metrics = delivery.measure(audio, transcript, thresholds=scoring.label_thresholds(self.rubric))
             timings["delivery"] = time.perf_counter() - t0
+            if _no_speech(transcript, metrics):
+                raise AudioError(f"{name}: no speech found (noise, hum or music?); nothing to grade",
+                                 code="no_speech", path=name)
 
             t0 = time.perf_counter()
             findings = content.analyze(transcript, metrics, **context.to_dict())
@@ -117,8 +134,9 @@ class Grader:
             t0 = time.perf_counter()
             verdict = scoring.score(metrics, findings, self.rubric)
             timings["scoring"] = time.perf_counter() - t0
-        except VmgradeError as exc:
-            return Report(error=ErrorInfo(exc.code, exc.message), timings_s=timings, **common)
+        except Exception as exc:  # noqa: BLE001 - one bad file becomes its own error record, never a crash
+            error = file_error(exc, name)
+            return Report(error=ErrorInfo(error.code, printable(error.message)), timings_s=timings, **common)
         return Report(
             duration_s=audio.duration_s,
             engine=self.transcriber.engine,
@@ -132,6 +150,13 @@ class Grader:
             timings_s=timings,
             **common,
         )
+
+
+def _no_speech(transcript, metrics) -> bool:
+    """True when neither the recogniser nor the VAD finds speech (see ``NO_SPEECH_PROB``)."""
+    heard = bool(transcript.words) and transcript.no_speech_prob < NO_SPEECH_PROB
+    vad_s = sum(end - start for start, end in metrics.speech_intervals)
+    return not heard and (vad_s < NO_SPEECH_MAX_VAD_S or metrics.syllable_count < NO_SPEECH_MAX_SYLLABLES)
 
 
 def grade(

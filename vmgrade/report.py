@@ -1,4 +1,4 @@
-"""The ``Report``: everything vmgrade says about one recording, and its renderings.
+"""The ``Report``: everything vmgrade says about one recording (renderers: :mod:`vmgrade.render`).
 
 ``Report.to_dict()`` is the public JSON schema (documented in README.md).
 Keys are added freely; none is renamed or removed without a migration note.
@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .asr.transcribe import Transcript
 from .audio import SourceInfo
+
+if TYPE_CHECKING:  # for annotations only: no import cost at run time, no cycle with the stages
+    from .content import ContentFindings
+    from .delivery import DeliveryMetrics
+    from .scoring import Grade
 
 SCHEMA_VERSION = 1
 
@@ -38,9 +43,9 @@ class Report:
     precision: str | None = None
     source: SourceInfo | None = None
     transcript: Transcript | None = None
-    metrics: Any = None  # delivery.DeliveryMetrics
-    content: Any = None  # content.ContentFindings
-    grade: Any = None  # scoring.Grade
+    metrics: DeliveryMetrics | None = None
+    content: ContentFindings | None = None
+    grade: Grade | None = None
     context: dict[str, str] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     error: ErrorInfo | None = None
@@ -88,10 +93,3 @@ class Report:
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-
-def to_text(report: Report | dict) -> str:
-    """The terminal report as plain text (no ANSI codes); see :mod:`vmgrade.render.terminal`."""
-    from .render.terminal import render_report
-
-    return render_report(report, color=False)

@@ -2,8 +2,15 @@
 timestamped findings, the top tips and strengths.
 
 Every threshold and weight comes from the rubric file (``rubric.toml`` in
-this package by default, each with its source); this module holds only the
-logic that applies them.
+this package by default, each with its source); this module holds the logic
+that applies them and, at the top, the named shapes of the score curves (how
+much of a check a partial miss keeps), each with why that value.  The rubric
+also sets the labels of the report's metrics: :func:`label_thresholds` hands
+its cut-offs to :func:`vmgrade.delivery.measure`.
+
+A check whose measurement is missing (no SNR without speech frames, no pitch
+without voiced frames) is left out of its dimension, which then scores on the
+checks it could measure, rather than being given marks it did not earn.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ import numpy as np
 import tomllib
 
 from .content import ContentFindings
-from .delivery import DeliveryMetrics
+from .delivery import DeliveryMetrics, LabelThresholds
 from .errors import RubricError
+from .timestamps import format_clock
 
 DIMENSIONS = (
     "opening", "relevance", "call_to_action", "brevity", "pace", "fluency", "voice", "audio_quality",
@@ -30,6 +38,34 @@ MIN_TIP_GAIN = 0.1  # overall points; smaller fixes are not worth a tip
 # metrics (length, rate, fillers): a curve shape, not a threshold.
 ACCEPTABLE_EDGE_SCORE = 75.0
 FLAG_EDGE_SCORE = 30.0
+
+# Pace (0-100): the rate curve carries 75 points and a clean flow the other 25,
+# so a rate at the flag line (band score 30) with no dead air still reads ~48,
+# and two long pauses (24 points) cost a little more than speaking at the
+# acceptable edge (band score 75: 18.75 points).
+PACE_RATE_SHARE = 0.75
+PACE_FLOW_POINTS = 25.0
+LONG_PAUSE_PENALTY = 12.0  # points per pause >= long_pause_s: two of them take most of the flow points
+DEAD_AIR_PENALTY = 8.0  # extra points per pause >= dead_air_s (20 in all: dead air sounds like a drop-out)
+LATE_START_PENALTY = 10.0  # silence before speaking > leading_silence_max_s: a pocket-dial start
+# Relevance: each generic or weak phrase costs a third of its check, so three
+# of them lose it all (one slip is forgiven more than a habit).
+PHRASE_PENALTY = 0.34
+# The ask: one extra ask or a hedged ask keeps 60% (the listener still knows
+# roughly what to do); two or more extra asks keep 30% (they do not).
+EXTRA_ASK_CREDIT = 0.6
+MANY_ASKS_CREDIT = 0.3
+SOFT_ASK_CREDIT = 0.6
+# Opening: a name or company said, but after the opening window, keeps 30%
+# (it was heard, but after the listener decided whether to keep listening).
+LATE_IDENTITY_CREDIT = 0.3
+# Curve floors: the share of a check kept at its "poor" end, so a measurement
+# at the poor line still differs from the worst case.
+MONOTONE_CREDIT = 0.3  # pitch SD at monotone_sd_st (linear up to 1.0 at lively_sd_st)
+NOISY_CREDIT = 0.2  # SNR at snr_poor_db (linear up to 1.0 at snr_good_db)
+# A dimension none of whose checks could be measured scores this: neither
+# credit nor penalty (the old half-marks for an unknown measurement).
+UNKNOWN_DIMENSION_SCORE = 50.0
 REQUIRED_THRESHOLDS = (
     "opening_window_s", "closing_window_s", "length_ideal_min_s", "length_ideal_max_s",
     "length_acceptable_min_s", "length_acceptable_max_s", "length_too_long_s", "length_too_short_s",
@@ -40,6 +76,9 @@ REQUIRED_THRESHOLDS = (
     "number_mismatch_max_score", "asks_target",
     "snr_good_db", "snr_poor_db", "clipping_max_ratio",
 )  # fmt: skip
+# Added after rubrics were first written: a rubric file without them takes the
+# packaged rubric's value (:func:`label_thresholds`), so older files still load.
+LATER_THRESHOLDS = ("pause_min_ms", "level_low_dbfs", "level_peak_high_dbfs")
 REQUIRED_POINTS = {
     "opening": ("name_early", "company_early", "identity_repeated"),
     "relevance": ("prospect_named", "specific_reason", "no_generic_pitch", "no_weak_phrases"),
@@ -126,6 +165,36 @@ def load_rubric(path: str | os.PathLike | None = None) -> Rubric:
                           code="rubric_invalid") from exc
 
 
+def label_thresholds(rubric: Rubric | None = None) -> LabelThresholds:
+    """The rubric's cut-offs for the report's labels, for :func:`vmgrade.delivery.measure`.
+
+    Parameters
+    ----------
+    rubric : Rubric, optional
+        The rubric in use; the packaged default when None.  A threshold in
+        ``LATER_THRESHOLDS`` that the file lacks is the packaged rubric's.
+
+    Returns
+    -------
+    LabelThresholds
+    """
+    rubric = rubric or load_rubric()
+    missing = [name for name in LATER_THRESHOLDS if name not in rubric.thresholds]
+    fallback = load_rubric().thresholds if missing else {}
+
+    def t(name: str) -> float:
+        return rubric.thresholds[name] if name in rubric.thresholds else fallback[name]
+
+    return LabelThresholds(
+        min_pause_ms=t("pause_min_ms"),
+        long_pause_s=t("long_pause_s"),
+        monotone_sd_st=t("monotone_sd_st"),
+        level_low_dbfs=t("level_low_dbfs"),
+        peak_high_dbfs=t("level_peak_high_dbfs"),
+        clip_ratio_high=t("clipping_max_ratio"),
+    )
+
+
 @dataclass(frozen=True)
 class Finding:
     """Something to fix (or know), with where it happened and what fixing it is worth."""
@@ -201,11 +270,18 @@ class _Dimension:
     earned: float = 0.0
     findings: list[tuple[str, str, str, float | None, float | None, float]] = field(default_factory=list)
     strengths: list[str] = field(default_factory=list)
+    measured_points: float = 0.0  # points of the checks that could be measured
+    unmeasured_points: float = 0.0  # points of checks left out (measurement missing)
 
-    def check(self, name: str, fraction: float, *, finding=None, strength: str | None = None) -> None:
+    def check(self, name: str, fraction: float | None, *, finding=None, strength: str | None = None) -> None:
         """Award ``fraction`` of the check's points; a shortfall is attributed to ``finding``
-        = (code, severity, message, start_s, end_s)."""
+        = (code, severity, message, start_s, end_s).  ``fraction=None``: the measurement
+        is missing and the check is left out of the dimension (see :meth:`rescale`)."""
         points = self.rubric.points[self.key][name]
+        if fraction is None:
+            self.unmeasured_points += points
+            return
+        self.measured_points += points
         fraction = float(np.clip(fraction, 0.0, 1.0))
         self.earned += points * fraction
         if fraction < 1.0 and finding is not None:
@@ -213,6 +289,19 @@ class _Dimension:
             self.findings.append((code, severity, message, start, end, points * (1.0 - fraction)))
         elif fraction >= 1.0 and strength:
             self.strengths.append(strength)
+
+    def rescale(self) -> None:
+        """Score on the measured checks only: scale earned points (and findings' lost
+        points) by all points over measured points.  A no-op when every check was
+        measured; ``UNKNOWN_DIMENSION_SCORE`` when none was."""
+        if not self.unmeasured_points:
+            return
+        if not self.measured_points:
+            self.earned = UNKNOWN_DIMENSION_SCORE
+            return
+        scale = (self.measured_points + self.unmeasured_points) / self.measured_points
+        self.earned *= scale
+        self.findings = [(*f[:5], f[5] * scale) for f in self.findings]
 
     def banded(self, score: float, finding=None, strength: str | None = None) -> None:
         """For dimensions scored by one curve (0-100) rather than points."""
@@ -252,6 +341,8 @@ def score(delivery: DeliveryMetrics, content: ContentFindings, rubric: Rubric | 
     _fluency(dims["fluency"], delivery, rubric)
     _voice(dims["voice"], delivery, rubric)
     _audio_quality(dims["audio_quality"], delivery, rubric)
+    for dim in dims.values():
+        dim.rescale()
 
     total_weight = sum(rubric.weights.values())
     dimension_scores = tuple(
@@ -292,9 +383,7 @@ def band_score(value: float, ideal: tuple[float, float], acceptable: tuple[float
 
 
 def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+    return format_clock(seconds, missing="?")
 
 
 def _opening(dim: _Dimension, c: ContentFindings, r: Rubric, start: float, end: float) -> None:
@@ -309,9 +398,10 @@ def _opening(dim: _Dimension, c: ContentFindings, r: Rubric, start: float, end: 
         elif first - start <= window:
             dim.check(check, 1.0, strength=f"Your {label} came early, at {_clock(first)}.")
         else:
-            dim.check(check, 0.3, finding=(f"late_{'caller_name' if label == 'name' else 'company'}", "major",
-                                           f"Your {label} came only at {_clock(first)}: say it in the first "
-                                           f"{window:.0f} s.", first, first + 1.0))
+            dim.check(check, LATE_IDENTITY_CREDIT, finding=(
+                f"late_{'caller_name' if label == 'name' else 'company'}", "major",
+                f"Your {label} came only at {_clock(first)}: say it in the first {window:.0f} s.",
+                first, first + 1.0))
     late = [m for m in ident.name_mentions + ident.company_mentions if m.start_s >= end - closing]
     early_only = all(m.start_s - start <= window for m in late) and end - start <= window + closing
     if late and not early_only:
@@ -345,7 +435,7 @@ def _relevance(dim: _Dimension, c: ContentFindings) -> None:
     if generic:
         e = generic[0]
         quoted = ", ".join(f'"{g.text.strip(",.")}"' for g in generic[:3])
-        dim.check("no_generic_pitch", 1.0 - 0.34 * len(generic), finding=(
+        dim.check("no_generic_pitch", 1.0 - PHRASE_PENALTY * len(generic), finding=(
             "generic_pitch", "major" if not c.specific_reasons else "minor",
             f"Generic pitch ({quoted}): swap it for one concrete result you got for a company like theirs.",
             e.start_s, generic[-1].end_s))
@@ -355,7 +445,7 @@ def _relevance(dim: _Dimension, c: ContentFindings) -> None:
     if weak:
         e = weak[0]
         quoted = ", ".join(f'"{w.text.strip(",.")}" ({_clock(w.start_s)})' for w in weak[:3])
-        dim.check("no_weak_phrases", 1.0 - 0.34 * len(weak), finding=(
+        dim.check("no_weak_phrases", 1.0 - PHRASE_PENALTY * len(weak), finding=(
             "weak_phrase", "major",
             f"Cut weak or filler phrases: {quoted}. Lead with why they should call back.",
             e.start_s, weak[-1].end_s))
@@ -374,13 +464,13 @@ def _call_to_action(dim: _Dimension, c: ContentFindings, r: Rubric) -> None:
     elif n > target:
         first = c.asks[0]
         kinds = ", ".join(c.ask_kinds)
-        dim.check("one_clear_ask", 0.6 if n == target + 1 else 0.3, finding=(
+        dim.check("one_clear_ask", EXTRA_ASK_CREDIT if n == target + 1 else MANY_ASKS_CREDIT, finding=(
             "too_many_asks", "major",
             f"You made {n} different asks ({kinds}): pick one, so the listener knows what to do.",
             first.start_s, c.asks[-1].end_s))
     elif c.soft_asks:
         s = c.soft_asks[0]
-        dim.check("one_clear_ask", 0.6, finding=(
+        dim.check("one_clear_ask", SOFT_ASK_CREDIT, finding=(
             "soft_ask", "minor",
             f"Your ask is hedged (\"{s.text.strip(',.')}\"): propose a time instead.", s.start_s, s.end_s))
     else:
@@ -475,9 +565,10 @@ def _pace(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
     lo, hi = r.t("rate_ideal_min_wpm"), r.t("rate_ideal_max_wpm")
     long_pauses = [p for p in d.pauses if p.duration_ms >= r.t("long_pause_s") * 1000]
     dead_air = [p for p in long_pauses if p.duration_ms >= r.t("dead_air_s") * 1000]
-    pause_penalty = 12.0 * len(long_pauses) + 8.0 * len(dead_air)
+    pause_penalty = LONG_PAUSE_PENALTY * len(long_pauses) + DEAD_AIR_PENALTY * len(dead_air)
     late_start = d.leading_silence_s > r.t("leading_silence_max_s")
-    value = 0.75 * rate + 25.0 - pause_penalty - (10.0 if late_start else 0.0)
+    late_penalty = LATE_START_PENALTY if late_start else 0.0
+    value = PACE_RATE_SHARE * rate + PACE_FLOW_POINTS - pause_penalty - late_penalty
     findings = []
     if rate < 100.0:
         fastest = max(d.pace_windows, key=lambda w: w.rate_wpm, default=None)
@@ -487,13 +578,13 @@ def _pace(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
                              f"You spoke at {wpm:.0f} wpm: slow to {lo:.0f}–{hi:.0f} wpm so every word "
                              "lands.",
                              fastest.start_s if fastest else None, fastest.end_s if fastest else None,
-                             0.75 * (100.0 - rate)))
+                             PACE_RATE_SHARE * (100.0 - rate)))
         else:
             findings.append(("too_slow", "major" if wpm < r.t("rate_acceptable_min_wpm") else "minor",
                              f"You spoke at {wpm:.0f} wpm: pick up to {lo:.0f}–{hi:.0f} wpm to sound "
                              "confident.",
                              slowest.start_s if slowest else None, slowest.end_s if slowest else None,
-                             0.75 * (100.0 - rate)))
+                             PACE_RATE_SHARE * (100.0 - rate)))
     if long_pauses:
         p = max(long_pauses, key=lambda p: p.duration_ms)
         findings.append(("long_pause", "major" if dead_air else "minor",
@@ -504,7 +595,7 @@ def _pace(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
         findings.append(("late_start", "minor",
                          f"{d.leading_silence_s:.1f} s of silence before you speak: start talking at "
                          "the beep.",
-                         0.0, d.speech_start_s, 10.0))
+                         0.0, d.speech_start_s, LATE_START_PENALTY))
     dim.earned = float(np.clip(value, 0.0, 100.0))
     dim.findings.extend(findings)
     if not findings:
@@ -526,9 +617,9 @@ def _fluency(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
 def _voice(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
     mono, lively = r.t("monotone_sd_st"), r.t("lively_sd_st")
     if d.f0_sd_st is None:
-        dim.check("pitch_variation", 0.5)
+        dim.check("pitch_variation", None)
     else:
-        fraction = float(np.interp(d.f0_sd_st, [mono, lively], [0.3, 1.0]))
+        fraction = float(np.interp(d.f0_sd_st, [mono, lively], [MONOTONE_CREDIT, 1.0]))
         dim.check("pitch_variation", fraction, finding=(
             "monotone", "major" if d.f0_sd_st < mono else "minor",
             f"Your pitch varies only {d.f0_sd_st:.1f} semitones: let your voice rise and fall "
@@ -536,7 +627,7 @@ def _voice(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
             strength=f"Lively voice (pitch varies {d.f0_sd_st:.1f} semitones).")
     min_db = r.t("word_loudness_sd_min_db")
     if d.word_loudness_sd_db is None:
-        dim.check("loudness_variation", 0.5)
+        dim.check("loudness_variation", None)
     else:
         dim.check("loudness_variation", d.word_loudness_sd_db / min_db, finding=(
             "flat_loudness", "minor",
@@ -546,11 +637,14 @@ def _voice(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
 
 def _audio_quality(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
     good, poor = r.t("snr_good_db"), r.t("snr_poor_db")
-    snr = d.snr_db if d.snr_db is not None else good
-    dim.check("snr", float(np.interp(snr, [poor, good], [0.2, 1.0])), finding=(
-        "noisy", "major" if snr < poor else "minor",
-        f"Background noise ({snr:.0f} dB SNR): record somewhere quieter or closer to the mic.", None, None),
-        strength="Clean recording.")
+    snr = d.snr_db
+    if snr is None:  # no speech frames: the noise floor is unknown
+        dim.check("snr", None)
+    else:
+        dim.check("snr", float(np.interp(snr, [poor, good], [NOISY_CREDIT, 1.0])), finding=(
+            "noisy", "major" if snr < poor else "minor",
+            f"Background noise ({snr:.0f} dB SNR): record somewhere quieter or closer to the mic.",
+            None, None), strength="Clean recording.")
     clipped = d.clipping_ratio > r.t("clipping_max_ratio")
     dim.check("no_clipping", 0.0 if clipped else 1.0, finding=(
         "clipping", "major", f"{d.clipping_ratio:.2%} of the audio is clipped: move back from the mic or "
@@ -585,4 +679,5 @@ def _fmt(digits: str) -> str:
     return digits
 
 
-__all__ = ["DimensionScore", "Finding", "Grade", "Rubric", "band_score", "load_rubric", "score"]
+__all__ = ["DimensionScore", "Finding", "Grade", "Rubric", "band_score", "label_thresholds", "load_rubric",
+           "score"]

@@ -2,10 +2,10 @@
 
 One actor per worker, each holding one :class:`vmgrade.pipeline.Grader` (the
 model loads once per actor). The driver keeps one task in flight per actor and
-does all the writing (:mod:`vmgrade.batch`), so outputs, keys and resume are
+does all the writing (:mod:`vmgrade.batch.run`), so outputs, keys and resume are
 exactly those of a local run. An actor that dies (a node lost, killed for
 memory) is replaced and its file retried; a file that kills its actor
-:data:`vmgrade.batch.MAX_CRASHES_PER_FILE` times gets a ``worker_crashed``
+:data:`vmgrade.batch.workers.MAX_CRASHES_PER_FILE` times gets a ``worker_crashed``
 record.
 
 The input files are read by path on the workers: on a cluster every node must
@@ -20,7 +20,8 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import VmgradeError
 from ..pipeline import GradeOptions
-from . import MAX_CRASHES_PER_FILE, Task, crash_report, grade_with, make_grader
+from .ledger import Task
+from .workers import MAX_CRASHES_PER_FILE, crash_report, grade_with, make_grader
 
 LOCAL = "local"  # --ray with no address: start (or join) a Ray instance on this machine
 RAY_EXTRA_HINT = 'pip install "vmgrade[ray]"'
@@ -57,7 +58,7 @@ def connect(address: str | None = LOCAL) -> None:
 
 
 class _GraderActor:
-    """Holds one Grader; ``grade`` returns what :func:`vmgrade.batch.grade_with` returns."""
+    """Holds one Grader; ``grade`` returns what :func:`vmgrade.batch.workers.grade_with` returns."""
 
     def __init__(self, options: GradeOptions):
         self.init_error = None

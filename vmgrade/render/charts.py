@@ -1,25 +1,28 @@
 """Charts for the HTML report: matplotlib figures rendered to self-contained SVG.
 
 Every function takes plain report data (``Report.to_dict()`` pieces) and, for
-the waveform and pitch, decoded samples; none reads files or knows about HTML.
+the waveform, decoded samples; none reads files or knows about HTML.
 Time charts return a :class:`TimeChart` that also says where the time axis
 sits in the image, so the page can put a playhead over it and turn a click
 into a time.
 
-Pitch is measured with :func:`vmgrade.delivery.yin` on the speech frames, the
-same track ``delivery.measure`` summarises.
+Pitch is drawn from the report's ``metrics.pitch_track``: the contour
+:func:`vmgrade.delivery.measure` keeps of the same YIN track it summarises, so
+a saved report charts pitch without its audio.  A report saved before that key
+existed has its contour computed from the audio when the audio is given
+(:func:`vmgrade.delivery.pitch_track_from_audio`); without either, the pitch
+row says it needs the audio.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import delivery, vad
+from .. import delivery
 
 # Figure geometry, inches.  The time axis spans LEFT..RIGHT of the width in
 # every time chart, so stacked charts line up and the page can map x to time.
@@ -30,10 +33,7 @@ WAVEFORM_COLUMNS = 1400  # envelope resolution: about one column per screen pixe
 WORD_FONT_PT = 7.5
 WORD_ROWS = 4  # staggered rows of word labels under the waveform
 MAX_WORDS_PER_IN = 12.0  # denser than this (about 80 s of speech at 11 in) and words are not drawn
-MAX_PITCH_POINTS = 4000
 TREND_LABEL_CHARS = 12  # longer recording labels become 1..N under the trend panels
-PITCH_SMOOTH_FRAMES = 7  # 70 ms running median
-PITCH_MIN_RUN_FRAMES = 5  # voiced runs under 50 ms are not drawn
 
 # Palette (shared with the page's CSS).
 INK = "#1f2937"
@@ -75,62 +75,23 @@ def score_colour(score: float) -> str:
     return "#dc2626"
 
 
-def pitch_track(
-    samples: np.ndarray, sr: int, speech_intervals: Sequence[Sequence[float]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """F0 over time on the speech frames, octave errors dropped.
+def report_pitch_track(
+    metrics: Mapping, samples: np.ndarray | None = None, sr: int | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pitch contour to draw: times (s) and F0 (Hz, NaN where unvoiced).
 
-    Parameters
-    ----------
-    samples : np.ndarray
-        Mono signal.
-    sr : int
-        Sample rate, Hz.
-    speech_intervals : sequence of (start_s, end_s)
-        Where there is speech (the report's ``metrics.speech_intervals``).
-
-    Returns
-    -------
-    times_s, f0_hz : np.ndarray
-        Frame centre times (s) and F0 (Hz, NaN where unvoiced or an outlier).
+    From ``metrics["pitch_track"]``; for a report saved before that key, from
+    ``samples`` at ``sr`` Hz when given (YIN on ``metrics["speech_intervals"]``);
+    else None.
     """
-    hop = int(round(vad.HOP_S * sr))
-    times = vad.frame_times(vad.frame_count(len(samples), hop), sr, hop)
-    mask = np.zeros(times.shape, bool)
-    for start, end in speech_intervals:
-        mask[np.searchsorted(times, start) : np.searchsorted(times, end)] = True
-    f0, _ = delivery.yin(np.asarray(samples, np.float32), sr, frame_mask=mask)
-    voiced = f0[np.isfinite(f0)]
-    if voiced.size:
-        median = float(np.median(voiced))
-        with np.errstate(invalid="ignore"):
-            f0 = np.where(np.abs(12.0 * np.log2(f0 / median)) <= delivery.F0_OUTLIER_ST, f0, np.nan)
-    return times[: len(f0)], f0
-
-
-def smooth_contour(f0_hz: np.ndarray, *, window: int = PITCH_SMOOTH_FRAMES,
-                   min_run: int = PITCH_MIN_RUN_FRAMES) -> np.ndarray:
-    """A pitch contour fit to look at, for drawing only (statistics use the raw track).
-
-    A running median over ``window`` frames, kept where at least half the
-    window is voiced: it removes YIN's single-frame octave jumps and isolated
-    frames and bridges one- or two-frame dropouts; voiced runs still shorter
-    than ``min_run`` frames are dropped.
-    """
-    f0 = np.asarray(f0_hz, np.float64)
-    half = window // 2
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(f0, half, constant_values=np.nan), window)
-    voiced_share = np.isfinite(windows).mean(axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows stay NaN
-        smooth = np.nanmedian(windows, axis=1)
-    smooth[voiced_share < 0.5] = np.nan
-    voiced = np.isfinite(smooth)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))
-    for start, end in zip(edges[::2], edges[1::2]):
-        if end - start < min_run:
-            smooth[start:end] = np.nan
-    return smooth
+    track = metrics.get("pitch_track")
+    if track is None:
+        if samples is None or not sr:
+            return None
+        track = delivery.pitch_track_from_audio(samples, sr, metrics.get("speech_intervals") or []).to_dict()
+    times = np.asarray(track.get("times_s") or [], np.float64)
+    f0 = np.asarray([np.nan if f is None else f for f in track.get("f0_hz") or []], np.float64)
+    return times, f0
 
 
 def waveform_envelope(samples: np.ndarray, columns: int = WAVEFORM_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +125,10 @@ def timeline_chart(
     report : mapping
         A report dict (``Report.to_dict()``).
     samples, sr : np.ndarray, int, optional
-        The decoded audio.  Without it the speech track stands in for the
-        waveform and the pitch row says it needs the audio.
+        The decoded audio, for the waveform.  Without it the speech track
+        stands in for the waveform.  Pitch comes from ``metrics.pitch_track``;
+        only a report saved before that key needs the audio for its pitch row
+        (see :func:`report_pitch_track`).
     pace_band_wpm : mapping, optional
         ``ideal_min``, ``ideal_max``, ``ok_min``, ``ok_max`` (wpm) to shade.
     findings : sequence of mappings, optional
@@ -299,15 +262,14 @@ def _draw_words(ax, words, fillers, duration_s, top) -> None:
 def _draw_pitch(ax, report, samples, sr, ylim_hz) -> None:
     metrics = report.get("metrics") or {}
     ax.set_ylabel("pitch (Hz)", color=MUTED)
-    if samples is None or not sr:
+    contour = report_pitch_track(metrics, samples, sr)
+    if contour is None:
         ax.text(0.5, 0.5, "pitch contour needs the audio file", transform=ax.transAxes, ha="center",
                 va="center", color=MUTED, fontsize=8)
         ax.set_yticks([])
         return
-    times, f0 = pitch_track(samples, sr, metrics.get("speech_intervals") or [])
-    f0 = smooth_contour(f0)
-    step = max(1, len(times) // MAX_PITCH_POINTS)
-    ax.plot(times[::step], f0[::step], color=PITCH, lw=1.6, solid_capstyle="round", solid_joinstyle="round")
+    times, f0 = contour
+    ax.plot(times, f0, color=PITCH, lw=1.6, solid_capstyle="round", solid_joinstyle="round")
     median = metrics.get("f0_median_hz")
     if median:
         ax.axhline(median, color=PITCH, lw=0.8, ls=(0, (3, 3)), alpha=0.7)

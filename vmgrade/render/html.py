@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import delivery
 from ..errors import VmgradeError
 from ..fileio import write_atomic
+from ..timestamps import format_clock, format_span
 from . import charts
 
 if TYPE_CHECKING:
     from ..audio import Audio
     from ..compare import Comparison
+    from ..scoring import Rubric
 
 # The page embeds the recording re-encoded, not the original file: a phone
 # recording may be AMR or M4A that browsers cannot play, and a WAV is ~7x larger.
@@ -53,8 +55,10 @@ def render_report_html(report: Mapping[str, Any], audio_path: str | os.PathLike 
         A report dict (``Report.to_dict()``), possibly an error report.
     audio_path : str or PathLike, optional
         The recording.  Default: ``report["file"]`` when that file exists.
-        With audio the page embeds it (MP3) and draws the waveform and pitch
-        contour; without, it draws the speech track and pace only.
+        With audio the page embeds it (MP3, decoded once) and draws the
+        waveform; without, the speech track stands in.  The pitch contour
+        comes from the report's ``metrics.pitch_track`` (a report saved
+        before that key draws pitch only when its audio is at hand).
 
     Returns
     -------
@@ -193,6 +197,7 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
     }
     if report.get("error"):
         return view
+    rubric = _rubric_of(report)
     findings = [dict(f, n=n) for n, f in enumerate(report.get("feedback") or [], 1)]
     for f in findings:
         f["when"] = _span(f.get("start_s"), f.get("end_s"))
@@ -203,7 +208,7 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
         report,
         None if audio is None else audio.samples,
         None if audio is None else audio.sample_rate,
-        pace_band_wpm=_pace_band(report),
+        pace_band_wpm=_pace_band(rubric),
         findings=findings,
         **timeline_options,
     )
@@ -227,15 +232,19 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
         },
         dims_chart=_svg_uri(charts.dimension_chart({name: dims})) if dims else None,
         audio_src=None if audio is None else audio_data_uri(audio),
-        transcript=_transcript_tokens(report, findings),
-        key_numbers=_key_numbers(report),
+        transcript=_transcript_tokens(report, findings, rubric),
+        key_numbers=_key_numbers(report, rubric),
         context=report.get("context") or {},
     )
     return view
 
 
-def _transcript_tokens(report: Mapping, findings: Sequence[Mapping]) -> list[dict]:
-    """Words (with filler/number/finding marks), pause chips and finding badges, in time order."""
+def _transcript_tokens(
+    report: Mapping, findings: Sequence[Mapping], rubric: Rubric | None = None
+) -> list[dict]:
+    """Words (with filler/number/finding marks), pause chips and finding badges, in time order.
+
+    A pause chip is marked long from the rubric's ``long_pause_s`` (as the grade counts it)."""
     words = (report.get("transcript") or {}).get("words") or []
     metrics = report.get("metrics") or {}
     callback = (report.get("content") or {}).get("callback") or {}
@@ -245,6 +254,7 @@ def _transcript_tokens(report: Mapping, findings: Sequence[Mapping]) -> list[dic
     timed = [f for f in findings if f.get("start_s") is not None]
     pauses = sorted((p for p in metrics.get("pauses") or [] if p["duration_ms"] >= TRANSCRIPT_PAUSE_MIN_MS),
                     key=lambda p: p["start_s"])
+    long_ms = 1000.0 * rubric.t("long_pause_s") if rubric else math.inf
     slack = FINDING_WORD_SLACK_S
     tokens: list[dict] = []
     badge_done: set[int] = set()
@@ -254,7 +264,7 @@ def _transcript_tokens(report: Mapping, findings: Sequence[Mapping]) -> list[dic
         while pi < len(pauses) and pauses[pi]["end_s"] <= start + slack:
             p = pauses[pi]
             tokens.append({"kind": "pause", "t": p["start_s"], "ms": p["duration_ms"],
-                           "long": p["duration_ms"] >= 1500})
+                           "long": p["duration_ms"] >= long_ms})
             pi += 1
         for f in timed:
             if f["n"] not in badge_done and start + slack >= f["start_s"]:
@@ -282,8 +292,8 @@ def _transcript_tokens(report: Mapping, findings: Sequence[Mapping]) -> list[dic
     return tokens
 
 
-def _key_numbers(report: Mapping) -> list[dict]:
-    """The measurements a rep can act on, with units, as (label, value, note)."""
+def _key_numbers(report: Mapping, rubric: Rubric | None = None) -> list[dict]:
+    """The measurements a rep can act on, with units, as (label, value, note); targets from ``rubric``."""
     m = report.get("metrics") or {}
     callback = (report.get("content") or {}).get("callback") or {}
     rows = []
@@ -294,14 +304,15 @@ def _key_numbers(report: Mapping) -> list[dict]:
     if m.get("message_length_s") is not None:
         add("Message length", f"{m['message_length_s']:.0f} s", f"{m.get('word_count') or 0} words")
     if m.get("rate_wpm") is not None:
-        band = _pace_band(report)
+        band = _pace_band(rubric)
         add("Pace", f"{m['rate_wpm']:.0f} wpm",
             f"target {band['ideal_min']:.0f}–{band['ideal_max']:.0f}" if band else "")
     if m.get("filler_count") is not None:
         add("Fillers", f"{m['filler_count']}", f"{m.get('filler_rate_per_min') or 0:.1f} per minute")
     add("Pauses", f"{m.get('pause_count', 0)}", f"longest {(m.get('longest_pause_ms') or 0) / 1000:.1f} s")
     if m.get("f0_sd_st") is not None:
-        add("Pitch variation", f"{m['f0_sd_st']:.1f} st", f"monotone below {delivery.MONOTONE_SD_ST:g}")
+        add("Pitch variation", f"{m['f0_sd_st']:.1f} st",
+            f"monotone below {rubric.t('monotone_sd_st'):g}" if rubric else "")
     times = callback.get("times_said")
     if times is not None:
         mentions = callback.get("mentions") or []
@@ -330,14 +341,20 @@ def _diff_view(comparison: Comparison, audio_keys: Sequence[str]) -> list[dict]:
     return out
 
 
-def _pace_band(report: Mapping) -> dict | None:
-    """The rubric's speaking-rate bands (wpm), from the rubric the report names, else the packaged one."""
+def _rubric_of(report: Mapping) -> Rubric | None:
+    """The rubric the report names (its ``rubric.path``), else the packaged one; None if unreadable."""
     from ..scoring import load_rubric
 
     path = (report.get("rubric") or {}).get("path")
     try:
-        rubric = load_rubric(path if path and Path(path).is_file() else None)
+        return load_rubric(path if path and Path(path).is_file() else None)
     except VmgradeError:
+        return None
+
+
+def _pace_band(rubric: Rubric | None) -> dict | None:
+    """The rubric's speaking-rate bands (wpm)."""
+    if rubric is None:
         return None
     t = rubric.thresholds
     try:
@@ -402,7 +419,7 @@ def _environment():
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        _ENV.filters["clock"] = _clock
+        _ENV.filters["clock"] = format_clock
         _ENV.filters["span"] = lambda f: _span(f.get("start_s"), f.get("end_s"))
     return _ENV
 
@@ -411,15 +428,5 @@ def _svg_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
-
-
 def _span(start_s: float | None, end_s: float | None) -> str:
-    if start_s is None:
-        return "whole message"
-    if end_s is None or abs(end_s - start_s) < 0.05:
-        return _clock(start_s)
-    return f"{_clock(start_s)}–{_clock(end_s)}"
+    return format_span(start_s, end_s, point_below_s=0.05)  # a point finding shows one time

@@ -20,6 +20,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..timestamps import format_span
+from .style import score_style
+
 BAR_CELLS = 20
 GLUE = set("-.,:;!?%)")  # a transcript token starting with one of these continues the previous word
 PLAIN_WIDTH = 100  # columns when not writing to a terminal
@@ -28,8 +31,7 @@ WORD_SLACK_S = 0.05  # a word belongs to a span when its middle lies within the 
 SEVERITY_STYLE = {"critical": "bold white on red", "major": "bold red", "minor": "yellow", "info": "dim"}
 FILLER_STYLE = "magenta"
 NUMBER_STYLE = "bold cyan underline"
-# Dimension bar colours by score (display only; grading uses the rubric).
-BAR_STYLES = ((80.0, "green"), (60.0, "yellow"), (0.0, "red"))
+DIRECTION_STYLE = {"better": "green", "worse": "red", "same": "dim"}
 
 
 def render_report(report: Any, *, color: bool | None = None, width: int | None = None) -> str:
@@ -52,6 +54,11 @@ def render_report(report: Any, *, color: bool | None = None, width: int | None =
     text = console.file.getvalue()
     # rich pads every line to the full width; plain text should not carry trailing blanks
     return text if color else "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def to_text(report: Any) -> str:
+    """The terminal report as plain text (no ANSI codes), for a ``Report`` or a report dict."""
+    return render_report(report, color=False)
 
 
 def print_report(report: Any, file: IO[str] | None = None) -> None:
@@ -108,8 +115,8 @@ def _header(r: dict, plain: bool) -> Any:
     grade = Text(f"Grade {r.get('grade', '?')}   score {r['score']:.0f}/100")
     if plain:
         return Group(title, Text("  " + grade.plain))
-    grade.stylize(f"bold {_score_style(r['score'])}")
-    return Group(title, Panel.fit(grade, border_style=_score_style(r["score"])))
+    grade.stylize(f"bold {score_style(r['score'])}")
+    return Group(title, Panel.fit(grade, border_style=score_style(r["score"])))
 
 
 def _dimensions(r: dict, plain: bool) -> Table:
@@ -128,7 +135,7 @@ def _bar(score: float, plain: bool) -> Text:
     filled = int(round(max(0.0, min(100.0, score)) / 100.0 * BAR_CELLS))
     if plain:
         return Text("[" + "#" * filled + "." * (BAR_CELLS - filled) + "]")
-    bar = Text("█" * filled, style=_score_style(score))
+    bar = Text("█" * filled, style=score_style(score))
     bar.append("░" * (BAR_CELLS - filled), style="dim")
     return bar
 
@@ -139,7 +146,7 @@ def _tips(r: dict, numbers: dict, plain: bool) -> Padding:
         ref = numbers.get(_fkey(tip))
         message = Text(tip["message"])
         message.append(f"  (+{tip.get('gain', 0):.1f} points)", style="" if plain else "dim")
-        when = Text(_span(tip.get("start_s"), tip.get("end_s")), style="" if plain else "bold cyan")
+        when = Text(format_span(tip.get("start_s"), tip.get("end_s")), style="" if plain else "bold cyan")
         grid.add_row(f"{i}.", when,
                      Text(f"[{ref}]" if ref is not None else "",
                           style="" if plain else SEVERITY_STYLE.get(tip["severity"], "")),
@@ -154,7 +161,8 @@ def _findings(r: dict, numbers: dict, plain: bool) -> Padding:
         n = numbers.get(_fkey(f))
         style = "" if plain else SEVERITY_STYLE.get(f["severity"], "")
         grid.add_row(Text(f"[{n}]" if n is not None else "-", style=style),
-                     _span(f.get("start_s"), f.get("end_s")), Text(f["severity"], style=style), f["message"])
+                     format_span(f.get("start_s"), f.get("end_s")), Text(f["severity"], style=style),
+                     f["message"])
     return _indent(grid)
 
 
@@ -284,20 +292,6 @@ def _heading(title: str, plain: bool) -> Text:
     return Text("\n" + title, style="" if plain else "bold underline")
 
 
-def _score_style(score: float) -> str:
-    return next(style for floor, style in BAR_STYLES if score >= floor)
-
-
-def _span(start_s: float | None, end_s: float | None) -> str:
-    if start_s is None:
-        return "whole message"
-    return f"{_clock(start_s)}–{_clock(end_s if end_s is not None else start_s)}"
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
-
-
 def _is_tty(file: Any) -> bool:
     try:
         return bool(file.isatty())
@@ -322,16 +316,14 @@ def _console(file: IO[str], color: bool, width: int | None) -> Console:
 # Comparison (vmgrade compare)
 # --------------------------------------------------------------------------
 
-DIRECTION_STYLE = {"better": "green", "worse": "red", "same": "dim"}
-
-
 def render_comparison(comparison: Any, *, color: bool | None = None, width: int | None = None) -> str:
-    """A :class:`vmgrade.compare.Comparison` for the terminal: coloured on a TTY, else
-    ``comparison.to_text()`` (the plain text, same information)."""
+    """A :class:`vmgrade.compare.Comparison` for the terminal: coloured on a TTY, else the
+    plain text of :func:`vmgrade.render.compare_text.format_text` (same information)."""
+    from .compare_text import format_text, table_rows
+
     color = _is_tty(sys.stdout) if color is None else color
     if not color:
-        return comparison.to_text() + "\n"
-    from ..compare import table_rows
+        return format_text(comparison) + "\n"
 
     c = comparison
     console = _console(io.StringIO(), True, width)
@@ -344,6 +336,9 @@ def render_comparison(comparison: Any, *, color: bool | None = None, width: int 
     for line in c.summary:
         summary.add_row("•", line)
     console.print(_indent(summary))
+    if c.warnings:
+        console.print(_heading("Warnings", False))
+        console.print(_indent(Text("\n".join(c.warnings), style="yellow")))
     if c.errors:
         console.print(_heading("Errors", False))
         console.print(_indent(Text("\n".join(c.errors), style="bold red")))

@@ -40,7 +40,7 @@ from sqlalchemy.pool import StaticPool
 
 from .._version import __version__
 from ..errors import RubricError, VmgradeError
-from ..scoring import Rubric, load_rubric
+from ..scoring import LATER_THRESHOLDS, Rubric, load_rubric
 from ..timestamps import parse_timestamp
 
 DATA_DIR_ENV = "VMGRADE_DATA_DIR"
@@ -76,9 +76,23 @@ def content_hash(path: str | os.PathLike) -> str:
 
     Keys a recording independently of its name or location: a renamed or
     copied file has the same hash.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read; ``EINVAL`` for anything but a
+        regular file. The type is checked on the opened descriptor, before any
+        read, and the open does not wait: a FIFO would block, ``/dev/zero``
+        never end.
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    import errno
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        digest = hashlib.sha256()
         for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -100,12 +114,18 @@ def rubric_version(rubric: Rubric | str | os.PathLike | None = None) -> str:
     """
     if not isinstance(rubric, Rubric):
         rubric = load_rubric(rubric)
+    # A threshold added to the rubric later grades, at the packaged value, exactly as
+    # a rubric without it (which takes that value): leave it out, so the rubrics and
+    # batch resume keys from before it existed keep their versions.
+    packaged = load_rubric().thresholds
+    thresholds = {name: value for name, value in rubric.thresholds.items()
+                  if not (name in LATER_THRESHOLDS and value == packaged[name])}
     content = {
         "version": rubric.version,
         "letters": rubric.letters,
         "labels": rubric.labels,
         "weights": rubric.weights,
-        "thresholds": rubric.thresholds,
+        "thresholds": thresholds,
         "points": rubric.points,
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -609,82 +629,3 @@ def _latest_per_content(rows: list[RecordingRow]) -> list[RecordingRow]:
             latest[row.content_hash] = row
     chosen = {id(r) for r in latest.values()}
     return [r for r in rows if id(r) in chosen]
-
-
-# -- renderings ------------------------------------------------------------
-
-SPARK_BARS = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: Iterable[float | None], low: float = 0.0, high: float = 100.0) -> str:
-    """One bar character per value on a fixed ``low``-``high`` scale (a space for None)."""
-    out = []
-    for v in values:
-        if v is None:
-            out.append(" ")
-            continue
-        frac = min(max((v - low) / (high - low), 0.0), 1.0)
-        out.append(SPARK_BARS[round(frac * (len(SPARK_BARS) - 1))])
-    return "".join(out)
-
-
-def recordings_table(rows: list[RecordingRow]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of a recordings listing (time, score, letter, model, rubric, file)."""
-    header = ["RECORDED", "SCORE", "GRADE", "MODEL", "RUBRIC", "FILE"]
-    cells = [[f"{r.recorded_at:%Y-%m-%d %H:%M}", f"{r.score:.1f}", r.letter, r.model,
-              _rubric_name(r), r.file] for r in rows]
-    return header, cells
-
-
-def trend_table(trend: Trend, labels: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of a trend: score then each dimension, first -> last, change, sparkline."""
-    labels = labels or {}
-    header = ["", "FIRST", "LAST", "CHANGE", "TREND"]
-    series = [("Score", trend.score)] + [(labels.get(k, k), v) for k, v in trend.dimensions.items()]
-    cells = []
-    for name, values in series:
-        known = [v for v in values if v is not None]
-        if not known:
-            continue
-        first, last = known[0], known[-1]
-        cells.append([name, f"{first:.0f}", f"{last:.0f}", f"{last - first:+.0f}", sparkline(values)])
-    return header, cells
-
-
-def reps_table(reps: list[RepSummary]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the reps overview."""
-    header = ["REP", "RECORDINGS", "AVERAGE", "LAST", "FIRST RECORDED", "LAST RECORDED"]
-    cells = [[r.rep_id if r.rep_id is not None else "(no rep)", str(r.recordings), f"{r.mean_score:.1f}",
-              f"{r.last_score:.1f}", f"{r.first_recorded_at:%Y-%m-%d}", f"{r.last_recorded_at:%Y-%m-%d}"]
-             for r in reps]
-    return header, cells
-
-
-def format_table(header: list[str], cells: list[list[str]], indent: str = "") -> str:
-    """Plain-text columns; numbers right-aligned."""
-    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
-    numeric = numeric_columns(cells, len(header))
-    lines = []
-    for row in [header, *cells]:
-        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)]
-        lines.append((indent + "  ".join(parts)).rstrip())
-    return "\n".join(lines)
-
-
-def numeric_columns(cells: list[list[str]], n_columns: int) -> list[bool]:
-    """Which columns hold only numbers (to right-align them)."""
-    return [bool(cells) and all(_is_number(row[i]) for row in cells) for i in range(n_columns)]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _rubric_name(row: RecordingRow) -> str:
-    # The label for people, the hash to tell apart two rubrics with one label.
-    short = row.rubric_version[:8]
-    return f"{row.rubric_label}/{short}" if row.rubric_label else short

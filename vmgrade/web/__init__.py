@@ -3,6 +3,11 @@
 ``vmgrade serve`` runs :func:`vmgrade.web.app.create_app` under uvicorn. Grading
 happens in one background worker thread that claims jobs from the ``jobs``
 table; requests only store, queue and show.
+
+Layout: ``app`` assembles the app; ``routes/pages`` and ``routes/api`` are its routers,
+``deps`` their dependencies, ``schemas`` the API's models, ``recordings`` what they do with
+uploads, ``middleware`` the security headers and body size limits; ``tables``, ``accounts``,
+``storage``, ``jobs`` (the worker) and ``dashboard`` (team numbers and charts) sit below.
 """
 
 from __future__ import annotations

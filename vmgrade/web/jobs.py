@@ -2,8 +2,9 @@
 
 A job is claimed with a compare-and-set UPDATE (``WHERE id = ? AND state =
 'queued'``), so two workers can never take the same job, on SQLite or
-PostgreSQL. Results go to ``reports/<upload id>.json`` (atomic write) and into
-the history store through :meth:`HistoryStore.record`.
+PostgreSQL. Reps take turns (:func:`next_queued`), so one rep's pile of uploads
+does not hold the others back. Results go to ``reports/<upload id>.json`` (atomic
+write, 0600) and into the history store through :meth:`HistoryStore.record`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..pipeline import Context, Grader
-from .storage import write_json_atomic
+from .storage import make_private, write_json_atomic
 from .tables import Job, Upload, utcnow
 
 log = logging.getLogger("vmgrade.web")
@@ -49,11 +51,53 @@ def requeue_interrupted(sessions: sessionmaker) -> tuple[int, int]:
     return requeued, given_up
 
 
+def requeue_failed(session: Session, job_id: int) -> bool:
+    """Queue a failed job again (its rep uploaded the same file again); whether it was failed. Commits."""
+    requeued = session.execute(
+        update(Job).where(Job.id == job_id, Job.state == "failed")
+        .values(state="queued", attempts=0, worker=None, queued_at=utcnow(), started_at=None,
+                finished_at=None, error_code=None, error_message=None, score=None, letter=None,
+                finding_codes=None, report_path=None, recording_id=None)
+    ).rowcount
+    session.commit()
+    return requeued == 1
+
+
+def pending_count(session: Session, user_id: int) -> int:
+    """How many of the user's uploads are queued or being graded."""
+    return session.scalar(
+        select(func.count(Job.id)).join(Upload, Job.upload_id == Upload.id)
+        .where(Upload.user_id == user_id, Job.state.in_(("queued", "running")))
+    ) or 0
+
+
+def next_queued(session: Session) -> int | None:
+    """The queued job to grade next: the oldest of the rep served least recently.
+
+    Round-robin over reps, so one rep's dozen uploads do not hold everyone else's back.
+    """
+    heads = session.execute(
+        select(Upload.user_id, func.min(Job.id)).join(Upload, Job.upload_id == Upload.id)
+        .where(Job.state == "queued").group_by(Upload.user_id)
+    ).all()
+    if len(heads) <= 1:
+        return heads[0][1] if heads else None
+    last_served = dict(session.execute(
+        select(Upload.user_id, func.max(Job.started_at)).join(Upload, Job.upload_id == Upload.id)
+        .where(Upload.user_id.in_([user_id for user_id, _ in heads]), Job.started_at.is_not(None))
+        .group_by(Upload.user_id)
+    ).all())
+    return min(heads, key=lambda head: (last_served.get(head[0]) or datetime.min, head[1]))[1]
+
+
 def claim_next(sessions: sessionmaker, worker_id: str) -> int | None:
-    """Atomically move the oldest queued job to 'running' for ``worker_id``; its id, or None."""
+    """Atomically move the next queued job (:func:`next_queued`) to 'running' for ``worker_id``.
+
+    Returns its id, or None when nothing is queued.
+    """
     with sessions() as s:
         while True:
-            job_id = s.scalar(select(Job.id).where(Job.state == "queued").order_by(Job.id).limit(1))
+            job_id = next_queued(s)
             if job_id is None:
                 return None
             claimed = s.execute(
@@ -73,10 +117,24 @@ def report_html_path(data_dir: Path, upload_id: int) -> Path:
 
 
 def queue_position(session: Session, job: Job) -> int:
-    """How many queued or running jobs are ahead of ``job``."""
-    return session.scalar(
-        select(func.count(Job.id)).where(Job.state.in_(("queued", "running")), Job.id < job.id)
+    """About how many jobs will be graded before ``job``: the running ones, then round-robin.
+
+    Ahead of it are its rep's older queued jobs and, from every other rep, as many queued
+    jobs as that (one more from a rep whose oldest was queued before it).
+    """
+    running = session.scalar(select(func.count(Job.id)).where(Job.state == "running")) or 0
+    user_id = session.scalar(select(Upload.user_id).where(Upload.id == job.upload_id))
+    queued = session.execute(
+        select(Upload.user_id, func.count(Job.id), func.min(Job.id)).join(Upload, Job.upload_id == Upload.id)
+        .where(Job.state == "queued").group_by(Upload.user_id)
+    ).all()
+    mine_ahead = session.scalar(
+        select(func.count(Job.id)).join(Upload, Job.upload_id == Upload.id)
+        .where(Upload.user_id == user_id, Job.state == "queued", Job.id < job.id)
     ) or 0
+    others = sum(min(count, mine_ahead + (first_id < job.id))
+                 for other, count, first_id in queued if other != user_id)
+    return running + mine_ahead + others
 
 
 class Worker:
@@ -180,7 +238,7 @@ class Worker:
         try:
             from ..render.html import write_report_html
 
-            write_report_html(report, report_html_path(self.data_dir, upload_id), audio_path)
+            make_private(write_report_html(report, report_html_path(self.data_dir, upload_id), audio_path))
         except Exception:  # a derived page: the report page renders it on demand instead
             log.exception("HTML report for upload %s not written", upload_id)
 

@@ -5,6 +5,9 @@ Layout under the data dir::
     uploads/<sha256[:2]>/<sha256>.<ext>   the audio, named by the hash of its bytes
     reports/<upload id>.json              the JSON report of each graded upload
     tmp/                                  uploads in flight (same file system, so moves are atomic)
+    serve.lock                            held by the one server using this data dir
+
+Folders are created 0700 and files 0600: they hold password hashes, recordings and transcripts.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import filetype
 
@@ -26,6 +30,16 @@ from ..fileio import write_atomic
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB: ~10 min of 16 kHz 16-bit WAV, hours of opus
 SNIFF_BYTES = 8192
 COPY_CHUNK_BYTES = 1 << 20
+# Uploads decoded as a check at the same time, per process. One check costs at most what
+# audio.load holds for max_duration_s (blocks plus the 16 kHz mono output, ~40 MB at 600 s),
+# so concurrent uploads wait here instead of multiplying that.
+VALIDATION_SLOTS = 2
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+SUBDIRS = ("uploads", "reports", "tmp")
+LOCK_NAME = "serve.lock"
+
+_validation_slots = threading.BoundedSemaphore(VALIDATION_SLOTS)
 
 # Sniffed MIME type -> stored extension. Browsers' MediaRecorder writes webm
 # (Chromium, Firefox) or mp4 (Safari), which `filetype` calls video/*; the
@@ -67,9 +81,78 @@ class StoredAudio:
     duration_s: float
 
 
-def ensure_layout(data_dir: Path) -> None:
-    for sub in ("uploads", "reports", "tmp"):
-        (data_dir / sub).mkdir(parents=True, exist_ok=True)
+class DataDirInUse(VmgradeError):
+    """Another server holds the data dir's lock."""
+
+    code = "data_dir_in_use"
+
+
+def ensure_layout(data_dir: Path, *, private_files: tuple[str, ...] = ()) -> None:
+    """Create the data dir's folders, private to this user (0700), and make ``private_files`` 0600.
+
+    Parameters
+    ----------
+    data_dir : Path
+        Created 0700 when missing; an existing one keeps its mode (it may be shared).
+    private_files : tuple of str
+        Names in ``data_dir`` (the SQLite database) to create empty if missing and make 0600.
+    """
+    data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    for sub in SUBDIRS:
+        folder = data_dir / sub
+        folder.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        _chmod(folder, PRIVATE_DIR_MODE)  # a folder made by an older version
+    for name in private_files:
+        path = data_dir / name
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+        _chmod(path, PRIVATE_FILE_MODE)
+
+
+def clean_tmp(data_dir: Path) -> int:
+    """Remove what a killed server left in ``tmp/`` and half-written reports; how many files.
+
+    Call it only while holding :func:`lock_data_dir`'s lock (no upload is in flight then).
+    """
+    leftovers = [p for p in (data_dir / "tmp").iterdir() if p.is_file() or p.is_symlink()]
+    leftovers += list((data_dir / "reports").glob(".*.tmp"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)
+
+
+def lock_data_dir(data_dir: Path) -> IO | None:
+    """Hold the data dir's lock file for as long as the returned handle is open.
+
+    One server per data dir: a second one would requeue the first one's running job and
+    grade it twice. None where the platform has no advisory lock (Windows).
+
+    Raises
+    ------
+    DataDirInUse
+        Another process holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: one server per data dir is then up to the user
+        return None
+    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+    handle = os.fdopen(fd, "r+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        raise DataDirInUse(f"{data_dir}: another vmgrade serve is using this data dir; stop it "
+                           "or give this one another --data-dir") from exc
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")  # for people: who holds it
+    handle.flush()
+    return handle
+
+
+def unlock_data_dir(handle: IO | None) -> None:
+    """Release :func:`lock_data_dir`'s lock."""
+    if handle is not None:
+        handle.close()  # closing releases the flock
 
 
 def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
@@ -121,22 +204,38 @@ def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
             seen = f" (its bytes look like {kind.mime})" if kind else ""
             raise UploadError(f"{display}: not an audio file{seen}; upload {ACCEPTED_NAMES}",
                               code="not_audio", status=415)
-        try:
-            audio = load(tmp, max_duration_s=max_duration_s)
-        except AudioError as exc:
-            message = exc.message.replace(str(tmp), display).replace(" (raise it with --max-duration)", "")
-            raise UploadError(message, code=exc.code, status=415 if exc.code == "not_audio" else 422) from exc
+        duration_s = _check_audio(tmp, display, max_duration_s)
         sha = digest.hexdigest()
         relpath = f"uploads/{sha[:2]}/{sha}.{ACCEPTED_TYPES[media_type]}"
         final = data_dir / relpath
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         if final.exists():  # same bytes already stored: content addressing makes this one copy
             tmp.unlink()
         else:
             os.replace(tmp, final)
-        return StoredAudio(sha, relpath, media_type, size, round(audio.duration_s, 3))
+        return StoredAudio(sha, relpath, media_type, size, duration_s)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _check_audio(path: Path, display: str, max_duration_s: float) -> float:
+    """Decode ``path`` as :func:`vmgrade.audio.load` does; its duration in seconds, rounded to ms.
+
+    audio.load refuses a declared duration over the limit before decoding and decodes in
+    bounded blocks; at most :data:`VALIDATION_SLOTS` checks run at once, so the memory of
+    N concurrent uploads stays that of two.
+
+    Raises
+    ------
+    UploadError
+        The decoding problem (415 ``not_audio``, else 422), its message naming ``display``.
+    """
+    with _validation_slots:
+        try:
+            return round(load(path, max_duration_s=max_duration_s).duration_s, 3)
+        except AudioError as exc:
+            message = exc.message.replace(str(path), display).replace(" (raise it with --max-duration)", "")
+            raise UploadError(message, code=exc.code, status=415 if exc.code == "not_audio" else 422) from exc
 
 
 def format_size(size_bytes: int) -> str:
@@ -163,3 +262,16 @@ def context_key(context: dict[str, str]) -> str:
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON to ``path`` so readers see the old file or the whole new one."""
     write_atomic(path, json.dumps(data, ensure_ascii=False))
+    _chmod(path, PRIVATE_FILE_MODE)
+
+
+def make_private(path: Path) -> None:
+    """Make a file the data dir holds readable by this user only (0600); missing files are skipped."""
+    _chmod(path, PRIVATE_FILE_MODE)
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        os.chmod(path, mode)
+    except OSError:  # gone, or not ours (a shared folder): nothing to protect here
+        pass

@@ -1,7 +1,8 @@
 """The web app's tables, in the history database (they derive from ``vmgrade.store.history.Base``).
 
-Created by the alembic revision ``0002_web`` (``vmgrade/migrations/versions/0002_web.py``);
-keep the two in step (``tests/test_web_api.py`` compares them).
+Created by the alembic revisions ``0002_web`` and ``0003_web_sessions``
+(``vmgrade/store/migrations/versions/``); keep the two in step (``tests/test_web_api.py`` and
+``tests/test_history.py`` compare them).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..store.history import Base
 
 ROLES = ("rep", "trainer")
-JOB_STATES = ("queued", "running", "done", "failed")
 
 
 def utcnow() -> datetime:
@@ -53,6 +53,9 @@ class User(Base):
     team_id: Mapped[int] = mapped_column(ForeignKey("web_teams.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Copied into the session cookie at login; bumping it (logout, password change, disabling)
+    # ends every session of the user, cookies copied elsewhere included.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     team: Mapped[Team] = relationship(back_populates="users", lazy="joined")
 
@@ -96,7 +99,7 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     upload_id: Mapped[int] = mapped_column(ForeignKey("web_uploads.id"), unique=True)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done or failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(100), nullable=True)
     queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -114,7 +117,10 @@ class Job(Base):
 
 
 class LoginFailure(Base):
-    """Failed logins per (username, client address), kept in the DB so a restart forgets nothing."""
+    """Login attempts per (username, client address), kept in the DB so a restart forgets nothing.
+
+    ``ip`` is ``accounts.ANY_ADDRESS`` for the per-account count across all addresses.
+    """
 
     __tablename__ = "web_login_failures"
     __table_args__ = (UniqueConstraint("username", "ip", name="uq_web_login_failure"),)

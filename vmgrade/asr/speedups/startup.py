@@ -21,6 +21,11 @@ from anything vmgrade computes:
   text that cannot hold a special token.
 
 ``bench/goals.py --cold`` measures the cold start.
+
+vmgrade patches whisper's internals (here, in the other speedups and in
+:mod:`vmgrade.asr.transcribe`), so :func:`import_whisper` first checks that
+the installed openai-whisper is the release they were written for,
+:data:`WHISPER_VERSION`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,14 @@ import os
 import sys
 import types
 from collections.abc import Iterator
+from importlib import metadata
+
+from ...errors import ModelError
+
+# The openai-whisper release whose internals vmgrade patches; any other fails with WHISPER_FIX.
+WHISPER_VERSION = "20250625"
+WHISPER_DIST = "openai-whisper"
+WHISPER_FIX = f"pip install --no-deps {WHISPER_DIST}=={WHISPER_VERSION}"
 
 
 @contextlib.contextmanager
@@ -80,6 +93,29 @@ def skip_special_token_scan(encoding) -> None:
     encoding._vmgrade_plain_encode = True
 
 
+def check_whisper_version() -> None:
+    """Raise unless the installed openai-whisper is :data:`WHISPER_VERSION`.
+
+    Raises
+    ------
+    ModelError
+        ``engine_not_installed`` when openai-whisper is not installed,
+        ``engine_version_mismatch`` for another release; the message names the fix.
+    """
+    try:
+        installed = metadata.version(WHISPER_DIST)
+    except metadata.PackageNotFoundError:
+        raise ModelError(
+            f"{WHISPER_DIST} is not installed. Fix: {WHISPER_FIX}", code="engine_not_installed"
+        ) from None
+    if installed != WHISPER_VERSION:
+        raise ModelError(
+            f"{WHISPER_DIST} {installed} is installed, but vmgrade patches the internals of "
+            f"{WHISPER_VERSION} and needs exactly that release. Fix: {WHISPER_FIX}",
+            code="engine_version_mismatch",
+        )
+
+
 def import_whisper():
     """Import openai-whisper; numba only if something other than its ``@numba.jit`` needs it.
 
@@ -88,7 +124,14 @@ def import_whisper():
     attribute imports the real numba. Afterwards the stand-in is gone, so a
     later ``import numba`` (librosa's, say) gets the real one. Where numba
     or whisper is already imported this is a plain import.
+
+    Raises
+    ------
+    ModelError
+        When the installed openai-whisper is not :data:`WHISPER_VERSION`
+        (see :func:`check_whisper_version`).
     """
+    check_whisper_version()
     if "whisper" not in sys.modules and "numba" not in sys.modules:
         stand_in = _DeferredNumba()
         sys.modules["numba"] = stand_in

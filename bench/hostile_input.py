@@ -1,0 +1,222 @@
+"""Cost of hostile audio: peak RSS and time until ``audio.load`` refuses it.
+
+Goal (issue 17): any input costs at most ``GOAL_RSS_MB`` of peak RSS and
+``GOAL_S`` seconds before its error.  Each bomb is built in a temp dir, in
+chunks, and loaded in a fresh child process that reports its own peak RSS
+(``VmHWM`` from /proc, else ``resource.getrusage``), so one bomb's memory cannot hide another's.
+
+Bombs:
+
+* ``flac_10h_8ch``: 10 h of 8-channel 8 kHz silence, FLAC (~2 MB on disk).
+* ``flac_10h_8ch_no_length``: the same with STREAMINFO's total-samples field
+  zeroed ("unknown"), so only the decoder's own cap can stop it.
+* ``wav_unknown_length``: 30 min of 8 kHz mono WAV whose data chunk declares
+  0xFFFFFFFF bytes (a streaming writer's "unknown").
+* ``wav_short_header``: 30 min of WAV whose data chunk declares 2 s.
+* ``mp3_chained`` / ``ogg_chained`` / ``aac_adts_chained``: one short silent
+  encoding repeated to 10 h (each copy's header states the short length;
+  ADTS has none and goes through PyAV).
+
+Run: ``python bench/hostile_input.py [--max-duration 600] [--only NAME]``.
+
+Result (2 shared cores, limit 600 s; before the fix ``flac_10h_8ch`` took
+8.8 GB and 51 s; the test's 2-h version 1.8 GB)::
+
+    bomb                          size error         time s  peak MB  base MB  goal
+    flac_10h_8ch                 2.4MB too_long        0.01       54       53  met
+    flac_10h_8ch_no_length       2.4MB too_long        0.73       98       53  met
+    wav_unknown_length          28.8MB too_long        0.00       54       53  met
+    wav_short_header            28.8MB None            0.03       58       53  met
+    mp3_chained                 37.6MB silent          0.03       60       54  met
+    ogg_chained                 12.0MB silent          0.01       60       53  met
+    aac_adts_chained             6.3MB too_long        0.01       64       64  met
+
+``wav_short_header``, ``mp3_chained`` and ``ogg_chained`` decode only what
+their header declares (2 s, the first 10-s copy), so they cost nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_RSS_MB = 800.0
+GOAL_S = 20.0
+CHUNK_S = 60  # seconds of audio written per call, so building a bomb stays small in memory
+
+# The child: import what decoding needs (the baseline), then load and report.
+_CHILD = r"""
+import json, resource, sys, time
+import numpy, soundfile, soxr
+try:
+    import av  # noqa: F401
+except ImportError:
+    pass
+from vmgrade.audio import load
+from vmgrade.errors import VmgradeError
+def peak_mb():
+    # VmHWM: this process's own peak. ru_maxrss carries the parent's peak across fork and exec
+    # (Linux), so under a test runner holding a model it would report the runner.
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base_mb = peak_mb()
+t0 = time.perf_counter()
+try:
+    audio = load(sys.argv[1], max_duration_s=float(sys.argv[2]))
+    code, detail = None, f"decoded {audio.duration_s:.1f} s"
+except VmgradeError as exc:
+    code, detail = exc.code, exc.message
+seconds = time.perf_counter() - t0
+print(json.dumps({"code": code, "detail": detail, "seconds": seconds, "peak_rss_mb": peak_mb(),
+                  "baseline_rss_mb": base_mb}))
+"""
+
+
+def measure(path: str | os.PathLike, max_duration_s: float = 600.0, timeout_s: float = 300.0) -> dict:
+    """Load ``path`` in a fresh process; its error code, seconds and peak RSS (MB)."""
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path}
+    out = subprocess.run([sys.executable, "-c", _CHILD, os.fspath(path), str(max_duration_s)],
+                         capture_output=True, text=True, env=env, timeout=timeout_s)
+    if out.returncode != 0:
+        return {"code": f"crashed (exit {out.returncode})", "detail": out.stderr.strip()[-300:],
+                "seconds": float("nan"), "peak_rss_mb": float("nan"), "baseline_rss_mb": float("nan")}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------
+# Bombs
+# --------------------------------------------------------------------------
+
+
+def flac_silence(path: Path, seconds: float, channels: int = 8, sr: int = 8000,
+                 declared_frames: int | None = None) -> Path:
+    """Silence as FLAC, written ``CHUNK_S`` at a time; ``declared_frames`` rewrites STREAMINFO's length."""
+    import soundfile as sf
+
+    block = np.zeros((CHUNK_S * sr, channels), np.int16)
+    left = int(seconds * sr)
+    with sf.SoundFile(str(path), "w", samplerate=sr, channels=channels, format="FLAC", subtype="PCM_16") as f:
+        while left > 0:
+            f.write(block[: min(left, len(block))])
+            left -= len(block)
+    if declared_frames is not None:
+        _set_flac_total_samples(path, declared_frames)
+    return path
+
+
+def _set_flac_total_samples(path: Path, frames: int) -> None:
+    """Overwrite the 36-bit total-samples field of STREAMINFO (0 means unknown)."""
+    with open(path, "r+b") as f:
+        head = f.read(26)
+        assert head[:4] == b"fLaC" and head[4] & 0x7F == 0, "STREAMINFO must be the first block"
+        word = int.from_bytes(head[18:26], "big")  # sample rate, channels, bits, total samples
+        word = (word & ~((1 << 36) - 1)) | (frames & ((1 << 36) - 1))
+        f.seek(18)
+        f.write(word.to_bytes(8, "big"))
+
+
+def wav_declaring(path: Path, seconds: float, declared_bytes: int, sr: int = 8000) -> Path:
+    """A 16-bit mono WAV of quiet noise whose RIFF and data sizes say ``declared_bytes``."""
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + min(declared_bytes + 36, 0xFFFFFFFF).to_bytes(4, "little") + b"WAVE")
+        f.write(b"fmt " + (16).to_bytes(4, "little"))
+        f.write((1).to_bytes(2, "little") + (1).to_bytes(2, "little") + sr.to_bytes(4, "little")
+                + (2 * sr).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little"))
+        f.write(b"data" + declared_bytes.to_bytes(4, "little"))
+        left = int(seconds * sr)
+        while left > 0:
+            n = min(left, CHUNK_S * sr)
+            f.write(rng.integers(-300, 300, n, dtype=np.int16).tobytes())
+            left -= n
+    return path
+
+
+def chained(path: Path, seconds: float, write_unit: Callable[[Path], None], unit_s: float = 10.0) -> Path:
+    """``write_unit`` encodes ``unit_s`` of silence; its bytes are repeated to ``seconds``."""
+    unit = path.with_name("unit" + path.suffix)
+    write_unit(unit)
+    data = unit.read_bytes()
+    unit.unlink()
+    with open(path, "wb") as f:
+        for _ in range(int(seconds / unit_s)):
+            f.write(data)
+    return path
+
+
+def _sf_unit(fmt: str, subtype: str | None = None, sr: int = 8000, unit_s: float = 10.0):
+    def write(path: Path) -> None:
+        import soundfile as sf
+
+        sf.write(str(path), np.zeros(int(unit_s * sr), np.float32), sr, format=fmt, subtype=subtype)
+    return write
+
+
+def _adts_unit(path: Path, sr: int = 16000, unit_s: float = 10.0) -> None:
+    import av
+
+    x = np.zeros((1, int(unit_s * sr)), np.float32)
+    with av.open(str(path), "w", format="adts") as out:
+        stream = out.add_stream("aac", rate=sr)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(x, format="flt", layout="mono")
+        frame.sample_rate = sr
+        fmt = stream.codec_context.format.name
+        for f in av.AudioResampler(format=fmt, layout="mono", rate=sr).resample(frame):
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+HOUR_S = 3600.0
+BOMBS: dict[str, Callable[[Path], Path]] = {
+    "flac_10h_8ch": lambda d: flac_silence(d / "a.flac", 10 * HOUR_S),
+    "flac_10h_8ch_no_length": lambda d: flac_silence(d / "b.flac", 10 * HOUR_S, declared_frames=0),
+    "wav_unknown_length": lambda d: wav_declaring(d / "c.wav", 0.5 * HOUR_S, 0xFFFFFFFF),
+    "wav_short_header": lambda d: wav_declaring(d / "d.wav", 0.5 * HOUR_S, 2 * 8000 * 2),
+    "mp3_chained": lambda d: chained(d / "e.mp3", 10 * HOUR_S, _sf_unit("MP3")),
+    "ogg_chained": lambda d: chained(d / "f.ogg", 10 * HOUR_S, _sf_unit("OGG", "VORBIS")),
+    "aac_adts_chained": lambda d: chained(d / "g.aac", 10 * HOUR_S, _adts_unit),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--max-duration", type=float, default=600.0, help="the limit passed to load (s)")
+    ap.add_argument("--only", action="append", choices=sorted(BOMBS), help="run only this bomb (repeat)")
+    args = ap.parse_args()
+    failed = 0
+    print(f"{'bomb':<24} {'size':>9} {'error':<12} {'time s':>7} {'peak MB':>8} {'base MB':>8}  goal")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only or BOMBS:
+            try:
+                path = BOMBS[name](Path(tmp))
+            except Exception as exc:  # an encoder missing from this build
+                print(f"{name:<24} skipped: cannot build it here ({exc})")
+                continue
+            r = measure(path, args.max_duration)
+            ok = r["seconds"] <= GOAL_S and r["peak_rss_mb"] <= GOAL_RSS_MB
+            failed += not ok
+            print(f"{name:<24} {path.stat().st_size / 1e6:>7.1f}MB {str(r['code']):<12} {r['seconds']:>7.2f} "
+                  f"{r['peak_rss_mb']:>8.0f} {r['baseline_rss_mb']:>8.0f}  {'met' if ok else 'MISSED'}")
+            path.unlink()
+    print(f"\ngoal: <= {GOAL_RSS_MB:.0f} MB peak RSS and <= {GOAL_S:.0f} s to the error, every bomb")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""Request dependencies: settings, the database session, the logged-in user, CSRF checks.
+
+Everything is read from ``request.app.state``, which :func:`vmgrade.web.app.create_app`
+fills in (``settings``, ``sessions``, ``worker``, ``templates``), so the routes are plain
+module-level functions and one process may hold several apps.
+
+Access rules: anonymous page requests raise :class:`LoginRequired` (answered with a
+redirect to /login), API calls get 401. CSRF: a random per-session token; every POST
+form carries it as ``csrf_token``, every state-changing API call as ``X-CSRF-Token``.
+"""
+
+import hmac
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Form, Header, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from .accounts import revoke_sessions
+from .jobs import Worker
+from .tables import User
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the routes need to know of :func:`vmgrade.web.app.create_app`'s arguments.
+
+    Attributes
+    ----------
+    data_dir : Path
+        Uploads, reports and (by default) the database.
+    max_upload_bytes : int
+        Largest upload accepted, bytes.
+    max_duration_s : float
+        Longest recording accepted, seconds.
+    https_only : bool
+        Whether the session cookie is marked Secure.
+    max_queued_per_user : int
+        Most recordings one user may have waiting to be graded (queued or running).
+    """
+
+    data_dir: Path
+    max_upload_bytes: int
+    max_duration_s: float
+    https_only: bool
+    max_queued_per_user: int = 10
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; answered with a redirect to /login."""
+
+
+# ---------------------------------------------------------------- app state
+
+def get_settings(request: Request) -> Settings:
+    """The app's :class:`Settings`."""
+    return request.app.state.settings
+
+
+def get_worker(request: Request) -> Worker:
+    """The app's grading worker (routes wake it after queueing a job)."""
+    return request.app.state.worker
+
+
+def db(request: Request) -> Iterator[Session]:
+    """A database session for the request, closed after the response."""
+    with request.app.state.sessions() as s:
+        yield s
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]
+GradingWorker = Annotated[Worker, Depends(get_worker)]
+DB = Annotated[Session, Depends(db)]
+
+
+# ---------------------------------------------------------------- users
+
+def session_user(request: Request, s: DB) -> User | None:
+    """The logged-in, active user, or None; also kept as ``request.state.user`` for templates."""
+    uid = request.session.get("uid")
+    user = s.get(User, uid) if isinstance(uid, int) else None
+    # A cookie from before the last logout, password change or disabling carries an old version.
+    if user is None or not user.active or request.session.get("sv") != user.session_version:
+        return None
+    request.state.user = user
+    return user
+
+
+def page_user(user: Annotated[User | None, Depends(session_user)]) -> User:
+    """The logged-in user of a page; anonymous visitors are sent to /login."""
+    if user is None:
+        raise LoginRequired()
+    return user
+
+
+def api_user(user: Annotated[User | None, Depends(session_user)]) -> User:
+    """The logged-in user of an API call; anonymous calls get 401."""
+    if user is None:
+        raise HTTPException(401, "not logged in: POST /api/login first",
+                            headers={"WWW-Authenticate": 'Cookie realm="vmgrade"'})
+    return user
+
+
+PageUser = Annotated[User, Depends(page_user)]
+ApiUser = Annotated[User, Depends(api_user)]
+
+
+# ---------------------------------------------------------------- CSRF and the session
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, created on first use."""
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_ok(request: Request, token: str | None) -> bool:
+    """Whether ``token`` is the session's CSRF token (compared in constant time)."""
+    expected = request.session.get("csrf")
+    return bool(expected and token) and hmac.compare_digest(str(expected), str(token))
+
+
+def api_csrf(request: Request, x_csrf_token: Annotated[str | None, Header(
+        description="the session's CSRF token, from GET /api/csrf or POST /api/login")] = None) -> None:
+    """Refuse (403) a state-changing API call without the session's ``X-CSRF-Token`` header."""
+    if not csrf_ok(request, x_csrf_token):
+        raise HTTPException(403, "missing or wrong X-CSRF-Token header (GET /api/csrf)")
+
+
+def check_form_csrf(request: Request, token: str | None) -> None:
+    """Refuse (403) a form post whose ``csrf_token`` field is not the session's."""
+    if not csrf_ok(request, token):
+        raise HTTPException(403, "form expired or forged (CSRF token mismatch): "
+                                 "reload the page and retry")
+
+
+def start_session(request: Request, user: User) -> str:
+    """Log ``user`` in with a fresh session (and CSRF token), so no pre-login state carries over."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["sv"] = user.session_version
+    return csrf_token(request)
+
+
+def end_session(request: Request, s: Session) -> None:
+    """Log out: end every session of the logged-in user server-side, then clear this cookie.
+
+    A copy of the cookie taken before (another tab, device or a thief) stops working too.
+    """
+    user = session_user(request, s)
+    if user is not None:
+        revoke_sessions(s, user.id)
+    request.session.clear()
+
+
+def client_ip(request: Request) -> str:
+    """The peer's address (the login lockout counts failures per user and address).
+
+    uvicorn puts a proxy's ``X-Forwarded-For`` here only for the proxies named with
+    ``vmgrade serve --forwarded-allow-ips``.
+    """
+    return request.client.host if request.client else "unknown"
+
+
+# ---------------------------------------------------------------- forms and pages
+
+def context_form(caller_name: Annotated[str, Form()] = "", company: Annotated[str, Form()] = "",
+                 callback_number: Annotated[str, Form()] = "", prospect_name: Annotated[str, Form()] = "",
+                 prospect_company: Annotated[str, Form()] = "") -> dict[str, str]:
+    """The optional call-context form fields."""
+    return dict(caller_name=caller_name, company=company, callback_number=callback_number,
+                prospect_name=prospect_name, prospect_company=prospect_company)
+
+
+def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
+    """Render template ``name`` with the user (unless given) and the CSRF token for its forms."""
+    context.setdefault("user", getattr(request.state, "user", None))
+    context["csrf_token"] = csrf_token(request)
+    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)

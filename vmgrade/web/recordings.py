@@ -1,0 +1,206 @@
+"""Recordings as the routes see them: who may see which, upload intake, reports, team numbers.
+
+A rep sees only their own uploads, a trainer their team's; anything else answers 404
+(not 403, so the ids of others' recordings are not confirmed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import HTTPException, UploadFile
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import dashboard
+from .deps import Settings
+from .jobs import Worker, pending_count, queue_position, requeue_failed
+from .schemas import RecordingOut
+from .storage import UploadError, context_key, receive
+from .tables import Job, Upload, User
+
+if TYPE_CHECKING:
+    from ..compare import Comparison
+
+CONTEXT_FIELDS = ("caller_name", "company", "callback_number", "prospect_name", "prospect_company")
+CONTEXT_MAX_CHARS = 200
+FILENAME_MAX_CHARS = 255  # the column's width; the end of a long name keeps its extension
+MAX_ID = 2**63 - 1  # the database's integer; a larger id in a URL is simply not there
+# Where a missing recording is "found" by the report renderer: a folder never created.
+NO_AUDIO_DIR = Path("tmp") / ".no-audio"
+
+
+def visible_query(user: User) -> Select:
+    """The uploads ``user`` may see, joined to their rep and job."""
+    query = select(Upload).join(Upload.user).join(Upload.job)
+    if user.is_trainer:
+        return query.where(User.team_id == user.team_id)
+    return query.where(Upload.user_id == user.id)
+
+
+def visible(s: Session, user: User, upload_id: int) -> Upload:
+    """Upload ``upload_id`` if ``user`` may see it, else 404."""
+    upload = s.get(Upload, upload_id) if 0 < upload_id <= MAX_ID else None
+    if upload is None or not _may_see(user, upload):
+        raise HTTPException(404, f"no recording {upload_id} that you may see")
+    return upload
+
+
+def upload_context(values: dict[str, str | None]) -> dict[str, str]:
+    """The non-empty call-context fields, stripped; over-long ones raise :class:`UploadError` (400)."""
+    context = {}
+    for name in CONTEXT_FIELDS:
+        value = (values.get(name) or "").strip()
+        if len(value) > CONTEXT_MAX_CHARS:
+            raise UploadError(f"{name.replace('_', ' ')} is over {CONTEXT_MAX_CHARS} characters",
+                              code="bad_context", status=400)
+        if value:
+            context[name] = value
+    return context
+
+
+def accept_upload(s: Session, user: User, file: UploadFile, context: dict[str, str], source: str,
+                  settings: Settings, worker: Worker) -> tuple[Upload, bool]:
+    """Store ``file`` and queue it for grading.
+
+    Returns
+    -------
+    upload : Upload
+    duplicate : bool
+        True when the same rep already uploaded the same audio with the same context
+        (then ``upload`` is that one and nothing new is queued). When that one's grading
+        failed, it is queued again instead (and this is False).
+
+    Raises
+    ------
+    UploadError
+        The file is too large, not audio, or unusable; or the rep already has
+        ``settings.max_queued_per_user`` recordings waiting (429 ``queue_full``).
+    """
+    stored = receive(file.file, settings.data_dir, file.filename or "upload",
+                     max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s)
+    key = context_key(context)
+    existing = _find_upload(s, user.id, stored.sha256, key)
+    if existing is not None and existing.job.state != "failed":
+        return existing, True
+    _check_quota(s, user, settings.max_queued_per_user)
+    if existing is not None:
+        if not requeue_failed(s, existing.job.id):  # another request requeued it just now
+            return existing, True
+        s.refresh(existing.job)
+        worker.wake()
+        return existing, False
+    filename = os.path.basename(file.filename or "")[-FILENAME_MAX_CHARS:] \
+        or f"recording.{stored.relpath.rsplit('.', 1)[1]}"
+    upload = Upload(user_id=user.id, sha256=stored.sha256, stored_path=stored.relpath, filename=filename,
+                    media_type=stored.media_type, size_bytes=stored.size_bytes,
+                    duration_s=stored.duration_s, source=source, context=context, context_key=key)
+    upload.job = Job(state="queued", attempts=0)
+    s.add(upload)
+    try:
+        s.commit()
+    except IntegrityError:  # the same upload raced in from a retried request
+        s.rollback()
+        existing = _find_upload(s, user.id, stored.sha256, key)
+        if existing is None:
+            raise
+        return existing, True
+    worker.wake()
+    return upload, False
+
+
+def recording_out(s: Session, upload: Upload, duplicate: bool = False) -> RecordingOut:
+    """The API's view of an upload and its job."""
+    job = upload.job
+    return RecordingOut(
+        id=upload.id, rep=upload.user.username, filename=upload.filename, source=upload.source,
+        media_type=upload.media_type, size_bytes=upload.size_bytes, duration_s=upload.duration_s,
+        context=upload.context or {}, created_at=upload.created_at, state=job.state,
+        queue_position=queue_position(s, job) if job.state == "queued" else None,
+        score=job.score, grade=job.letter, error_code=job.error_code, error=job.error_message,
+        started_at=job.started_at, finished_at=job.finished_at,
+        report_url=f"/recordings/{upload.id}/report" if job.state == "done" else None,
+        page_url=f"/recordings/{upload.id}", duplicate=duplicate,
+    )
+
+
+def load_report(upload: Upload, data_dir: Path) -> dict:
+    """The upload's JSON report; 409 while it is not graded, 404 when its file is gone or damaged."""
+    job = upload.job
+    if job.state != "done" or not job.report_path:
+        raise HTTPException(409, f"recording {upload.id} is {job.state}, not graded yet")
+    try:
+        with open(data_dir / job.report_path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise HTTPException(404, f"the report of recording {upload.id} is missing or damaged; "
+                                 "upload the recording again") from exc
+
+
+def audio_path(upload: Upload, data_dir: Path) -> Path | None:
+    """The stored audio of an upload, or None when the file is gone."""
+    path = data_dir / upload.stored_path
+    return path if path.is_file() else None
+
+
+def without_audio(report: dict, data_dir: Path) -> dict:
+    """``report`` with its ``file`` pointing nowhere, so the renderer draws it without audio.
+
+    (It would otherwise look the rep's file name up relative to the server's working folder.)
+    """
+    name = Path(str(report.get("file") or "recording")).name
+    return {**report, "file": str(data_dir / NO_AUDIO_DIR / name)}
+
+
+def team_overview(s: Session, user: User) -> tuple[list[dashboard.RepSummary], list[tuple[str, int]]]:
+    """Per-rep summaries of the trainer's team (every rep, graded or not) and its common findings."""
+    team_users = s.scalars(select(User).where(User.team_id == user.team_id).order_by(User.username)).all()
+    rows = s.scalars(visible_query(user).where(Job.state == "done")
+                     .order_by(Upload.created_at, Upload.id)).all()
+    reps = {u.username: dashboard.RepSummary(u.username) for u in team_users if u.role == "rep"}
+    for upload in rows:
+        rep = reps.setdefault(upload.user.username, dashboard.RepSummary(upload.user.username))
+        rep.points.append(dashboard.Point(upload.created_at, upload.job.score or 0.0, upload.filename))
+        rep.letter = upload.job.letter
+    findings = dashboard.common_findings([u.job.finding_codes or [] for u in rows])
+    return list(reps.values()), findings
+
+
+def comparison_for(s: Session, user: User, ids: list[int], data_dir: Path) -> Comparison:
+    """Compare the graded recordings ``ids`` (two or more that ``user`` may see), oldest first."""
+    if len(ids) < 2:
+        raise HTTPException(400, "pick two or more recordings to compare")
+    # Recording order, so two picks read before -> after whatever order they were ticked in.
+    uploads = sorted((visible(s, user, i) for i in dict.fromkeys(ids)),
+                     key=lambda u: (u.created_at, u.id))
+    if len(uploads) < 2:
+        raise HTTPException(400, "pick two or more different recordings to compare")
+    # The stored audio (so the comparison embeds it) and the upload time (its timeline).
+    reports = [{**load_report(u, data_dir), "file": str(data_dir / u.stored_path),
+                "recorded_at": u.created_at.isoformat() + "Z"} for u in uploads]
+    labels = [f"{u.user.username} {u.created_at:%Y-%m-%d %H:%M} #{u.id}" for u in uploads]
+    from ..compare import compare_reports
+
+    return compare_reports(reports, labels)
+
+
+def _check_quota(s: Session, user: User, limit: int) -> None:
+    waiting = pending_count(s, user.id)
+    if waiting >= limit:
+        raise UploadError(f"you have {waiting} recordings waiting to be graded (the limit is {limit}); "
+                          "upload more when they are done", code="queue_full", status=429)
+
+
+def _may_see(user: User, upload: Upload) -> bool:
+    if user.is_trainer:
+        return upload.user.team_id == user.team_id
+    return upload.user_id == user.id
+
+
+def _find_upload(s: Session, user_id: int, sha: str, key: str) -> Upload | None:
+    return s.scalar(select(Upload).where(Upload.user_id == user_id, Upload.sha256 == sha,
+                                         Upload.context_key == key))

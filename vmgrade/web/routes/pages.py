@@ -1,0 +1,201 @@
+"""The server-rendered pages (none in the OpenAPI docs), and the error answers for pages."""
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import accounts, dashboard
+from ..deps import (
+    DB,
+    AppSettings,
+    GradingWorker,
+    LoginRequired,
+    PageUser,
+    check_form_csrf,
+    client_ip,
+    context_form,
+    csrf_ok,
+    end_session,
+    render,
+    start_session,
+)
+from ..jobs import queue_position, report_html_path
+from ..recordings import (
+    accept_upload,
+    audio_path,
+    comparison_for,
+    load_report,
+    team_overview,
+    upload_context,
+    visible,
+    visible_query,
+    without_audio,
+)
+from ..storage import UploadError, make_private
+from ..tables import Job, Upload, User
+
+# The report page (issue 5) is self-contained with inline script and data: media; it may not phone out.
+REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+              "img-src data: blob:; media-src data: blob: 'self'; font-src data:; frame-ancestors 'self'; "
+              "form-action 'none'; base-uri 'none'")
+
+router = APIRouter(include_in_schema=False)
+
+
+# ---------------------------------------------------------------- error answers (registered by the app)
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """HTTP errors: JSON under /api/, the error page everywhere else."""
+    if request.url.path.startswith("/api/"):
+        return await http_exception_handler(request, exc)
+    return render(request, "error.html", exc.status_code, status=exc.status_code, message=exc.detail)
+
+
+async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
+    """Send an anonymous visitor to /login, and back here after it."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+# ---------------------------------------------------------------- pages
+
+@router.get("/favicon.ico")
+def favicon():
+    return Response(status_code=204)  # none: keeps browsers' consoles free of 404s
+
+
+@router.get("/")
+def home(user: PageUser):
+    return RedirectResponse("/team" if user.is_trainer else "/recordings", status_code=303)
+
+
+@router.get("/login")
+def login_page(request: Request, s: DB, next: str = "/"):
+    return render(request, "login.html", next=_safe_next(next), no_users=accounts.count_users(s) == 0,
+                  user=None)
+
+
+@router.post("/login")
+def login_submit(request: Request, s: DB, username: Annotated[str, Form()] = "",
+                 password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+                 next: Annotated[str, Form()] = "/"):
+    if not csrf_ok(request, csrf_token):
+        return render(request, "login.html", 403, next=_safe_next(next), user=None,
+                      error="The form expired. Please try again.")
+    result = accounts.authenticate(s, username, password, client_ip(request))
+    if result.locked_for_s:
+        minutes = max(1, round(result.locked_for_s / 60))
+        return render(request, "login.html", 429, next=_safe_next(next), user=None,
+                      error=f"Too many failed logins. Try again in {minutes} minute(s).")
+    if result.user is None:
+        return render(request, "login.html", 401, next=_safe_next(next), user=None,
+                      error="Wrong username or password.")
+    start_session(request, result.user)
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, s: DB, csrf_token: Annotated[str, Form()] = ""):
+    check_form_csrf(request, csrf_token)
+    end_session(request, s)
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/upload")
+def upload_page(request: Request, user: PageUser):
+    return render(request, "upload.html", values={})
+
+
+@router.post("/upload")
+def upload_submit(request: Request, user: PageUser, s: DB, settings: AppSettings, worker: GradingWorker,
+                  values: Annotated[dict, Depends(context_form)],
+                  file: Annotated[UploadFile | None, File()] = None,
+                  csrf_token: Annotated[str, Form()] = "",
+                  source: Annotated[str, Form()] = "upload"):
+    check_form_csrf(request, csrf_token)
+    if file is None or not file.filename:
+        return render(request, "upload.html", 400, values=values, error="Choose a file to upload.")
+    try:
+        upload, _ = accept_upload(s, user, file, upload_context(values),
+                                  "browser" if source == "browser" else "upload", settings, worker)
+    except UploadError as exc:
+        return render(request, "upload.html", exc.status, values=values, error=exc.message)
+    return RedirectResponse(f"/recordings/{upload.id}", status_code=303)
+
+
+@router.get("/recordings")
+def recordings_page(request: Request, user: PageUser, s: DB, rep: str | None = None):
+    query = visible_query(user).order_by(Upload.created_at, Upload.id)
+    if rep:
+        query = query.where(User.username == rep)
+    uploads = s.scalars(query).all()
+    points = [dashboard.Point(u.created_at, u.job.score, u.filename) for u in uploads
+              if u.job.state == "done" and u.job.score is not None]
+    chart = dashboard.score_chart_svg(points) if (not user.is_trainer or rep) else None
+    return render(request, "recordings.html", uploads=list(reversed(uploads)), chart=chart, rep=rep)
+
+
+@router.get("/recordings/{upload_id}")
+def recording_page(request: Request, upload_id: int, user: PageUser, s: DB):
+    upload = visible(s, user, upload_id)
+    return render(request, "recording.html", upload=upload, job=upload.job,
+                  position=queue_position(s, upload.job) if upload.job.state == "queued" else None)
+
+
+@router.get("/recordings/{upload_id}/report")
+def report_page(upload_id: int, user: PageUser, s: DB, settings: AppSettings):
+    upload = visible(s, user, upload_id)
+    report = load_report(upload, settings.data_dir)
+    cached = report_html_path(settings.data_dir, upload.id)
+    if not cached.exists():  # the worker renders it after grading; this is the fallback
+        from ...errors import VmgradeError
+        from ...render.html import write_report_html
+
+        audio = audio_path(upload, settings.data_dir)
+        try:
+            write_report_html(report if audio else without_audio(report, settings.data_dir), cached, audio)
+        except VmgradeError:  # the stored audio no longer decodes: the page goes without it
+            write_report_html(without_audio(report, settings.data_dir), cached)
+        make_private(cached)
+    return FileResponse(cached, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": REPORT_CSP})
+
+
+@router.get("/recordings/{upload_id}/audio")
+def audio_file(upload_id: int, user: PageUser, s: DB, settings: AppSettings):
+    upload = visible(s, user, upload_id)
+    path = audio_path(upload, settings.data_dir)
+    if path is None:
+        raise HTTPException(404, f"the audio of recording {upload_id} is missing; upload it again")
+    return FileResponse(path, media_type=upload.media_type)
+
+
+@router.get("/team")
+def team_page(request: Request, user: PageUser, s: DB):
+    if not user.is_trainer:
+        raise HTTPException(403, "the team dashboard is for trainers")
+    reps, findings = team_overview(s, user)
+    latest = s.scalars(visible_query(user).where(Job.state.in_(("done", "failed")))
+                       .order_by(Upload.created_at.desc(), Upload.id.desc()).limit(50)).all()
+    return render(request, "team.html", reps=reps, findings=findings, latest=latest,
+                  sparkline=dashboard.sparkline_svg)
+
+
+@router.get("/compare")
+def compare_page(user: PageUser, s: DB, settings: AppSettings,
+                 ids: Annotated[list[int], Query()] = ()):  # noqa: B008
+    from ...render.html import render_comparison_html
+
+    return HTMLResponse(render_comparison_html(comparison_for(s, user, list(ids), settings.data_dir)),
+                        headers={"Content-Security-Policy": REPORT_CSP})
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a login to another host."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
