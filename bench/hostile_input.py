@@ -17,7 +17,9 @@ Bombs:
   encoding repeated to 10 h (each copy's header states the short length;
   ADTS has none and goes through PyAV).
 
-Run: ``python bench/hostile_input.py [--max-duration 600] [--only NAME]``.
+Run: ``python bench/hostile_input.py [--max-duration 600] [--only NAME] [--web N]``; with
+``--web N`` each bomb is uploaded N times at once to a fresh web app (no grading worker), so
+the figure is the server's peak while it validates the uploads.
 
 Result (2 shared cores, limit 600 s; before the fix ``flac_10h_8ch`` took
 8.8 GB and 51 s; the test's 2-h version 1.8 GB)::
@@ -53,16 +55,9 @@ GOAL_RSS_MB = 800.0
 GOAL_S = 20.0
 CHUNK_S = 60  # seconds of audio written per call, so building a bomb stays small in memory
 
-# The child: import what decoding needs (the baseline), then load and report.
-_CHILD = r"""
-import json, resource, sys, time
-import numpy, soundfile, soxr
-try:
-    import av  # noqa: F401
-except ImportError:
-    pass
-from vmgrade.audio import load
-from vmgrade.errors import VmgradeError
+# Both children report their own peak RSS with this.
+_PEAK = r"""
+import resource
 def peak_mb():
     # VmHWM: this process's own peak. ru_maxrss carries the parent's peak across fork and exec
     # (Linux), so under a test runner holding a model it would report the runner.
@@ -71,6 +66,18 @@ def peak_mb():
             return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+# The child: import what decoding needs (the baseline), then load and report.
+_CHILD = _PEAK + r"""
+import json, sys, time
+import numpy, soundfile, soxr
+try:
+    import av  # noqa: F401
+except ImportError:
+    pass
+from vmgrade.audio import load
+from vmgrade.errors import VmgradeError
 base_mb = peak_mb()
 t0 = time.perf_counter()
 try:
@@ -84,12 +91,52 @@ print(json.dumps({"code": code, "detail": detail, "seconds": seconds, "peak_rss_
 """
 
 
-def measure(path: str | os.PathLike, max_duration_s: float = 600.0, timeout_s: float = 300.0) -> dict:
-    """Load ``path`` in a fresh process; its error code, seconds and peak RSS (MB)."""
+# The web child: a real app (no grading worker) and a logged-in rep who uploads the same
+# file from ``uploads`` threads at once; the server's validation is what is measured.
+_WEB_CHILD = _PEAK + r"""
+import json, sys, tempfile, threading, time
+from pathlib import Path
+from fastapi.testclient import TestClient
+from vmgrade.web.accounts import add_user
+from vmgrade.web.app import create_app
+app = create_app(Path(tempfile.mkdtemp()) / "data", secret_key="bench", start_worker=False,
+                 max_duration_s=float(sys.argv[2]))
+with app.state.sessions() as session:
+    add_user(session, "rep", "a long enough password", "rep", "east")
+client = TestClient(app)
+token = client.get("/api/csrf").json()["csrf_token"]
+token = client.post("/api/login", json={"username": "rep", "password": "a long enough password"},
+                    headers={"X-CSRF-Token": token}).json()["csrf_token"]
+answers = []
+def upload():
+    with open(sys.argv[1], "rb") as f:
+        r = client.post("/api/uploads", files={"file": ("bomb", f, "application/octet-stream")},
+                        headers={"X-CSRF-Token": token})
+    answers.append(f"{r.status_code} {r.json().get('code')}")
+base_mb = peak_mb()
+t0 = time.perf_counter()
+threads = [threading.Thread(target=upload) for _ in range(int(sys.argv[3]))]
+for t in threads: t.start()
+for t in threads: t.join()
+codes = sorted(set(a.split()[1] for a in answers))
+print(json.dumps({"code": codes[0] if len(codes) == 1 else ",".join(codes), "detail": "; ".join(answers),
+                  "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_mb(), "baseline_rss_mb": base_mb}))
+"""
+
+
+def measure(path: str | os.PathLike, max_duration_s: float = 600.0, timeout_s: float = 300.0,
+            web_uploads: int = 0) -> dict:
+    """Load ``path`` in a fresh process; its error code, seconds and peak RSS (MB).
+
+    With ``web_uploads`` > 0, upload it that many times at once to a fresh web app
+    instead (the server's own validation), and report the web answer's code.
+    """
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path}
-    out = subprocess.run([sys.executable, "-c", _CHILD, os.fspath(path), str(max_duration_s)],
-                         capture_output=True, text=True, env=env, timeout=timeout_s)
+    child = [_WEB_CHILD, os.fspath(path), str(max_duration_s), str(web_uploads)] if web_uploads else \
+        [_CHILD, os.fspath(path), str(max_duration_s)]
+    out = subprocess.run([sys.executable, "-c", *child], capture_output=True, text=True, env=env,
+                         timeout=timeout_s)
     if out.returncode != 0:
         return {"code": f"crashed (exit {out.returncode})", "detail": out.stderr.strip()[-300:],
                 "seconds": float("nan"), "peak_rss_mb": float("nan"), "baseline_rss_mb": float("nan")}
@@ -198,6 +245,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--max-duration", type=float, default=600.0, help="the limit passed to load (s)")
     ap.add_argument("--only", action="append", choices=sorted(BOMBS), help="run only this bomb (repeat)")
+    ap.add_argument("--web", type=int, default=0, metavar="N",
+                    help="upload each bomb N times at once to a fresh web app instead of loading it")
     args = ap.parse_args()
     failed = 0
     print(f"{'bomb':<24} {'size':>9} {'error':<12} {'time s':>7} {'peak MB':>8} {'base MB':>8}  goal")
@@ -208,7 +257,7 @@ def main() -> int:
             except Exception as exc:  # an encoder missing from this build
                 print(f"{name:<24} skipped: cannot build it here ({exc})")
                 continue
-            r = measure(path, args.max_duration)
+            r = measure(path, args.max_duration, web_uploads=args.web)
             ok = r["seconds"] <= GOAL_S and r["peak_rss_mb"] <= GOAL_RSS_MB
             failed += not ok
             print(f"{name:<24} {path.stat().st_size / 1e6:>7.1f}MB {str(r['code']):<12} {r['seconds']:>7.2f} "

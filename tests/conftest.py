@@ -39,14 +39,16 @@ MODEL_FIXTURES = frozenset({
 NOT_SLOW_MESSAGE = "test loads a Whisper model but is not marked slow"
 
 
-def _load_sample_tool():
-    spec = importlib.util.spec_from_file_location("make_samples_tool", ROOT / "tools" / "make_samples.py")
+def load_script(relative_path: str, name: str):
+    """Import a script of the repository's ``tools/`` or ``bench/`` (not a package) as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative_path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module by name
     spec.loader.exec_module(module)
     return module
 
 
-make_samples = _load_sample_tool()
+make_samples = load_script("tools/make_samples.py", "make_samples_tool")
 
 
 def reference_text(sample_name: str) -> str:

@@ -6,13 +6,12 @@ prompts and Piper greetings in samples/telephony/, the bundled voicemails).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from vmgrade import audio
 from vmgrade.calls import (
@@ -31,15 +30,7 @@ PLAIN_VOICEMAILS = sorted(
 )
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("make_calls_tool", ROOT / "tools" / "make_calls.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
-make_calls = _load_builder()
+make_calls = load_script("tools/make_calls.py", "make_calls_tool")
 GRID = make_calls.grid()
 
 

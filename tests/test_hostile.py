@@ -6,23 +6,14 @@ dir and loaded in a child process that reports its own peak RSS.
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
-from conftest import ROOT
+from conftest import load_script
 
 MAX_RSS_MB = 800.0
 MAX_S = 20.0
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("hostile_input", ROOT / "bench" / "hostile_input.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_script("bench/hostile_input.py", "hostile_input")
 HOUR_S = 3600.0
 
 
@@ -39,5 +30,16 @@ def test_bomb_is_refused_as_too_long_with_bounded_cost(tmp_path, name, build):
     result = bench.measure(path, max_duration_s=600.0)
     assert result["code"] == "too_long", result
     assert str(path) in result["detail"]
+    assert result["peak_rss_mb"] < MAX_RSS_MB, result
+    assert result["seconds"] < MAX_S, result
+
+
+def test_concurrent_web_uploads_of_a_bomb_are_refused_with_bounded_cost(tmp_path):
+    """The web path: three uploads at once of a FLAC whose header leaves its 2-h length open."""
+    pytest.importorskip("fastapi")
+    path = bench.flac_silence(tmp_path / "bomb.flac", 2 * HOUR_S, declared_frames=0)
+    result = bench.measure(path, max_duration_s=600.0, web_uploads=3)
+    assert result["code"] == "too_long", result
+    assert result["detail"].count("422 too_long") == 3, result
     assert result["peak_rss_mb"] < MAX_RSS_MB, result
     assert result["seconds"] < MAX_S, result
