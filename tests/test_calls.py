@@ -25,8 +25,9 @@ from vmgrade.calls import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-PLAIN_VOICEMAILS = sorted(
-    p for p in [*SAMPLES.glob("*.*"), *(SAMPLES / "validity").glob("*.*")] if p.suffix in (".wav", ".flac")
+PLAIN_VOICEMAILS = sorted(  # every bundled voicemail but the call-recording sample (call_*)
+    p for p in [*SAMPLES.glob("*.*"), *(SAMPLES / "validity").glob("*.*")]
+    if p.suffix in (".wav", ".flac") and not p.name.startswith("call_")
 )
 
 

@@ -11,6 +11,11 @@ the limit is refused before decoding, and decoding runs in blocks of at most
 ``BLOCK_SAMPLES`` samples, downmixed and resampled as they come, stopping as
 soon as the limit is passed (headers lie; a 2 MB FLAC can hold hours of
 8-channel silence).
+
+``load(..., keep_channels=True)`` also keeps both sides of a two-channel file
+(dialer exports put the rep on one side, the far end on the other) as
+``Audio.channels``; mono files and files of more channels keep only the mix,
+so the cost is paid only where a side can be chosen.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ DEFAULT_MAX_DURATION_S = 600.0  # 10 min: far past any voicemail
 SILENCE_PEAK_DBFS = -60.0  # a file whose loudest sample is below this holds no speech
 MIN_DURATION_S = 0.1  # shorter than this cannot hold a word
 BLOCK_SAMPLES = 1 << 20  # samples (all channels) decoded per block: 4 MB of float32
+MAX_KEPT_CHANNELS = 2  # a dialer export's rep + far end; more channels are mixed as always
+# Which side of a two-channel file to grade (the pipeline's GradeOptions.channel, --channel, the
+# batch manifest's and the web upload's "channel"): auto (vmgrade.calls.pick_channel), a side, the mix.
+CHANNEL_CHOICES = ("auto", "left", "right", "mix")
 UNKNOWN_FRAMES = 1 << 62  # libsndfile reports SF_COUNT_MAX frames when a header leaves the length open
 
 
@@ -50,11 +59,17 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class Audio:
-    """A decoded recording: 16 kHz mono float32 samples plus source facts."""
+    """A decoded recording: 16 kHz mono float32 samples plus source facts.
+
+    ``samples`` is always the mono mix.  ``channels`` holds the two sides,
+    shape (2, n) at ``sample_rate``, of a two-channel file loaded with
+    ``keep_channels=True``; None otherwise.
+    """
 
     samples: np.ndarray = field(repr=False)
     source: SourceInfo
     sample_rate: int = SAMPLE_RATE
+    channels: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def duration_s(self) -> float:
@@ -66,11 +81,13 @@ def load(
     *,
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
     sample_rate: int = SAMPLE_RATE,
+    keep_channels: bool = False,
 ) -> Audio:
     """Decode ``path`` to mono float32 at ``sample_rate`` Hz.
 
     Peak memory is a few blocks plus the output (``max_duration_s`` of mono
-    samples at ``sample_rate``), whatever the file's channel count or length.
+    samples at ``sample_rate``, three times that for a two-channel file kept
+    with ``keep_channels``), whatever the file's channel count or length.
 
     Parameters
     ----------
@@ -81,6 +98,9 @@ def load(
         Longest recording accepted, in seconds (default 600).
     sample_rate : int
         Target sample rate in Hz (default 16000, Whisper's).
+    keep_channels : bool
+        Also keep the two sides of a two-channel file as ``Audio.channels``
+        (shape (2, n)); other files are unaffected.
 
     Returns
     -------
@@ -98,9 +118,9 @@ def load(
     size_bytes = _check_file(path, name)
     _check_riff_truncation(path, name)
     try:
-        mix, info = _decode_soundfile(path, name, size_bytes, max_duration_s, sample_rate)
+        mix, info = _decode_soundfile(path, name, size_bytes, max_duration_s, sample_rate, keep_channels)
     except _NotReadable:
-        mix, info = _decode_pyav(path, name, size_bytes, max_duration_s, sample_rate)
+        mix, info = _decode_pyav(path, name, size_bytes, max_duration_s, sample_rate, keep_channels)
 
     if mix.frames == 0 or info.duration_s < MIN_DURATION_S:
         raise AudioError(
@@ -116,7 +136,7 @@ def load(
             code="silent",
             path=name,
         )
-    return Audio(samples=mono, source=info, sample_rate=sample_rate)
+    return Audio(samples=mono, source=info, sample_rate=sample_rate, channels=mix.sides(len(mono)))
 
 
 def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -132,14 +152,19 @@ class _Mixdown:
     """Downmixes and resamples decoded blocks as they arrive; refuses once past the limit.
 
     soxr's stream gives the same samples as :func:`resample` on the whole signal.
+    With ``keep_sides``, the two sides of a two-channel stream are resampled
+    alongside the mix (a second stream; the mix is computed exactly as without).
     """
 
-    def __init__(self, name: str, sr_in: int, sr_out: int, max_duration_s: float):
-        self.name, self.sr_in, self.max_duration_s = name, sr_in, max_duration_s
+    def __init__(self, name: str, sr_in: int, sr_out: int, max_duration_s: float, keep_sides: bool = False):
+        self.name, self.sr_in, self.sr_out, self.max_duration_s = name, sr_in, sr_out, max_duration_s
         self.frames = 0  # at the source rate, all channels counted once
         self.finite = True
         self._out: list[np.ndarray] = []
         self._stream = None
+        self._keep_sides = keep_sides
+        self._sides: list[np.ndarray] | None = None  # (n, 2) blocks while every block has two channels
+        self._sides_stream = None
         if sr_in != sr_out:
             import soxr
 
@@ -159,6 +184,37 @@ class _Mixdown:
         mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
         mono = np.ascontiguousarray(mono, dtype=np.float32)
         self._out.append(self._stream.resample_chunk(mono) if self._stream else mono.copy())
+        if self._keep_sides:
+            self._add_sides(block)
+
+    def _add_sides(self, block: np.ndarray) -> None:
+        if block.shape[1] != MAX_KEPT_CHANNELS:  # mono or more channels: the mix alone
+            self._keep_sides, self._sides = False, None
+            return
+        if self._sides is None:
+            self._sides = []
+            if self.sr_in != self.sr_out:
+                import soxr
+
+                self._sides_stream = soxr.ResampleStream(
+                    self.sr_in, self.sr_out, MAX_KEPT_CHANNELS, dtype="float32", quality="HQ"
+                )
+        both = np.ascontiguousarray(block, dtype=np.float32)
+        self._sides.append(self._sides_stream.resample_chunk(both) if self._sides_stream else both.copy())
+
+    def sides(self, n: int) -> np.ndarray | None:
+        """The two sides, shape (2, ``n``) like the mix, or None (not kept, or not two channels)."""
+        if not self._keep_sides or self._sides is None:
+            return None
+        if self._sides_stream is not None:
+            self._sides.append(self._sides_stream.resample_chunk(np.zeros((0, 2), np.float32), last=True))
+            self._sides_stream = None
+        both = np.concatenate(self._sides) if self._sides else np.zeros((0, 2), np.float32)
+        self._sides = [both]
+        out = np.zeros((MAX_KEPT_CHANNELS, n), np.float32)
+        m = min(n, len(both))
+        out[:, :m] = both[:m].T
+        return out
 
     def samples(self) -> np.ndarray:
         """All output samples (flushes the resampler)."""
@@ -184,7 +240,8 @@ class _NotReadable(Exception):
 
 
 def _decode_soundfile(
-    path: Path, name: str, size_bytes: int, max_duration_s: float, sample_rate: int
+    path: Path, name: str, size_bytes: int, max_duration_s: float, sample_rate: int,
+    keep_channels: bool = False,
 ) -> tuple[_Mixdown, SourceInfo]:
     import soundfile as sf
 
@@ -197,7 +254,7 @@ def _decode_soundfile(
                 frames = 0
             elif frames / sr > max_duration_s:
                 raise _too_long_declared(name, frames / sr, max_duration_s)
-            mix = _Mixdown(name, int(sr), sample_rate, max_duration_s)
+            mix = _Mixdown(name, int(sr), sample_rate, max_duration_s, keep_channels)
             block = np.empty((max(1, BLOCK_SAMPLES // channels), channels), np.float32)
             while True:
                 data = f.read(dtype="float32", always_2d=True, out=block)
@@ -231,7 +288,8 @@ def _decode_soundfile(
 
 
 def _decode_pyav(
-    path: Path, name: str, size_bytes: int, max_duration_s: float, sample_rate: int
+    path: Path, name: str, size_bytes: int, max_duration_s: float, sample_rate: int,
+    keep_channels: bool = False,
 ) -> tuple[_Mixdown, SourceInfo]:
     import av
 
@@ -263,7 +321,7 @@ def _decode_pyav(
         )
         if declared_s and declared_s > max_duration_s:
             raise _too_long_declared(name, declared_s, max_duration_s)
-        mix = _Mixdown(name, int(sr), sample_rate, max_duration_s)
+        mix = _Mixdown(name, int(sr), sample_rate, max_duration_s, keep_channels)
         channels = 0
         # Decode to float planar at the native rate; the mixdown resamples.
         resampler = av.AudioResampler(format="fltp", layout=None, rate=None)

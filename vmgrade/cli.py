@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .asr.weights import DEFAULT_MODEL
-from .audio import DEFAULT_MAX_DURATION_S
+from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S
 from .errors import VmgradeError
 
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE = 0, 1, 2
@@ -190,6 +190,13 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
     p.add_argument("--fp32-logits", action="store_true",
                    help="openai-whisper: compute the vocabulary projection in fp32 instead of int8 with "
                         "exact rescoring (slower; the same transcripts on the benchmark corpus)")
+    call = p.add_argument_group("call recordings (docs/calls.md)")
+    call.add_argument("--channel", choices=CHANNEL_CHOICES, default="auto",
+                      help="the rep's side of a two-channel recording: auto (default: the side that speaks "
+                           "after the beep), left, right or mix")
+    call.add_argument("--whole-file", action="store_true",
+                      help="grade the whole file: no ringback/greeting/beep segmentation, no live-call check "
+                           "(the behaviour before call recordings were recognised)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,6 +240,8 @@ def _grade_options(args: argparse.Namespace):
         engine=args.engine,
         beam_size=args.beam_size,
         int8_logits=not args.fp32_logits,
+        whole_file=getattr(args, "whole_file", False),
+        channel=getattr(args, "channel", "auto"),
     )
 
 

@@ -24,6 +24,8 @@ FILE_ERROR_CODES = {
     "too_long": "longer than --max-duration (default 600 s)",
     "silent": "the loudest sample is below -60 dBFS",
     "no_speech": "sound but no speech: noise, music or hum; no transcript words and little voice activity",
+    "not_a_voicemail": "a live conversation (two parties taking turns), not a voicemail",
+    "no_message": "a call recording with a greeting (and beep) but no message from the rep after it",
     "internal_error": "an unexpected failure inside vmgrade (the message names the exception)",
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

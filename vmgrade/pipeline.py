@@ -1,14 +1,25 @@
 """``grade()``: the one public entry point every shell (CLI, batch, web) calls.
 
-audio.load -> transcribe -> delivery.measure -> content.analyze -> scoring.score -> Report
+audio.load -> calls (channel, segments) -> transcribe -> delivery.measure -> content.analyze
+-> scoring.score -> Report
+
+A call recording (ringback, the far end's greeting, the beep, then the rep's
+message; see docs/calls.md) is graded on the rep's message alone: the span
+from the end of the last beep (or greeting) to the end of the message is cut
+out, transcribed and measured on its own, and every time is then moved back
+onto the file's clock in one place (:func:`to_file_clock`), so the report and
+the HTML player agree with the file.  A plain voicemail (no call-progress
+tone) is graded as a whole, exactly as before the segmentation existed.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+import numpy as np
 
 from . import content, delivery, scoring
 from ._version import __version__
@@ -17,13 +28,23 @@ from .asr.transcribe import (
     FILLER_PROMPT,
     TranscribeOptions,
     Transcriber,
+    Transcript,
+    Word,
     default_filler_prompt,
     make_transcriber,
 )
 from .asr.weights import DEFAULT_MODEL
-from .audio import DEFAULT_MAX_DURATION_S, load
+from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S, Audio, load
+from .calls import (
+    CallSegment,
+    CallSegmentation,
+    conversation_evidence,
+    greeting_end_from_words,
+    pick_channel,
+    segment_call,
+)
 from .errors import AudioError, file_error, printable
-from .report import ErrorInfo, Report
+from .report import ChannelChoice, ErrorInfo, Report
 
 # No speech (noise, hum, a random body behind a valid header): no transcript words, or Whisper
 # sure there is no speech, AND little for the VAD (under NO_SPEECH_MAX_VAD_S of speech, or fewer
@@ -32,6 +53,12 @@ from .report import ErrorInfo, Report
 NO_SPEECH_PROB = 0.8
 NO_SPEECH_MAX_VAD_S = 1.0
 NO_SPEECH_MAX_SYLLABLES = 3
+
+CHANNELS = CHANNEL_CHOICES  # the rep's side of a two-channel file: auto, left, right or mix
+_SIDES = {"left": 0, "right": 1}
+BEEP_GUARD_S = 0.03  # the graded span starts this far after the beep (its tail smears into 10 ms frames)
+GREETING_TAIL_S = 0.05  # a VAD interval starting this soon after the greeting's last word is still its tail
+TRAIL_PAD_S = 0.5  # kept after the message's last speech (the delivery VAD's hangover), unless a tone follows
 
 
 @dataclass(frozen=True)
@@ -43,13 +70,24 @@ class Context:
     callback_number: str | None = None
     prospect_name: str | None = None
     prospect_company: str | None = None
+    # the rep's side of a two-channel file (one of CHANNELS), for this file only; None: GradeOptions.channel
+    channel: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {self.channel!r}")
 
     def to_dict(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v}
 
+    def call_facts(self) -> dict[str, str]:
+        """The set fields that describe the call (what content analysis takes): all but ``channel``."""
+        return {k: v for k, v in self.to_dict().items() if k in CONTEXT_FIELDS}
+
 
 # The context's names, in order: manifest and CSV columns, web form fields, batch resume keys.
-CONTEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Context))
+# ``channel`` is not among them: it says how to read the file, not who called (its own manifest column).
+CONTEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Context) if f.name != "channel")
 
 
 @dataclass(frozen=True)
@@ -67,6 +105,12 @@ class GradeOptions:
     engine: str = "openai-whisper"  # or "ctranslate2" (faster-whisper, the vmgrade[fast] extra)
     beam_size: int | None = None  # None: the engine's default (greedy on both)
     int8_logits: bool = True  # openai-whisper: int8 vocabulary projection, exact rescoring (asr.speedups)
+    whole_file: bool = False  # True: no call segmentation; grade the whole file as before (docs/calls.md)
+    channel: str = "auto"  # the rep's side of a two-channel file: one of CHANNELS
+
+    def __post_init__(self) -> None:
+        if self.channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {self.channel!r}")
 
     def uses_filler_prompt(self) -> bool:
         """``filler_prompt``, or where it is None the engine's default."""
@@ -112,27 +156,37 @@ class Grader:
         )
         try:
             t0 = time.perf_counter()
-            audio = load(Path(path), max_duration_s=self.options.max_duration_s)
+            audio = load(Path(path), max_duration_s=self.options.max_duration_s, keep_channels=True)
             timings["decode"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            transcript = self.transcriber.transcribe(audio)
-            timings["asr"] = time.perf_counter() - t0
+            graded, choice = _choose_channel(audio, context.channel or self.options.channel,
+                                             pick=not self.options.whole_file)
+            segmentation = None
+            if not self.options.whole_file:
+                _refuse_conversation(audio, name)
+                segmentation = segment_call(audio.samples, audio.sample_rate)  # the mix: the beep is far-side
+            timings["segment"] = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
-            # the report's labels (pauses, monotone, level) follow the rubric that grades it
-            metrics = delivery.measure(audio, transcript, thresholds=scoring.label_thresholds(self.rubric))
-            timings["delivery"] = time.perf_counter() - t0
+            span = None if segmentation is None else _message_span(segmentation, audio.duration_s, name)
+            transcript, metrics = self._measure(graded, span, timings)
+            if segmentation is not None and segmentation.evidence.get("boundary") == "after_call_tones":
+                # no beep: the greeting, if any, is found from its words, then the message alone re-graded
+                segmentation, span = _after_greeting(segmentation, transcript, metrics, span, name)
+                if span is not None:
+                    transcript, metrics = self._measure(graded, span, timings)
             if _no_speech(transcript, metrics):
                 raise AudioError(f"{name}: no speech found (noise, hum or music?); nothing to grade",
                                  code="no_speech", path=name)
 
             t0 = time.perf_counter()
-            findings = content.analyze(transcript, metrics, **context.to_dict())
+            findings = content.analyze(transcript, metrics, **context.call_facts())
             timings["content"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
             verdict = scoring.score(metrics, findings, self.rubric)
+            if span is not None:
+                verdict = _late_start_from(verdict, span[0])
             timings["scoring"] = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - one bad file becomes its own error record, never a crash
             error = file_error(exc, name)
@@ -148,8 +202,202 @@ class Grader:
             content=findings,
             grade=verdict,
             timings_s=timings,
+            channel=choice,
+            segmentation=None if segmentation is None else _with_text(segmentation, transcript),
             **common,
         )
+
+    def _measure(self, graded: Audio, span: tuple[float, float] | None, timings: dict[str, float]):
+        """Transcript and delivery metrics of ``graded`` (or of its ``span``, s), on the file's clock."""
+        clip, offset_s = graded, 0.0
+        if span is not None:
+            sr = graded.sample_rate
+            i0, i1 = int(round(span[0] * sr)), int(round(span[1] * sr))
+            clip, offset_s = replace(graded, samples=graded.samples[i0:i1], channels=None), i0 / sr
+
+        t0 = time.perf_counter()
+        transcript = self.transcriber.transcribe(clip)
+        timings["asr"] = timings.get("asr", 0.0) + time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        # the report's labels (pauses, monotone, level) follow the rubric that grades it
+        metrics = delivery.measure(clip, transcript, thresholds=scoring.label_thresholds(self.rubric))
+        timings["delivery"] = timings.get("delivery", 0.0) + time.perf_counter() - t0
+        if span is None:
+            return transcript, metrics
+        return to_file_clock(transcript, offset_s), to_file_clock(metrics, offset_s)
+
+
+# --------------------------------------------------------------------------
+# Call recordings: the channel, the message span, the file's clock
+# --------------------------------------------------------------------------
+
+
+def _choose_channel(audio: Audio, wanted: str, pick: bool = True) -> tuple[Audio, ChannelChoice]:
+    """The audio to grade (a side of a two-channel file, or the mix) and why.
+
+    ``pick=False`` (``--whole-file``): "auto" is the mix, as before segmentation existed.
+    """
+    if audio.channels is None:
+        used = "mono" if audio.source.channels == 1 else "mix"
+        reason = "mono" if used == "mono" else f"{audio.source.channels} channels: mixed"
+        return audio, ChannelChoice(used, wanted, reason)
+    if wanted == "auto" and not pick:
+        return audio, ChannelChoice("mix", wanted, "whole_file")
+    if wanted == "auto":
+        index, evidence = pick_channel(audio.channels, audio.sample_rate)
+        reason = str(evidence.get("reason", ""))
+    else:
+        index, evidence, reason = _SIDES.get(wanted), {}, "asked"
+    if index is None:
+        return audio, ChannelChoice("mix", wanted, reason, evidence)
+    side = replace(audio, samples=np.ascontiguousarray(audio.channels[index]))
+    return side, ChannelChoice(("left", "right")[index], wanted, reason, evidence)
+
+
+def _refuse_conversation(audio: Audio, name: str) -> None:
+    """Raise ``not_a_voicemail`` when two parties take turns after the beep (a live call)."""
+    found = conversation_evidence(audio.channels if audio.channels is not None else audio.samples,
+                                  audio.sample_rate)
+    if found is None:
+        return
+    turns = ", ".join(f"{p}:{s:.1f}-{e:.1f}s" for p, s, e in found.get("turns", [])[:8])
+    more = " ..." if len(found.get("turns", [])) > 8 else ""
+    raise AudioError(
+        f"{name}: a live conversation, not a voicemail: {found['switches']} switches between two parties "
+        f"by {found['method']} (speech per party, s: {found.get('party_speech_s')}; turns {turns}{more}); "
+        "grade it anyway with --whole-file",
+        code="not_a_voicemail", path=name,
+    )
+
+
+def _message_span(seg: CallSegmentation, duration_s: float, name: str) -> tuple[float, float] | None:
+    """The span (s, file clock) to grade: from the end of what precedes the message to just after it.
+
+    None for a plain voicemail (graded whole).  The span starts where the beep
+    (or the leading call tones) end, so the rep's silence after the beep is
+    the message's leading silence.
+    """
+    if not seg.is_call_recording:
+        return None
+    if seg.message_start_s is None or seg.message_end_s is None:
+        where = f" after the beep at {seg.beeps[-1].end_s:.1f} s" if seg.beeps else ""
+        raise AudioError(f"{name}: a call recording with no message{where}: only ringback, greeting or tones",
+                         code="no_message", path=name)
+    before = [s for s in seg.segments if s.end_s <= seg.message_start_s + 1e-6 and s.kind != "silence"]
+    start_s = 0.0
+    if before:
+        start_s = before[-1].end_s + (BEEP_GUARD_S if before[-1].kind == "beep" else 0.0)
+    after = [s.start_s for s in seg.segments if s.start_s >= seg.message_end_s and s.kind != "silence"]
+    end_s = min([seg.message_end_s + TRAIL_PAD_S, duration_s, *after])
+    return min(start_s, seg.message_start_s), max(end_s, seg.message_end_s)
+
+
+def _after_greeting(
+    seg: CallSegmentation, transcript: Transcript, metrics, span: tuple[float, float], name: str
+) -> tuple[CallSegmentation, tuple[float, float] | None]:
+    """Call tones but no beep: where the greeting ends by its words, from a first pass over ``span``.
+
+    Returns the segmentation with the greeting relabelled (and its words), and
+    the span to re-grade; (``seg``, None) when no greeting is found (the first
+    pass stands).
+    """
+    words = [(w.word, w.start, w.end) for w in transcript.words]
+    end_s = greeting_end_from_words(words, metrics.speech_intervals)
+    if end_s is None:
+        return seg, None
+    later = [w for w in transcript.words if w.start >= end_s]
+    if not later:
+        raise AudioError(f"{name}: a call recording with no message after the greeting that ends at "
+                         f"{end_s:.1f} s", code="no_message", path=name)
+    # the message starts with the first VAD interval after the greeting's last word (Whisper's word
+    # starts run early); the greeting's own interval may outlast that word by its hangover
+    fresh = [s for s, e in metrics.speech_intervals if s >= end_s + GREETING_TAIL_S]
+    message_start_s = fresh[0] if fresh and fresh[0] <= later[0].end else later[0].start
+    greeting_end_s = max([end_s] + [e for s, e in metrics.speech_intervals if e <= message_start_s])
+    segments: list[CallSegment] = []
+    for s in seg.segments:
+        if s.kind != "message" or s.start_s >= message_start_s:
+            segments.append(s)
+            continue
+        g0, g1 = s.start_s, min(s.end_s, greeting_end_s)
+        said = " ".join(w.word for w in transcript.words if g0 <= (w.start + w.end) / 2 < g1)
+        segments.append(CallSegment("greeting", g0, g1, said or None))
+        if s.end_s > message_start_s:
+            if message_start_s > g1:
+                segments.append(CallSegment("silence", g1, message_start_s))
+            segments.append(CallSegment("message", message_start_s, s.end_s))
+        elif s.end_s > g1:
+            segments.append(CallSegment("silence", g1, s.end_s))
+    evidence = {**seg.evidence, "greeting_end_s": round(end_s, 3), "greeting_from": "transcript"}
+    refined = replace(seg, segments=tuple(segments), message_start_s=message_start_s, evidence=evidence)
+    return refined, (greeting_end_s, span[1])
+
+
+def to_file_clock(item, offset_s: float):
+    """``item`` (a Transcript or DeliveryMetrics measured on a cut) with every time moved by ``offset_s``.
+
+    The one place where a span's clock becomes the file's: word and segment
+    times, pauses, speech intervals, pace windows, fillers, the pitch track.
+    Lengths (message length, leading and trailing silence) do not move.
+    """
+    if offset_s == 0.0:
+        return item
+    if isinstance(item, Transcript):
+        return replace(
+            item,
+            segments=tuple(
+                replace(s, start=s.start + offset_s, end=s.end + offset_s,
+                        words=tuple(_shift_word(w, offset_s) for w in s.words))
+                for s in item.segments
+            ),
+            asr_offset_s=item.asr_offset_s + offset_s,
+        )
+    if isinstance(item, delivery.DeliveryMetrics):
+        m = item
+        track = m.pitch_track
+        return replace(
+            m,
+            speech_start_s=m.speech_start_s + offset_s,
+            speech_end_s=m.speech_end_s + offset_s,
+            pace_windows=tuple(_shift_span(w, offset_s) for w in m.pace_windows),
+            pauses=tuple(_shift_span(p, offset_s) for p in m.pauses),
+            speech_intervals=tuple((s + offset_s, e + offset_s) for s, e in m.speech_intervals),
+            fillers=tuple(_shift_span(f, offset_s) for f in m.fillers),
+            uncovered_voiced=tuple(_shift_span(p, offset_s) for p in m.uncovered_voiced),
+            pitch_track=None if track is None else replace(
+                track, times_s=tuple(t + offset_s for t in track.times_s)),
+        )
+    raise TypeError(f"to_file_clock takes a Transcript or DeliveryMetrics, not {type(item).__name__}")
+
+
+def _shift_word(w: Word, offset_s: float) -> Word:
+    return replace(w, start=w.start + offset_s, end=w.end + offset_s)
+
+
+def _shift_span(item, offset_s: float):
+    return replace(item, start_s=item.start_s + offset_s, end_s=item.end_s + offset_s)
+
+
+def _late_start_from(verdict: scoring.Grade, start_s: float) -> scoring.Grade:
+    """The late-start finding spans the silence before the rep speaks: from the span's start, not 0 s."""
+    findings = tuple(
+        replace(f, start_s=start_s) if f.code == "late_start" and f.start_s == 0.0 else f
+        for f in verdict.findings
+    )
+    return replace(verdict, findings=findings)
+
+
+def _with_text(seg: CallSegmentation, transcript: Transcript) -> CallSegmentation:
+    """Segments of speech with the transcript's words whose middle falls inside them."""
+    out = []
+    for s in seg.segments:
+        text = s.text
+        if text is None and s.kind in ("greeting", "message", "after"):
+            words = [w.word for w in transcript.words if s.start_s <= (w.start + w.end) / 2 < s.end_s]
+            text = " ".join(words) if words else None
+        out.append(replace(s, text=text) if text else s)
+    return replace(seg, segments=tuple(out))
 
 
 def _no_speech(transcript, metrics) -> bool:

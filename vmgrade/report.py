@@ -14,6 +14,7 @@ from .asr.transcribe import Transcript
 from .audio import SourceInfo
 
 if TYPE_CHECKING:  # for annotations only: no import cost at run time, no cycle with the stages
+    from .calls import CallSegmentation
     from .content import ContentFindings
     from .delivery import DeliveryMetrics
     from .scoring import Grade
@@ -30,6 +31,22 @@ class ErrorInfo:
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ChannelChoice:
+    """Which channel of the file was graded, and why (the report's ``audio.channel_used``).
+
+    ``used``: "mono", "mix", "left" or "right"; ``asked``: the option ("auto",
+    "left", "right", "mix"); ``reason``: :func:`vmgrade.calls.pick_channel`'s
+    reason under "auto" ("speaks_after_beep", "same_audio", ...), "asked" for a
+    side or the mix asked for, "mono" for a one-channel file.
+    """
+
+    used: str
+    asked: str = "auto"
+    reason: str = ""
+    evidence: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,8 @@ class Report:
     timings_s: dict[str, float] = field(default_factory=dict)
     error: ErrorInfo | None = None
     vmgrade_version: str = ""
+    channel: ChannelChoice | None = None
+    segmentation: CallSegmentation | None = None  # None: --whole-file (no segmentation ran)
 
     @property
     def ok(self) -> bool:
@@ -79,7 +98,16 @@ class Report:
                 "duration_s": round(s.duration_s, 3),
                 "size_bytes": s.size_bytes,
             }
+            if self.channel is not None:
+                out["audio"]["channel_used"] = self.channel.used
+                out["audio"]["channel_reason"] = self.channel.reason
         out["context"] = dict(self.context)
+        if self.segmentation is not None:
+            seg = self.segmentation.to_dict()
+            out["is_call_recording"] = seg["is_call_recording"]
+            out["message_start_s"] = seg["message_start_s"]
+            out["message_end_s"] = seg["message_end_s"]
+            out["segments"] = seg["segments"]
         if self.transcript is not None:
             out["transcript"] = self.transcript.to_dict()
         if self.metrics is not None:

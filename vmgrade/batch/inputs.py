@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..audio import CHANNEL_CHOICES
 from ..csvtable import raise_listed, read_table
 from ..errors import VmgradeError
 from ..pipeline import CONTEXT_FIELDS, Context
@@ -24,7 +25,7 @@ AUDIO_EXTENSIONS = frozenset({
     ".webm", ".3gp", ".wma", ".aif", ".aiff", ".caf",
 })  # fmt: skip
 CONTEXT_COLUMNS = CONTEXT_FIELDS  # a manifest has one column per Context field
-MANIFEST_COLUMNS = ("file", "rep_id", *CONTEXT_COLUMNS, "recorded_at")
+MANIFEST_COLUMNS = ("file", "rep_id", *CONTEXT_COLUMNS, "recorded_at", "channel")
 # recorded_at outside these (UTC) is a typo; year 1 or 9999 overflowed later, in the history store
 RECORDED_AT_RANGE = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc))
 
@@ -115,7 +116,9 @@ def read_manifest(path: str | os.PathLike) -> dict[Path, ManifestRow]:
     """Read and check a manifest CSV (columns: :data:`MANIFEST_COLUMNS`).
 
     ``file`` is required (relative paths are resolved against the CSV's
-    folder); the other columns are optional and may be empty. ``recorded_at``
+    folder); the other columns are optional and may be empty. ``channel`` is
+    the rep's side of a two-channel file (auto, left, right or mix; empty:
+    the run's ``--channel``). ``recorded_at``
     is an ISO 8601 date or date-time (``2026-11-02``, ``2026-11-02T14:05``,
     ``…Z`` or ``…+01:00``); a time without a zone is taken as UTC; it must
     fall within :data:`RECORDED_AT_RANGE`. Column names are case-insensitive;
@@ -155,6 +158,9 @@ def read_manifest(path: str | os.PathLike) -> dict[Path, ManifestRow]:
             errors.append(f"{path} line {line}: empty file column")
             continue
         recorded_at, problem = _parse_time(cell.get("recorded_at", ""))
+        channel = cell.get("channel", "").lower() or None
+        if not problem and channel is not None and channel not in CHANNEL_CHOICES:
+            problem = f"channel {cell['channel']!r} is not one of {', '.join(CHANNEL_CHOICES)}"
         if problem:
             errors.append(f"{path} line {line}: {problem}")
             continue
@@ -165,7 +171,8 @@ def read_manifest(path: str | os.PathLike) -> dict[Path, ManifestRow]:
             continue
         rows[file] = ManifestRow(
             file=file, line=line, rep_id=cell.get("rep_id") or None, recorded_at=recorded_at,
-            context=Context(**{c: cell.get(c) or None for c in CONTEXT_COLUMNS}),
+            # the rep's side rides with the context: into the worker's grade() and the resume key
+            context=Context(**{c: cell.get(c) or None for c in CONTEXT_COLUMNS}, channel=channel),
         )
     raise_listed(errors, title="bad manifest", error=BatchError, code="manifest_invalid")
     return rows

@@ -105,6 +105,9 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
         # openai-whisper's fillers come from the filler probe (vmgrade.asr.speedups.filler_probe), not a
         # prompted decode: its transcripts differ from those of earlier versions
         **({"fillers": "probe"} if options.engine == "openai-whisper" and filler_prompt else {}),
+        # call-recording options only when not the defaults, so keys of earlier runs stay as they were
+        **({"whole_file": True} if options.whole_file else {}),
+        **({"channel": options.channel} if options.channel != "auto" else {}),
     }
 
 

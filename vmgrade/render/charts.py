@@ -47,6 +47,10 @@ PITCH = "#6366f1"
 PACE = "#0284c7"
 BAND_IDEAL = "#bbf7d0"
 BAND_OK = "#ecfccb"
+# call recordings (docs/calls.md): what is not the rep's message is shaded behind the waveform
+CALL_SHADES = {"greeting": "#e9d5ff", "beep": "#fb923c", "message": "#dcfce7", "ringback": "#e2e8f0",
+               "dtmf": "#e2e8f0", "tone": "#e2e8f0", "after": "#e9d5ff"}
+CALL_LABELS = ("greeting", "beep", "message")  # named above the waveform (the rest: the legend)
 SEVERITY_COLOURS = {"critical": "#dc2626", "major": "#ea580c", "minor": "#ca8a04", "info": "#6b7280"}
 SERIES_COLOURS = ("#94a3b8", "#2563eb", "#7c3aed", "#db2777", "#059669", "#d97706")
 
@@ -186,6 +190,8 @@ def _draw_waveform(ax, report, samples, sr, duration_s, words, findings) -> None
     # the wave fills the upper part; word labels sit in rows below it
     wave_lo, wave_hi = (-0.05, 0.78) if words else (-0.92, 0.72)
     centre, half = (wave_lo + wave_hi) / 2, (wave_hi - wave_lo) / 2
+    if report.get("is_call_recording"):
+        _shade_call(ax, report.get("segments") or [], wave_lo, wave_hi)
     for pause in metrics.get("pauses") or []:
         ax.axvspan(pause["start_s"], pause["end_s"], ymin=0.5 * (wave_lo + 1), ymax=0.5 * (wave_hi + 1),
                    color=PAUSE, alpha=0.55, lw=0, zorder=0)
@@ -225,6 +231,26 @@ def _draw_waveform(ax, report, samples, sr, duration_s, words, findings) -> None
         ax.text(x, y, str(number), color="white", fontsize=6.5, fontweight="bold",
                 ha="center", va="center", zorder=6, clip_on=False)
     ax.set_ylabel("waveform\n& words" if words else "waveform", color=MUTED)
+
+
+def _shade_call(ax, segments, wave_lo: float, wave_hi: float) -> None:
+    """Shade the greeting, the beep(s), the message (and ringback/tones) of a call recording."""
+    labelled: set[str] = set()
+    for seg in segments:
+        colour = CALL_SHADES.get(seg.get("kind"))
+        if colour is None:
+            continue
+        start, end = seg["start_s"], seg["end_s"]
+        if seg["kind"] == "beep":
+            end = max(end, start + 0.08)  # a short beep stays visible on a long axis
+        ax.axvspan(start, end, ymin=0.5 * (wave_lo + 1), ymax=0.5 * (wave_hi + 1), color=colour,
+                   alpha=0.9 if seg["kind"] == "beep" else 0.6, lw=0, zorder=0)
+        if seg["kind"] in CALL_LABELS and seg["kind"] not in labelled:
+            labelled.add(seg["kind"])
+            # the beep's name above the wave, the others below: a beep sits right before the message
+            top = seg["kind"] == "beep"
+            ax.text(start, wave_hi - 0.02 if top else wave_lo + 0.02, seg["kind"], color=MUTED, fontsize=7,
+                    va="top" if top else "bottom", ha="right" if top else "left", zorder=4)
 
 
 def _draw_words(ax, words, fillers, duration_s, top) -> None:

@@ -235,8 +235,24 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
         transcript=_transcript_tokens(report, findings, rubric),
         key_numbers=_key_numbers(report, rubric),
         context=report.get("context") or {},
+        call=_call_view(report),
     )
     return view
+
+
+def _call_view(report: Mapping[str, Any]) -> dict | None:
+    """A call recording's graded span and channel, for the line above the timeline; None otherwise."""
+    if not report.get("is_call_recording"):
+        return None
+    audio = report.get("audio") or {}
+    used = audio.get("channel_used")
+    return {
+        "message": _span(report.get("message_start_s"), report.get("message_end_s")),
+        "message_start_s": report.get("message_start_s"),
+        "channel": f"{used} channel ({audio.get('channel_reason')})" if used in ("left", "right") else None,
+        "beeps": [_span(s["start_s"], s["end_s"]) for s in report.get("segments") or []
+                  if s["kind"] == "beep"],
+    }
 
 
 def _transcript_tokens(

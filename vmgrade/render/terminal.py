@@ -76,6 +76,8 @@ def report_renderable(report: Any, *, plain: bool = False) -> Group:
         line = f"{r.get('file', '?')}: ERROR [{err.get('code', 'error')}] {err.get('message', '')}"
         return Group(Text(line, style="" if plain else "bold red"))
     parts: list[Any] = [_header(r, plain)]
+    if r.get("is_call_recording"):
+        parts += [_heading("Call recording", plain), _indent(Text(_call_lines(r)))]
     numbers = _finding_numbers(r)
     if r.get("dimensions"):
         parts += [_heading("Dimensions", plain), _dimensions(r, plain)]
@@ -117,6 +119,23 @@ def _header(r: dict, plain: bool) -> Any:
         return Group(title, Text("  " + grade.plain))
     grade.stylize(f"bold {score_style(r['score'])}")
     return Group(title, Panel.fit(grade, border_style=score_style(r["score"])))
+
+
+CALL_SEGMENT_KINDS_SHOWN = ("ringback", "dtmf", "greeting", "beep", "message", "after", "tone")
+
+
+def _call_lines(r: dict) -> str:
+    """What was graded in a call recording: the message span, the channel, the segments in brief."""
+    audio = r.get("audio") or {}
+    used = audio.get("channel_used")
+    side = f" ({used} channel: {audio.get('channel_reason')})" if used in ("left", "right") else ""
+    span = format_span(r.get("message_start_s"), r.get("message_end_s"))
+    lines = [f"Graded the rep's message alone: {span}{side}; times are on the file's clock."]
+    shown = [s for s in r.get("segments") or [] if s.get("kind") in CALL_SEGMENT_KINDS_SHOWN]
+    if shown:
+        lines.append(" · ".join(f"{s['kind']} {format_span(s['start_s'], s['end_s'], point_below_s=1.6)}"
+                                for s in shown[:12]) + (" …" if len(shown) > 12 else ""))
+    return "\n".join(lines)
 
 
 def _dimensions(r: dict, plain: bool) -> Table:

@@ -16,6 +16,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..audio import CHANNEL_CHOICES
 from . import dashboard
 from .deps import Settings
 from .jobs import Worker, pending_count, queue_position, requeue_failed
@@ -51,7 +52,10 @@ def visible(s: Session, user: User, upload_id: int) -> Upload:
 
 
 def upload_context(values: dict[str, str | None]) -> dict[str, str]:
-    """The non-empty call-context fields, stripped; over-long ones raise :class:`UploadError` (400)."""
+    """The non-empty call-context fields (and a channel other than auto), stripped.
+
+    Over-long fields and an unknown channel raise :class:`UploadError` (400).
+    """
     context = {}
     for name in CONTEXT_FIELDS:
         value = (values.get(name) or "").strip()
@@ -60,6 +64,14 @@ def upload_context(values: dict[str, str | None]) -> dict[str, str]:
                               code="bad_context", status=400)
         if value:
             context[name] = value
+    # the rep's side of a two-channel file rides with the context into Context(channel=...); "auto" is
+    # the default, so it is left out (the upload's dedup key stays as before)
+    channel = (values.get("channel") or "").strip().lower()
+    if channel and channel not in CHANNEL_CHOICES:
+        raise UploadError(f"channel must be one of {', '.join(CHANNEL_CHOICES)}", code="bad_context",
+                          status=400)
+    if channel and channel != "auto":
+        context["channel"] = channel
     return context
 
 
