@@ -321,6 +321,23 @@ def test_dialer_export_grades_like_the_voicemail_alone(graded, tmp_path, spec):
 
 
 @pytest.mark.slow
+def test_a_prompt_after_the_message_is_not_graded_as_the_reps(graded, tmp_path):
+    """Mono: an error beep and a carrier prompt after the rep hangs up ("please enter your
+    numeric message after the tone") are found by their words and cut off."""
+    b = built(message="followup_phone.wav", greeting="greeting_tiffany", after="prompt")
+    alone = graded(SAMPLES / "followup_phone.wav")
+    call = graded(write(tmp_path, b))
+    assert alone.ok and call.ok, call.error
+    d = call.to_dict()
+    assert abs(d["message_end_s"] - b.truth["message_end_s"]) <= 0.5, d["segments"]
+    after = [s for s in d["segments"] if s["kind"] == "after"]
+    assert after and "message" in after[0]["text"].lower()
+    assert "numeric" not in d["transcript"]["text"].lower()
+    assert _codes(call) == _codes(alone)
+    assert abs(call.grade.score - alone.grade.score) <= 6.0
+
+
+@pytest.mark.slow
 def test_whole_file_grades_the_greeting_as_before(transcriber, tmp_path):
     path = write(tmp_path, built(message=GOOD))
     report = Grader(GradeOptions(whole_file=True), transcriber=transcriber).grade(path)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from vmgrade import audio
+from vmgrade import audio, calls
 from vmgrade.calls import (
     SEGMENT_KINDS,
     CallSegment,
@@ -201,3 +201,51 @@ def test_greeting_end_none_without_cue_or_late_cue():
     assert greeting_end_from_words(words, [(0.5, words[-1][2])]) is None
     late = _words("please leave a message", 40.0)
     assert greeting_end_from_words(words + late, [(0.5, 45.0)]) is None
+
+
+def _timed(text: str, start_s: float, gap_at: int | None = None, gap_s: float = 1.2):
+    """Words 0.3 s apart from ``start_s``; a pause of ``gap_s`` before word ``gap_at``."""
+    out, t = [], start_s
+    for i, w in enumerate(text.split()):
+        if i == gap_at:
+            t += gap_s
+        out.append((w, t, t + 0.25))
+        t += 0.3
+    return out
+
+
+def _speech_of(words, pause_s: float = 0.6):
+    """VAD-like intervals: words closer than ``pause_s`` are one stretch of speech."""
+    spans = []
+    for _, s, e in words:
+        if spans and s - spans[-1][1] < pause_s:
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+    return spans
+
+
+@pytest.mark.parametrize("prompt", [
+    "If you are satisfied with your message press one. To re-record press two.",
+    "please enter your numeric message after the tone",
+    "Your message has been sent. Goodbye.",
+])
+def test_a_mailbox_prompt_after_the_message_is_found_by_its_words(prompt):
+    rep = "Hi Dana this is Mike with Northwind call me back at four one five five five five zero one nine"
+    words = _timed(f"{rep} {prompt}", 10.0, gap_at=len(rep.split()))
+    start_s = calls.after_prompt_start_from_words(words, _speech_of(words))
+    assert start_s == pytest.approx(words[len(rep.split())][1])
+
+
+@pytest.mark.parametrize("text,gap_at", [
+    # the rep's own "press" and "leave a message", with no clear pause before them
+    ("I saw your press release so leave me a message or call me back any time this week", None),
+    # a clear pause, but what follows is the rep's and long: no prompt is that long
+    ("Hi Dana it is Mike " + "and we help teams forecast their inventory across sites " * 6
+     + "so press on and call me", 5),
+    # a clear pause, short speech after it, but no cue: the rep's sign-off
+    ("Hi Dana it is Mike from Northwind with a quick idea for your Denver site. Thanks again talk soon", 14),
+])
+def test_the_reps_own_words_are_not_a_mailbox_prompt(text, gap_at):
+    words = _timed(text, 3.0, gap_at=gap_at)
+    assert calls.after_prompt_start_from_words(words, _speech_of(words)) is None

@@ -38,6 +38,7 @@ from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S, Audio, load
 from .calls import (
     CallSegment,
     CallSegmentation,
+    after_prompt_start_from_words,
     conversation_evidence,
     greeting_end_from_words,
     pick_channel,
@@ -174,6 +175,12 @@ class Grader:
                 # no beep: the greeting, if any, is found from its words, then the message alone re-graded
                 segmentation, span = _after_greeting(segmentation, transcript, metrics, span, name)
                 if span is not None:
+                    transcript, metrics = self._measure(graded, span, timings)
+            if span is not None:
+                # a mailbox prompt after the message ("press 1 to send it"): cut it off, re-grade
+                segmentation, cut = _after_prompt(segmentation, transcript, metrics, span)
+                if cut is not None:
+                    span = cut
                     transcript, metrics = self._measure(graded, span, timings)
             if _no_speech(transcript, metrics):
                 raise AudioError(f"{name}: no speech found (noise, hum or music?); nothing to grade",
@@ -332,6 +339,35 @@ def _after_greeting(
     evidence = {**seg.evidence, "greeting_end_s": round(end_s, 3), "greeting_from": "transcript"}
     refined = replace(seg, segments=tuple(segments), message_start_s=message_start_s, evidence=evidence)
     return refined, (greeting_end_s, span[1])
+
+
+def _after_prompt(
+    seg: CallSegmentation, transcript: Transcript, metrics, span: tuple[float, float]
+) -> tuple[CallSegmentation, tuple[float, float] | None]:
+    """A mailbox prompt at the end of ``span``, found by its words: the segmentation with it as
+    ``after``, and the span to re-grade; (``seg``, None) when the span ends with the rep."""
+    words = [(w.word, w.start, w.end) for w in transcript.words]
+    start_s = after_prompt_start_from_words(words, metrics.speech_intervals)
+    if start_s is None:
+        return seg, None
+    said = [w for w in transcript.words if w.end <= start_s]
+    if not said:  # nothing but the prompt: let the first pass stand
+        return seg, None
+    # the rep's last word, to the end of the VAD interval it is in (not a later one: an error beep)
+    last_s = said[-1].end
+    rep_end_s = max([last_s] + [e for s, e in metrics.speech_intervals if s <= last_s <= e and e <= start_s])
+    prompt = " ".join(w.word for w in transcript.words if w.start >= start_s)
+    segments = []
+    for s in seg.segments:
+        if s.kind == "message" and s.start_s < start_s < s.end_s:
+            segments += [CallSegment("message", s.start_s, rep_end_s),
+                         CallSegment("silence", rep_end_s, start_s),
+                         CallSegment("after", start_s, s.end_s, prompt)]
+        else:
+            segments.append(s)
+    evidence = {**seg.evidence, "after_prompt_start_s": round(start_s, 3), "after_from": "transcript"}
+    refined = replace(seg, segments=tuple(segments), message_end_s=rep_end_s, evidence=evidence)
+    return refined, (span[0], min(span[1], rep_end_s + TRAIL_PAD_S, start_s))
 
 
 def to_file_clock(item, offset_s: float):

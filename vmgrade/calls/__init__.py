@@ -30,13 +30,15 @@ import numpy as np
 from ..vad import HOP_S, detect_speech, power_spectrogram
 from .channels import conversation_evidence, pick_channel
 from .tones import Tone, detect_tones
-from .words import GREETING_CUES, greeting_end_from_words
+from .words import AFTER_CUES, GREETING_CUES, after_prompt_start_from_words, greeting_end_from_words
 
 __all__ = [
     "SEGMENT_KINDS",
     "CallSegment",
     "CallSegmentation",
+    "AFTER_CUES",
     "GREETING_CUES",
+    "after_prompt_start_from_words",
     "conversation_evidence",
     "greeting_end_from_words",
     "pick_channel",

@@ -45,23 +45,27 @@ def normalise_word(word: str) -> str:
     return _NON_WORD.sub("", _APOSTROPHES.sub("", word.lower()))
 
 
-def _cue_ends(tokens: list[str]) -> list[int]:
-    """Index of the last word of every cue occurrence."""
+def _cue_end_indices(tokens: list[str], cue: tuple[str, ...]) -> list[int]:
+    """Index of the last word of every occurrence of ``cue`` (its words in order, loosely)."""
     ends = []
-    for cue in GREETING_CUES:
-        for i, tok in enumerate(tokens):
-            if tok != cue[0]:
-                continue
-            j, ok = i, True
-            for part in cue[1:]:
-                window = tokens[j + 1 : j + 2 + CUE_SLACK_WORDS]
-                if part not in window:
-                    ok = False
-                    break
-                j = j + 1 + window.index(part)
-            if ok:
-                ends.append(j)
+    for i, tok in enumerate(tokens):
+        if tok != cue[0]:
+            continue
+        j, ok = i, True
+        for part in cue[1:]:
+            window = tokens[j + 1 : j + 2 + CUE_SLACK_WORDS]
+            if part not in window:
+                ok = False
+                break
+            j = j + 1 + window.index(part)
+        if ok:
+            ends.append(j)
     return ends
+
+
+def _cue_ends(tokens: list[str]) -> list[int]:
+    """Index of the last word of every greeting cue occurrence."""
+    return [j for cue in GREETING_CUES for j in _cue_end_indices(tokens, cue)]
 
 
 def _silent(speech: Sequence[tuple[float, float]], a_s: float, b_s: float) -> bool:
@@ -112,3 +116,60 @@ def greeting_end_from_words(
         return items[clear[0]][2]
     gap, i = max(gaps)
     return items[i][2] if gap >= MIN_PAUSE_S else None
+
+
+# What a mailbox says after the rep stops: "If you are satisfied with your message, press 1",
+# "to re-record, press 2", "please hang up", "your message has been sent", or a greeting-like
+# prompt played again. A rep's own message rarely ends on these, and the prompt must also follow
+# a clear pause and fill only the end of the span.
+AFTER_CUES = (
+    ("press",),
+    ("hang", "up"),
+    ("rerecord",),
+    ("re", "record"),
+    ("satisfied", "message"),
+    ("message", "sent"),
+    ("message", "saved"),
+    ("message", "recorded"),
+    *GREETING_CUES,
+)
+AFTER_MAX_S = 15.0  # a prompt after the message is short; speech longer than this is the rep's
+
+
+def after_prompt_start_from_words(
+    words: Sequence[tuple[str, float, float]], speech: Sequence[tuple[float, float]]
+) -> float | None:
+    """Start (s) of a mailbox prompt that follows the rep's message, found from its words, or None.
+
+    The prompt is the speech after the last clear pause (at least ``CLEAR_PAUSE_S``,
+    confirmed silent by the VAD) when it lasts at most ``AFTER_MAX_S`` to the end and
+    holds a cue of ``AFTER_CUES`` ("press", "hang up", "re-record", "leave a message",
+    ...). Words before the pause are the rep's.
+
+    Parameters
+    ----------
+    words : sequence of (word, start_s, end_s)
+        The message span's words, any clock.
+    speech : sequence of (start_s, end_s)
+        VAD speech intervals on the same clock.
+
+    Returns
+    -------
+    float or None
+        The start of the prompt's first word, s; None when the end of the span holds no prompt.
+    """
+    items = [(normalise_word(w), float(s), float(e)) for w, s, e in words]
+    items = [it for it in items if it[0]]
+    if len(items) < 2:
+        return None
+    end_s = items[-1][2]
+    for i in range(len(items) - 1, 0, -1):
+        start_s = items[i][1]
+        if end_s - start_s > AFTER_MAX_S:
+            return None
+        gap_s = start_s - items[i - 1][2]
+        if gap_s >= CLEAR_PAUSE_S and _silent(speech, items[i - 1][2], start_s):
+            tail = [w for w, _, _ in items[i:]]
+            if any(_cue_end_indices(tail, cue) for cue in AFTER_CUES):
+                return start_s
+    return None
