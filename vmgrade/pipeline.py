@@ -144,6 +144,8 @@ class Grader:
             )
         self.transcriber = transcriber
         self.rubric = scoring.load_rubric(self.options.rubric)
+        # the report's labels (pauses, monotone, level) follow the rubric that grades it
+        self.label_thresholds = scoring.label_thresholds(self.rubric)
 
     def grade(self, path: str | os.PathLike, context: Context | None = None) -> Report:
         """Grade one file. Problems with the file become ``Report.error``, never exceptions."""
@@ -227,8 +229,7 @@ class Grader:
         timings["asr"] = timings.get("asr", 0.0) + time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        # the report's labels (pauses, monotone, level) follow the rubric that grades it
-        metrics = delivery.measure(clip, transcript, thresholds=scoring.label_thresholds(self.rubric))
+        metrics = delivery.measure(clip, transcript, thresholds=self.label_thresholds)
         timings["delivery"] = timings.get("delivery", 0.0) + time.perf_counter() - t0
         if span is None:
             return transcript, metrics

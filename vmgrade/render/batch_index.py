@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .html import _render
+from .html import render_template
 
 FILE_COLUMNS = ("File", "Rep", "Score", "Grade", "Duration (s)", "Top tip / error", "Copy of")
 
@@ -41,7 +41,7 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, A
     status = (f"{t['graded']} graded, {t['errors']} failed, {t['pending']} not finished, "
               f"{t['duplicates']} copies, of {t['files']} files")
     mean = "" if summary["mean_score"] is None else f"; mean score {summary['mean_score']}"
-    return _render(
+    return render_template(
         "batch_index.html.j2",
         status=status,
         mean=mean,

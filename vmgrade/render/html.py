@@ -71,7 +71,7 @@ def render_report_html(report: Mapping[str, Any], audio_path: str | os.PathLike 
         When ``audio_path`` is given explicitly and cannot be decoded.
     """
     view = _recording_view(dict(report), _audio_for(report, audio_path), key="a0")
-    return _render("report.html.j2", r=view, title=f"vmgrade: {view['name']}")
+    return render_template("report.html.j2", r=view, title=f"vmgrade: {view['name']}")
 
 
 def write_report_html(
@@ -124,7 +124,7 @@ def render_comparison_html(comparison: Comparison) -> str:
         labels = [r.label for r in recordings]
         wanted = [t for t in comparison.trends if t.kind in ("score", "dimension")]
         trend_chart = _svg_uri(charts.trend_chart(labels, {t.label: list(t.values) for t in wanted}))
-    return _render(
+    return render_template(
         "compare.html.j2",
         c=comparison,
         recordings=recordings,
@@ -416,7 +416,8 @@ def _fmt_delta(d) -> dict:
 # --------------------------------------------------------------------------
 
 
-def _render(template: str, **context: Any) -> str:
+def render_template(template: str, **context: Any) -> str:
+    """Render one of ``vmgrade/render/templates/`` in the one shared Jinja environment."""
     return _environment().get_template(template).render(**context)
 
 
