@@ -98,7 +98,8 @@ def test_fillers_and_number_changes_in_plain_words():
     text = "\n".join(c.summary)
     assert "Fillers fell from 9.0 to 2.0 per min" in text
     assert "You now say your number twice" in text
-    assert "You now give a reason tied to the prospect" in text
+    assert ("You now give a reason tied to the prospect" in text
+            or "Your reason now says something concrete about them" in text)
     # a covered finding (number_once) gets no second line of its own
     assert "number_once" not in text
     cta = dimension(c, "call_to_action")
@@ -251,7 +252,8 @@ def test_before_and_after_practice_samples(graded):
     assert "Pace went from" in text
     assert "Fillers fell from" in text
     assert "You now say your number twice" in text
-    assert "You now give a reason tied to the prospect" in text
+    assert ("You now give a reason tied to the prospect" in text
+            or "Your reason now says something concrete about them" in text)
     assert "The weak phrases are gone" in text
     # what did not change in a way a listener hears is not claimed
     for key in ("f0_sd_st", "snr_db", "clipping_pct", "ask_count"):

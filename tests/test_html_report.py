@@ -100,6 +100,14 @@ def test_report_page_shows_score_dimensions_findings_charts_and_audio(graded):
     assert page.count('class="w filler') >= report["metrics"]["filler_token_count"] >= 1
     assert 'w number' in page or ' number"' in page
 
+    # sentence by sentence: each sentence seekable, with its moves; weak ones marked
+    moves = report["content"]["moves"]
+    section = re.search(r'<section class="card" id="moves">(.*?)</section>', text, re.S).group(1)
+    for m in moves:
+        assert f'data-t="{m["start_s"]}"' in section and m["text"] in section
+    assert "chip weak" in section  # the before sample pitches generically and hedges
+    assert f"Reason: <b>{report['content']['reason']['specificity']}</b>" in section
+
 
 @pytest.mark.slow
 def test_report_without_audio_and_error_reports(graded, tmp_path):

@@ -184,6 +184,10 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
     p.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
                    help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
                         'needs pip install "vmgrade[fast]")')
+    p.add_argument("--content-engine", choices=("auto", "embedding", "phrases"), default="auto",
+                   help="what reads each sentence's moves: auto (sentence embeddings when the model "
+                        "package is installed, else the phrase lists; the report says which), embedding, "
+                        "or phrases")
     p.add_argument("--beam-size", type=int, default=None, metavar="N",
                    help="beam search width (default 1, greedy, on both engines; openai-whisper's "
                         "wider beams skip its speed-ups)")
@@ -242,6 +246,7 @@ def _grade_options(args: argparse.Namespace):
         int8_logits=not args.fp32_logits,
         whole_file=getattr(args, "whole_file", False),
         channel=getattr(args, "channel", "auto"),
+        content_engine=getattr(args, "content_engine", "auto"),
     )
 
 

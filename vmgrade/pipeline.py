@@ -108,10 +108,16 @@ class GradeOptions:
     int8_logits: bool = True  # openai-whisper: int8 vocabulary projection, exact rescoring (asr.speedups)
     whole_file: bool = False  # True: no call segmentation; grade the whole file as before (docs/calls.md)
     channel: str = "auto"  # the rep's side of a two-channel file: one of CHANNELS
+    # what labels the sentences' moves: "auto" (sentence embeddings when installed, else the phrase
+    # lists, recorded in content.engine), "embedding" (required) or "phrases" (docs/content.md)
+    content_engine: str = "auto"
 
     def __post_init__(self) -> None:
         if self.channel not in CHANNELS:
             raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {self.channel!r}")
+        if self.content_engine not in content.ENGINES:
+            raise ValueError(f"content_engine must be one of {', '.join(content.ENGINES)}, "
+                             f"not {self.content_engine!r}")
 
     def uses_filler_prompt(self) -> bool:
         """``filler_prompt``, or where it is None the engine's default."""
@@ -143,6 +149,8 @@ class Grader:
                 ),
             )
         self.transcriber = transcriber
+        # loaded once here, so batch and web workers embed with one model per process
+        self.content_engine = content.classifier(self.options.content_engine)
         self.rubric = scoring.load_rubric(self.options.rubric)
         # the report's labels (pauses, monotone, level) follow the rubric that grades it
         self.label_thresholds = scoring.label_thresholds(self.rubric)
@@ -189,8 +197,13 @@ class Grader:
                                  code="no_speech", path=name)
 
             t0 = time.perf_counter()
-            findings = content.analyze(transcript, metrics, **context.call_facts())
+            findings = content.analyze(transcript, metrics, engine=self.content_engine,
+                                       **context.call_facts())
             timings["content"] = time.perf_counter() - t0
+            if findings.callback.status in ("unconfirmed", "mismatch"):
+                t0 = time.perf_counter()
+                findings = self._recheck_number(graded, findings)
+                timings["number_recheck"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
             verdict = scoring.score(metrics, findings, self.rubric)
@@ -215,6 +228,26 @@ class Grader:
             segmentation=None if segmentation is None else _with_text(segmentation, transcript),
             **common,
         )
+
+    def _recheck_number(self, graded: Audio, findings: content.ContentFindings) -> content.ContentFindings:
+        """A second listen to a number that differs from the rep's: the span of its first such saying
+        re-decoded with digit-friendly prompts (``content.REREAD_PROMPTS``), before the verdict stands."""
+        reread = getattr(self.transcriber, "reread", None)
+        cb = findings.callback
+        slipped = [m for m in cb.mentions if m.digits != cb.expected]
+        if reread is None or not slipped:
+            return findings
+        m, sr = slipped[0], graded.sample_rate
+        i0 = max(0, int((m.start_s - content.REREAD_PAD_S) * sr))
+        i1 = min(len(graded.samples), int((m.end_s + content.REREAD_PAD_S) * sr))
+        clip = replace(graded, samples=graded.samples[i0:i1], channels=None)
+        texts: list[str] = []
+        for prompt in content.REREAD_PROMPTS:
+            texts.append(reread(clip, prompt))
+            cb = content.recheck(findings.callback, texts)
+            if cb.status == "match":
+                break
+        return replace(findings, callback=cb)
 
     def _measure(self, graded: Audio, span: tuple[float, float] | None, timings: dict[str, float]):
         """Transcript and delivery metrics of ``graded`` (or of its ``span``, s), on the file's clock."""

@@ -56,6 +56,15 @@ PHRASE_PENALTY = 0.34
 EXTRA_ASK_CREDIT = 0.6
 MANY_ASKS_CREDIT = 0.3
 SOFT_ASK_CREDIT = 0.6
+# The reason: one concrete detail keeps 40% of the check (tied to them, but thin: their
+# company's name alone is a mail-merge field); a reason-shaped sentence with no detail keeps
+# nothing, as the generic pitch it is.  With no reason sentence, an offer or proof tied to them
+# and as detailed as a full reason keeps 70% (the specifics are there, framed as what we do),
+# a thinner one 30%.
+PARTIAL_REASON_CREDIT = 0.4
+DETAILED_PROOF_CREDIT = 0.7
+PROOF_ONLY_CREDIT = 0.3
+QUOTE_CHARS = 70  # evidence quoted in a finding is cut to this many characters
 # Opening: a name or company said, but after the opening window, keeps 30%
 # (it was heard, but after the listener decided whether to keep listening).
 LATE_IDENTITY_CREDIT = 0.3
@@ -78,7 +87,7 @@ REQUIRED_THRESHOLDS = (
 )  # fmt: skip
 # Added after rubrics were first written: a rubric file without them takes the
 # packaged rubric's value (:func:`label_thresholds`), so older files still load.
-LATER_THRESHOLDS = ("pause_min_ms", "level_low_dbfs", "level_peak_high_dbfs")
+LATER_THRESHOLDS = ("pause_min_ms", "level_low_dbfs", "level_peak_high_dbfs", "reason_specific_details")
 REQUIRED_POINTS = {
     "opening": ("name_early", "company_early", "identity_repeated"),
     "relevance": ("prospect_named", "specific_reason", "no_generic_pitch", "no_weak_phrases"),
@@ -103,6 +112,9 @@ class Rubric:
     path: str
 
     def t(self, name: str) -> float:
+        """Threshold ``name``; one of ``LATER_THRESHOLDS`` that the file lacks is the packaged rubric's."""
+        if name not in self.thresholds and name in LATER_THRESHOLDS:
+            return _packaged_thresholds()[name]
         return self.thresholds[name]
 
     def letter(self, score: float) -> str:
@@ -165,6 +177,15 @@ def load_rubric(path: str | os.PathLike | None = None) -> Rubric:
                           code="rubric_invalid") from exc
 
 
+_PACKAGED: dict[str, float] = {}
+
+
+def _packaged_thresholds() -> dict[str, float]:
+    if not _PACKAGED:
+        _PACKAGED.update(load_rubric().thresholds)
+    return _PACKAGED
+
+
 def label_thresholds(rubric: Rubric | None = None) -> LabelThresholds:
     """The rubric's cut-offs for the report's labels, for :func:`vmgrade.delivery.measure`.
 
@@ -179,12 +200,7 @@ def label_thresholds(rubric: Rubric | None = None) -> LabelThresholds:
     LabelThresholds
     """
     rubric = rubric or load_rubric()
-    missing = [name for name in LATER_THRESHOLDS if name not in rubric.thresholds]
-    fallback = load_rubric().thresholds if missing else {}
-
-    def t(name: str) -> float:
-        return rubric.thresholds[name] if name in rubric.thresholds else fallback[name]
-
+    t = rubric.t
     return LabelThresholds(
         min_pause_ms=t("pause_min_ms"),
         long_pause_s=t("long_pause_s"),
@@ -334,7 +350,7 @@ def score(delivery: DeliveryMetrics, content: ContentFindings, rubric: Rubric | 
     start = delivery.speech_start_s if delivery.message_length_s > 0 else content.message_start_s
     end = delivery.speech_end_s if delivery.message_length_s > 0 else content.message_end_s
     _opening(dims["opening"], content, rubric, start, end)
-    _relevance(dims["relevance"], content)
+    _relevance(dims["relevance"], content, rubric)
     _call_to_action(dims["call_to_action"], content, rubric)
     _brevity(dims["brevity"], delivery, rubric, start, end)
     _pace(dims["pace"], delivery, rubric)
@@ -368,6 +384,30 @@ def score(delivery: DeliveryMetrics, content: ContentFindings, rubric: Rubric | 
         rubric_version=rubric.version,
         rubric_path=rubric.path,
     )
+
+
+CONTENT_DIMENSIONS = ("opening", "relevance", "call_to_action")
+
+
+def content_score(content: ContentFindings, rubric: Rubric | None = None) -> float:
+    """The weighted score (0-100) of what was said alone: opening, relevance, call to action.
+
+    For a script graded before it is recorded (``content.analyze_text``) and
+    for benchmarks that feed text; the callback-number cap applies as in :func:`score`.
+    """
+    rubric = rubric or load_rubric()
+    dims = {key: _Dimension(key, rubric) for key in CONTENT_DIMENSIONS}
+    start, end = content.message_start_s, content.message_end_s
+    _opening(dims["opening"], content, rubric, start, end)
+    _relevance(dims["relevance"], content, rubric)
+    _call_to_action(dims["call_to_action"], content, rubric)
+    for dim in dims.values():
+        dim.rescale()
+    total = sum(rubric.weights[k] for k in CONTENT_DIMENSIONS)
+    value = sum(dims[k].earned * rubric.weights[k] for k in CONTENT_DIMENSIONS) / total
+    if content.callback.matches_expected is False:
+        value = min(value, rubric.t("number_mismatch_max_score"))
+    return value
 
 
 def band_score(value: float, ideal: tuple[float, float], acceptable: tuple[float, float],
@@ -414,7 +454,58 @@ def _opening(dim: _Dimension, c: ContentFindings, r: Rubric, start: float, end: 
             max(start, end - closing), end))
 
 
-def _relevance(dim: _Dimension, c: ContentFindings) -> None:
+def _reason(dim: _Dimension, c: ContentFindings, r: Rubric) -> None:
+    """The reason earns its points by concrete details tied to the prospect, not by its shape."""
+    reason = c.reason
+    found = _distinct(reason.details) if reason else []
+    need = int(r.t("reason_specific_details"))
+    if c.specific_reasons and len(found) >= need:
+        e = c.specific_reasons[0]
+        details = ", ".join(f"{d.text} ({d.kind})" for d in found[:4])
+        dim.check("specific_reason", 1.0,
+                  strength=f"A specific reason tied to them at {_clock(e.start_s)}: {details}.")
+    elif c.specific_reasons:
+        e = c.specific_reasons[0]
+        d = found[0]
+        dim.check("specific_reason", PARTIAL_REASON_CREDIT, finding=(
+            "thin_reason", "minor",
+            f"Your reason (\"{_quote(e.text)}\") has one concrete detail ({d.text}): add another — a "
+            "place, a number, a date, a peer they know — so it could only be about them.",
+            e.start_s, e.end_s))
+    else:
+        proof = _distinct(reason.proof_details) if reason else []
+        vague = c.vague_reasons
+        if vague:
+            e = vague[0]
+            code, message, where = "vague_reason", (
+                f"Your reason (\"{_quote(e.text)}\") has a reason's shape but nothing concrete about them: "
+                "say what you saw — their news, a place, a number, a date — in plain words."), (
+                e.start_s, e.end_s)
+        else:
+            code, message, where = "no_specific_reason", (
+                "Give a reason tied to their business — news, a trigger event, something on their website — "
+                "instead of a general pitch."), (None, None)
+        credit = DETAILED_PROOF_CREDIT if len(proof) >= need else (PROOF_ONLY_CREDIT if proof else 0.0)
+        dim.check("specific_reason", credit, finding=(code, "major", message, *where))
+
+
+def _distinct(details) -> list:
+    """Details with distinct words ("March" said twice is one detail)."""
+    seen, out = set(), []
+    for d in details:
+        key = d.text.lower().strip(" ,.'s")
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    text = " ".join(text.split()).strip(",. ")
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _relevance(dim: _Dimension, c: ContentFindings, r: Rubric) -> None:
     if c.prospect_name_mentions:
         dim.check("prospect_named", 1.0, strength=f"You addressed {c.prospect_name} by name.")
     else:
@@ -422,29 +513,22 @@ def _relevance(dim: _Dimension, c: ContentFindings) -> None:
             "prospect_not_named", "minor",
             "Open with the prospect's name: it shows the message is for them, not a blast.",
             c.message_start_s, c.message_start_s + 1.0))
-    if c.specific_reasons:
-        e = c.specific_reasons[0]
-        dim.check("specific_reason", 1.0,
-                  strength=f"You gave a reason tied to them (\"{e.text}\" at {_clock(e.start_s)}).")
-    else:
-        dim.check("specific_reason", 0.0, finding=(
-            "no_specific_reason", "major",
-            "Give a reason tied to their business — news, a trigger event, something on their website — "
-            "instead of a general pitch.", None, None))
-    generic = c.generic_phrases
+    _reason(dim, c, r)
+    generic = list(c.generic_phrases) + list(c.vague_reasons)
+    generic.sort(key=lambda e: e.start_s)
     if generic:
         e = generic[0]
-        quoted = ", ".join(f'"{g.text.strip(",.")}"' for g in generic[:3])
+        quoted = ", ".join(f'"{_quote(g.text)}"' for g in generic[:3])
         dim.check("no_generic_pitch", 1.0 - PHRASE_PENALTY * len(generic), finding=(
             "generic_pitch", "major" if not c.specific_reasons else "minor",
-            f"Generic pitch ({quoted}): swap it for one concrete result you got for a company like theirs.",
-            e.start_s, generic[-1].end_s))
+            f"Generic pitch ({quoted}): swap it for one concrete fact about them, or a result you got "
+            "for a company like theirs.", e.start_s, generic[-1].end_s))
     else:
         dim.check("no_generic_pitch", 1.0, strength="No generic sales language.")
     weak = c.weak_phrases
     if weak:
         e = weak[0]
-        quoted = ", ".join(f'"{w.text.strip(",.")}" ({_clock(w.start_s)})' for w in weak[:3])
+        quoted = ", ".join(f'"{_quote(w.text)}" ({_clock(w.start_s)})' for w in weak[:3])
         dim.check("no_weak_phrases", 1.0 - PHRASE_PENALTY * len(weak), finding=(
             "weak_phrase", "major",
             f"Cut weak or filler phrases: {quoted}. Lead with why they should call back.",
@@ -472,10 +556,11 @@ def _call_to_action(dim: _Dimension, c: ContentFindings, r: Rubric) -> None:
         s = c.soft_asks[0]
         dim.check("one_clear_ask", SOFT_ASK_CREDIT, finding=(
             "soft_ask", "minor",
-            f"Your ask is hedged (\"{s.text.strip(',.')}\"): propose a time instead.", s.start_s, s.end_s))
+            f"Your ask is hedged (\"{_quote(s.text)}\"): propose a time instead.", s.start_s, s.end_s))
     else:
         a = c.asks[0]
-        dim.check("one_clear_ask", 1.0, strength=f"One clear ask (\"{a.text}\" at {_clock(a.start_s)}).")
+        dim.check("one_clear_ask", 1.0,
+                  strength=f"One clear ask (\"{_quote(a.text)}\" at {_clock(a.start_s)}).")
 
     cb = c.callback
     number_checks = ("number_said", "number_twice", "number_slow", "number_chunked", "number_cued")
@@ -484,10 +569,14 @@ def _call_to_action(dim: _Dimension, c: ContentFindings, r: Rubric) -> None:
         dim.check("number_said", 0.0, finding=(
             "number_mismatch", "critical",
             f"The number you said ({_fmt(cb.digits)}) is not your callback number ({_fmt(cb.expected)}): "
-            "the prospect cannot reach you.", *where))
+            "the prospect cannot reach you." + (f" ({cb.note}.)" if cb.note else ""), *where))
         for name in number_checks[1:]:
             dim.check(name, 0.0)
         return
+    if cb.status == "unconfirmed" and cb.mentions:
+        m = cb.mentions[0]
+        dim.findings.append(("number_unconfirmed", "info",
+                             f"Check your number: {cb.note}.", m.start_s, m.end_s, 0.0))
     if not cb.mentions:
         dim.check("number_said", 0.0, finding=(
             "no_callback_number", "critical",
@@ -679,5 +768,5 @@ def _fmt(digits: str) -> str:
     return digits
 
 
-__all__ = ["DimensionScore", "Finding", "Grade", "Rubric", "band_score", "label_thresholds", "load_rubric",
-           "score"]
+__all__ = ["DimensionScore", "Finding", "Grade", "Rubric", "band_score", "content_score", "label_thresholds",
+           "load_rubric", "score"]

@@ -282,6 +282,26 @@ class WhisperTranscriber:
             self.model_name,
         )
 
+    def reread(self, audio: Audio, prompt: str) -> str:
+        """The text of a short clip (up to 30 s, 16 kHz) decoded once, greedily, after ``prompt``.
+
+        A second listen to one phrase (a callback number whose digits the
+        transcript may have dropped): no timestamps, no filler probe.
+        """
+        import torch
+        import whisper
+        from whisper.decoding import DecodingOptions, decode
+
+        model = self.model
+        x = whisper.pad_or_trim(np.asarray(audio.samples, dtype=np.float32))
+        mel = whisper.log_mel_spectrogram(torch.from_numpy(x), model.dims.n_mels)
+        try:
+            result = decode(model, mel, DecodingOptions(language=self.options.language, prompt=prompt,
+                                                        without_timestamps=True, fp16=False, temperature=0.0))
+        finally:
+            forget_memos(model)
+        return result.text
+
     def _transcribe_samples(self, samples: np.ndarray) -> dict:
         opts = self.options
         return self.model.transcribe(
@@ -548,6 +568,16 @@ class CTranslate2Transcriber:
                     code="model_corrupt",
                 ) from exc
         return self._model
+
+    def reread(self, audio: Audio, prompt: str) -> str:
+        """The text of a short clip (up to 30 s, 16 kHz) decoded once after ``prompt`` (see
+        :meth:`WhisperTranscriber.reread`)."""
+        segments, _ = self.model.transcribe(
+            np.asarray(audio.samples, dtype=np.float32), language=self.options.language, task="transcribe",
+            temperature=0.0, initial_prompt=prompt, without_timestamps=True, word_timestamps=False,
+            condition_on_previous_text=False, vad_filter=False, beam_size=1,
+        )
+        return " ".join(seg.text.strip() for seg in segments)
 
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""

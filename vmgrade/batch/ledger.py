@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..content import CONTENT_VERSION
 from ..errors import printable
 from ..pipeline import Context, GradeOptions
 from .inputs import BatchError, ManifestRow
@@ -108,6 +109,10 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
         # call-recording options only when not the defaults, so keys of earlier runs stay as they were
         **({"whole_file": True} if options.whole_file else {}),
         **({"channel": options.channel} if options.channel != "auto" else {}),
+        # the content stage reads moves by meaning (vmgrade.content.CONTENT_VERSION): grades made
+        # before it are not reused
+        "content": CONTENT_VERSION,
+        **({"content_engine": options.content_engine} if options.content_engine != "auto" else {}),
     }
 
 

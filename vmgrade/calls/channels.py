@@ -39,6 +39,10 @@ VOICED_R = 0.5  # normalised autocorrelation peak of a voiced frame
 MIN_VOICED_FRAMES = 10  # 0.1 s of voicing for a run's pitch
 PITCH_GAP_OCT = 0.25  # two voices: the pitch groups are >= a quarter octave apart (3 semitones)...
 PITCH_SPLIT_OCT = 0.45  # ... and their medians >= 0.45 octave (one voice's runs spread ~0.3)
+# By pitch alone (one channel), the quieter party must hold this share of the speech: one voice
+# that drops in pitch for a phrase (a number read low, a TTS prosody shift) splits into a short
+# "second party"; in a real mono conversation both sides talk at length.
+PITCH_MIN_MINOR_SHARE = 0.25
 
 
 def _prepare(channels: np.ndarray, sample_rate_hz: int) -> np.ndarray:
@@ -256,9 +260,11 @@ def conversation_evidence(channels: np.ndarray, sample_rate_hz: int) -> dict | N
     )
     if beep_end is not None:
         evidence["after_beep_s"] = round(beep_end, 3)
+    speech = sorted(sum(v) for v in per_party.values())
     taking_turns = (
         switches >= MIN_SWITCHES
         and len(parties) >= 2
         and all(len(v) >= MIN_PARTY_TURNS and sum(v) >= MIN_PARTY_SPEECH_S for v in per_party.values())
+        and (two_sided or speech[0] >= PITCH_MIN_MINOR_SHARE * sum(speech))
     )
     return evidence if taking_turns else None

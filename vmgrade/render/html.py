@@ -233,11 +233,44 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
         dims_chart=_svg_uri(charts.dimension_chart({name: dims})) if dims else None,
         audio_src=None if audio is None else audio_data_uri(audio),
         transcript=_transcript_tokens(report, findings, rubric),
+        moves=_moves_view(report),
         key_numbers=_key_numbers(report, rubric),
         context=report.get("context") or {},
         call=_call_view(report),
     )
     return view
+
+
+# What each move is called on the page, and whether a trainer would cut it.
+MOVE_LABELS = {
+    "greeting": "greeting", "identity": "who's calling", "prospect": "addresses them", "reason": "reason",
+    "value": "value / proof", "generic_pitch": "generic pitch", "dump": "feature or price dump",
+    "ask_callback": "ask: call back", "ask_meeting": "ask: meeting", "ask_email": "ask: email",
+    "ask_text": "ask: text", "ask_other": "ask: other", "number": "number", "signoff": "sign-off",
+    "hedge": "hedge / apology", "filler_talk": "filler talk",
+}
+WEAK_MOVES = frozenset({"generic_pitch", "dump", "hedge", "filler_talk"})
+
+
+def _moves_view(report: Mapping[str, Any]) -> dict | None:
+    """Each sentence with the moves it makes, and the reason's concrete details; None without moves."""
+    content = report.get("content") or {}
+    moves = content.get("moves") or []
+    if not moves:
+        return None
+    reason = content.get("reason") or {}
+    engine = content.get("engine") or {}
+    return {
+        "sentences": [{"t": m["start_s"], "clock": format_clock(m["start_s"]), "text": m["text"],
+                       "moves": [{"label": MOVE_LABELS.get(k, k), "weak": k in WEAK_MOVES}
+                                 for k in m["moves"]]}
+                      for m in moves],
+        "specificity": reason.get("specificity"),
+        "details": [{"t": d["start_s"], "text": d["text"], "kind": d["kind"]}
+                    for d in (reason.get("details") or []) + (reason.get("proof_details") or [])],
+        "engine": engine.get("name"),
+        "fallback_reason": engine.get("fallback_reason"),
+    }
 
 
 def _call_view(report: Mapping[str, Any]) -> dict | None:

@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import printable
 from ..timestamps import format_span
 from .style import score_style
 
@@ -90,6 +91,8 @@ def report_renderable(report: Any, *, plain: bool = False) -> Group:
         parts += [_heading("Strengths", plain), _indent(strengths)]
     if r.get("metrics"):
         parts += [_heading("Delivery", plain), _indent(Text(_delivery_line(r["metrics"])))]
+    if (r.get("content") or {}).get("moves"):
+        parts += [_heading("Content", plain), _indent(Text(_content_line(r["content"])))]
     if r.get("transcript"):
         parts += [_heading("Transcript:", plain), _indent(_transcript(r, numbers, plain)),
                   _indent(_legend(plain))]
@@ -199,6 +202,22 @@ def _delivery_line(m: dict) -> str:
     if m.get("f0_sd_st") is not None:
         bits.append(f"pitch varies {m['f0_sd_st']:.1f} st")
     return ", ".join(bits)
+
+
+def _content_line(c: dict) -> str:
+    """The reason's specificity and details, the asks, the number's status and the engine, in a line."""
+    reason = c.get("reason") or {}
+    details = ", ".join(f"{d['text']} ({d['kind']})" for d in (reason.get("details") or [])[:4])
+    parts = [f"reason {reason.get('specificity', '?')}" + (f": {details}" if details else "")]
+    parts.append("asks: " + (", ".join(c.get("ask_kinds") or []) or "none"))
+    status = (c.get("callback") or {}).get("status")
+    if status and status not in ("no_expected", "not_said"):
+        parts.append(f"number {status}")
+    engine = c.get("engine") or {}
+    if engine.get("name"):
+        parts.append(f"read by {engine['name']}" + (f" ({engine['fallback_reason']})"
+                                                      if engine.get("fallback_reason") else ""))
+    return printable(" · ".join(parts))
 
 
 def _transcript(r: dict, numbers: dict, plain: bool) -> Text:
