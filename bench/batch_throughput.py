@@ -64,12 +64,17 @@ def build_folder(folder: Path, n_files: int) -> tuple[list[Path], float]:
     return files, total_s
 
 
-def run(folder: Path, out: Path, model: str, workers: int, ray: bool, minutes: float | None) -> dict:
-    """``vmgrade batch`` in a new process (a user's cold start), stopped after ``minutes`` if given."""
+def run(folder: Path, out: Path, model: str, workers: int | None, ray: bool, minutes: float | None,
+        flags: tuple[str, ...] = ()) -> dict:
+    """``vmgrade batch`` in a new process (a user's cold start), stopped after ``minutes`` if given.
+
+    ``workers`` None: vmgrade's own choice; ``flags``: more options (``--engine ctranslate2``).
+    """
     from vmgrade.batch.summary import worker_report
 
     cmd = [sys.executable, "-m", "vmgrade", "batch", str(folder), "--out", str(out), "--model", model,
-           "--workers", str(workers), "--no-history", "--no-progress", *(["--ray"] if ray else [])]
+           *(["--workers", str(workers)] if workers else []), "--no-history", "--no-progress",
+           *(["--ray"] if ray else []), *flags]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -214,18 +214,8 @@ class Move:
                 "moves": list(self.moves), "scores": {k: round(v, 3) for k, v in self.scores.items()}}
 
 
-@dataclass(frozen=True)
-class DetailMention:
-    """A concrete detail (:data:`vmgrade.content.details.DETAIL_KINDS`) and when it was said."""
-
-    kind: str
-    text: str
-    start_s: float
-    end_s: float
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "text": self.text, "start_s": round(self.start_s, 3),
-                "end_s": round(self.end_s, 3)}
+# A concrete detail (kind one of vmgrade.content.details.DETAIL_KINDS) and when it was said.
+DetailMention = Evidence
 
 
 @dataclass(frozen=True)
