@@ -16,6 +16,7 @@ checks it could measure, rather than being given marks it did not earn.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -493,7 +494,7 @@ def _distinct(details) -> list:
     """Details with distinct words ("March" said twice is one detail)."""
     seen, out = set(), []
     for d in details:
-        key = d.text.lower().strip(" ,.'s")
+        key = re.sub(r"['’]s$", "", d.text.lower().strip(" ,."))
         if key not in seen:
             seen.add(key)
             out.append(d)

