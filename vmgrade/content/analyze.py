@@ -255,4 +255,11 @@ def _low_confidence(identity: Identity, callback: Callback, words: Sequence[Word
     for m in callback.mentions:
         if m.min_probability < LOW_PROBABILITY or m.garbled:
             out.append(Evidence("callback_number", m.digits, m.start_s, m.end_s))
-    return out
+    # the same words garbled twice are one thing to say more clearly, reported at their first saying
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for e in out:
+        if (e.kind, e.text.lower()) not in seen:
+            seen.add((e.kind, e.text.lower()))
+            kept.append(e)
+    return kept
