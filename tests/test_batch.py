@@ -554,3 +554,14 @@ def test_the_fast_engines_new_defaults_regrade_only_what_they_change():
     # a key written under the old defaults (beam 5 by omission, filler prompt on) is not reused
     old_default = {k: v for k, v in fast.items() if k != "beam_size"} | {"filler_prompt": True}
     assert result_key("h", fast) != result_key("h", old_default)
+
+
+def test_workers_hand_freed_memory_back():
+    import platform
+
+    from vmgrade.batch import workers
+
+    workers.release_freed_memory()  # never raises, on any libc
+    workers.release_freed_memory()
+    if platform.libc_ver()[0] == "glibc":
+        assert callable(workers._TRIM)
