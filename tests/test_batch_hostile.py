@@ -153,7 +153,7 @@ def test_fifos_and_devices_are_recorded_not_a_file_without_opening(tmp_path, laz
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_content_hash_refuses_a_fifo_without_blocking(tmp_path):
-    from vmgrade.store.history import content_hash
+    from vmgrade.fileio import content_hash
 
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(OSError) as info:

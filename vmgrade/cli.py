@@ -275,7 +275,8 @@ def _grade(args: argparse.Namespace) -> int:
     grader, context = _grader(args), _context(args)
     store = None
     if args.record or args.db or args.rep:
-        from .store.history import content_hash, open_store, rubric_version
+        from .fileio import content_hash
+        from .store.history import open_store, rubric_version
 
         store, version = open_store(args.db), rubric_version(grader.rubric)
     status = EXIT_OK

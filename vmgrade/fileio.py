@@ -1,17 +1,22 @@
-"""Files written so that a reader sees the old version or the whole new one, never half.
+"""Files written so that a reader sees the old version or the whole new one, never half,
+and files hashed without being read whole.
 
 Batch ledgers and reports, HTML reports, the web app's stored reports and the
 converted model cache all go through :func:`replacing` (:func:`write_atomic`
-for data already in memory).
+for data already in memory). :func:`content_hash` keys recordings (history,
+batch resume) and checks the sentence-embedding weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+HASH_CHUNK_BYTES = 1 << 20  # content_hash reads files in 1 MiB pieces
 
 
 @contextmanager
@@ -70,3 +75,30 @@ def _fsync(path: Path, flags: int) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, read in chunks (hex, 64 characters).
+
+    Keys a recording independently of its name or location: a renamed or
+    copied file has the same hash.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read; ``EINVAL`` for anything but a
+        regular file. The type is checked on the opened descriptor, before any
+        read, and the open does not wait: a FIFO would block, ``/dev/zero``
+        never end.
+    """
+    import errno
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -144,8 +144,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
         ``out_unwritable`` when the output folder cannot be written (read-only, full).
     """
     from ..asr.transcribe import make_transcriber
+    from ..fileio import content_hash
     from ..scoring import load_rubric
-    from ..store.history import content_hash, rubric_version
+    from ..store.history import rubric_version
 
     options = options or BatchOptions()
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))

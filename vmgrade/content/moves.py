@@ -39,7 +39,7 @@ HEAD_FILE = "moves_head.npz"
 # for "reason" from 0.75 to 0.81 and for "value" from 0.64 to 0.71 (tools/train_moves.py).
 FEATURE_WEIGHT = 0.5
 _FIRST_PERSON = re.compile(r"\b(?:we|we're|we've|we'd|our|us|i|i'm|i've|i'd|i'll|my|me)\b", re.IGNORECASE)
-_SECOND_PERSON = re.compile(r"\b(?:you|you're|you've|your|yours)\b", re.IGNORECASE)
+SECOND_PERSON = re.compile(r"\b(?:you|you're|you've|your|yours)\b", re.IGNORECASE)
 PRONOUN_CAP = 3
 INPUT_DIM = 384 + len(DETAIL_KINDS) + 4  # the embedding, then sentence_features
 LENGTH_CAP_WORDS = 40
@@ -53,7 +53,7 @@ def sentence_features(texts: list[str]) -> np.ndarray:
         kinds = {d.kind for d in find_details(t)}
         rows.append([float(k in kinds) for k in DETAIL_KINDS] + [
             min(len(_FIRST_PERSON.findall(t)), PRONOUN_CAP) / PRONOUN_CAP,
-            min(len(_SECOND_PERSON.findall(t)), PRONOUN_CAP) / PRONOUN_CAP,
+            min(len(SECOND_PERSON.findall(t)), PRONOUN_CAP) / PRONOUN_CAP,
             float("?" in t),
             min(len(t.split()), LENGTH_CAP_WORDS) / LENGTH_CAP_WORDS,
         ])

@@ -38,6 +38,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from .. import fileio
 from .._version import __version__
 from ..errors import RubricError, VmgradeError
 from ..scoring import LATER_THRESHOLDS, Rubric, load_rubric
@@ -48,7 +49,6 @@ DB_URL_ENV = "VMGRADE_DB_URL"
 DEFAULT_DATA_DIR = Path("~/.local/share/vmgrade")
 DB_FILENAME = "history.sqlite3"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-HASH_CHUNK_BYTES = 1 << 20  # content_hash reads files in 1 MiB pieces
 RUBRIC_VERSION_CHARS = 16  # hex digits of the rubric digest kept (64 bits)
 # Batch workers and the web app write the same SQLite file: wait for the
 # writer's lock rather than fail at once.
@@ -71,31 +71,9 @@ class HistoryError(VmgradeError):
     code = "history_error"
 
 
-def content_hash(path: str | os.PathLike) -> str:
-    """The sha256 of a file's bytes, read in chunks (hex, 64 characters).
-
-    Keys a recording independently of its name or location: a renamed or
-    copied file has the same hash.
-
-    Raises
-    ------
-    OSError
-        The file cannot be opened or read; ``EINVAL`` for anything but a
-        regular file. The type is checked on the opened descriptor, before any
-        read, and the open does not wait: a FIFO would block, ``/dev/zero``
-        never end.
-    """
-    import errno
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+# The sha256 that keys a recording lives in vmgrade.fileio (content analysis checks model weights
+# with it too); this name stays for callers of vmgrade.store.history.content_hash.
+content_hash = fileio.content_hash
 
 
 def rubric_version(rubric: Rubric | str | os.PathLike | None = None) -> str:
