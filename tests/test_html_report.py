@@ -88,10 +88,10 @@ def test_report_page_shows_score_dimensions_findings_charts_and_audio(graded):
     decoded, sr = sf.read(io.BytesIO(audio[0]))
     assert abs(len(decoded) / sr - report["duration_s"]) < 0.2
 
-    # charts: the timeline and the dimension chart, real SVG with drawn paths
+    # charts: the timeline and the dimension chart, real SVG with drawn marks and labels
     svgs = [s.decode() for s in data_uris(page, "image/svg+xml")]
     assert len(svgs) == 2
-    assert all(s.lstrip().startswith("<?xml") and "<svg" in s and s.count("<path") > 20 for s in svgs)
+    assert all(s.lstrip().startswith("<?xml") and "<svg" in s and s.count("<text") > 20 for s in svgs)
     assert 'class="timeline"' in page and 'id="dimension-chart"' in page
 
     # the transcript: every word seekable, fillers and the number marked

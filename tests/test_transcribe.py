@@ -174,6 +174,7 @@ def test_model_setup_uses_all_cores_and_the_numpy_dtw(transcriber):
     transcriber.model  # noqa: B018 - loads the model
     assert torch.get_num_threads() == cpu_cores()
     assert whisper.timing.dtw_cpu is dtw.dtw
+    assert whisper.timing.median_filter is dtw.median_filter
     cost = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
     rows, cols = whisper.timing.dtw(torch.from_numpy(cost))
     assert list(rows) == [0, 1, 2] and list(cols) == [0, 1, 2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 
 import pytest
 
@@ -146,3 +147,22 @@ def test_list_models_shows_packages():
     rows = {r.name: r for r in weights.list_models()}
     assert rows["base"].size_bytes == weights.PACKAGED_MODELS["base"].size_bytes
     assert rows["base"].status.startswith("ready")
+
+
+def test_released_pages_of_a_mapped_file_read_back_unchanged(tmp_path):
+    """The token embedding's pages go back to the kernel after packing; reading them again gives the data."""
+    import torch
+
+    from vmgrade.asr.weights import release_mapped_pages
+
+    data = torch.arange(3 * 1024 * 1024, dtype=torch.float32).reshape(-1, 1024)
+    torch.save({"w": data}, tmp_path / "w.pt")
+    mapped = torch.load(tmp_path / "w.pt", mmap=True, weights_only=True)["w"]
+    assert torch.equal(mapped, data)  # all pages resident now
+    if sys.platform.startswith("linux"):
+        assert release_mapped_pages(mapped)
+    assert torch.equal(mapped, data)
+    # memory that is not a file mapping is never released (the call would zero it)
+    in_memory = data.clone()
+    assert not release_mapped_pages(in_memory)
+    assert torch.equal(in_memory, data)

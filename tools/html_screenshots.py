@@ -10,7 +10,8 @@
 
 Each argument is PAGE:PNG[:HEIGHT_PX]: the top HEIGHT_PX of the page (default
 all of it) at 1200 px wide, saved as a 256-colour PNG to stay small.
-Needs Debian's chromium (/usr/bin/chromium), playwright and Pillow (a matplotlib dependency).
+Needs Debian's chromium (/usr/bin/chromium), playwright and Pillow
+(`pip install playwright pillow`).
 """
 
 from __future__ import annotations

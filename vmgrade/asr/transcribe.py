@@ -19,7 +19,8 @@ whisper asks again to align words (:func:`EncoderMemo`,
 rescoring (:mod:`vmgrade.asr.speedups.quantize`); greedy tokens are drafted by an int8
 copy of the decoder and checked by the fp32 one, several per pass
 (:mod:`vmgrade.asr.speedups.speculative`); whisper's numba DTW is replaced by a
-numpy one (:mod:`vmgrade.asr.speedups.dtw`) that spares a cold start numba's start-up;
+numpy one (:mod:`vmgrade.asr.speedups.dtw`) that spares a cold start numba's start-up,
+and its median filter runs in blocks of rows;
 the model loads memory-mapped, with the garbage collector paused, and
 tiktoken skips its special-token scan (:mod:`vmgrade.asr.speedups.startup`).
 ``bench/goals.py`` measures the result.
@@ -237,7 +238,7 @@ class WhisperTranscriber:
 
         from . import weights
         from .speedups import speculative
-        from .speedups.dtw import use_numpy_dtw
+        from .speedups.dtw import use_light_alignment
         from .speedups.filler_probe import decode_with_fillers
         from .speedups.quantize import RESCORE_TOP_K, int8_decoders
 
@@ -264,7 +265,7 @@ class WhisperTranscriber:
             model.decode = functools.partial(decode_with_fillers, model, decode=decode)
         else:
             model.decode = functools.partial(decode, model)
-        use_numpy_dtw()
+        use_light_alignment()
         return model
 
     def transcribe(self, audio: Audio) -> Transcript:

@@ -544,6 +544,61 @@ def _read_checkpoint(path: Path, device: str) -> dict:
         return torch.load(path, map_location=device, weights_only=True)
 
 
+def release_mapped_pages(tensor) -> bool:
+    """Let the kernel take back the resident pages of ``tensor`` where it maps a weights file.
+
+    After the int8 packing has read a memory-mapped fp32 matrix whole (the
+    token embedding: 106 MB for base), decoding touches only a few of its rows;
+    its pages would still count towards the process's resident size until
+    memory runs short. ``MADV_DONTNEED`` on a private mapping of a file drops
+    them from this process; a later read faults the page in again from the
+    page cache. Only file-backed pages are released: on anonymous memory the
+    same call would zero the data, so a tensor not in a file mapping (a legacy
+    checkpoint read into memory) is left alone.
+
+    Returns
+    -------
+    bool
+        Whether pages were released (False off Linux, or where the tensor is not file-backed).
+    """
+    import ctypes
+    import mmap
+
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()
+    if not (_in_file_mapping(start, end) and hasattr(mmap, "MADV_DONTNEED")):
+        return False
+    page = mmap.PAGESIZE
+    first, last = -(-start // page) * page, end // page * page  # whole pages inside the tensor only
+    if last <= first:
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    return libc.madvise(first, last - first, mmap.MADV_DONTNEED) == 0
+
+
+def _in_file_mapping(start: int, end: int) -> bool:
+    """Whether the address range [start, end) lies in private file mappings (``/proc/self/maps``)."""
+    try:
+        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+            lines = maps.read().splitlines()
+    except OSError:  # not Linux
+        return False
+    covered = start
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        if hi <= covered or lo > covered:
+            continue
+        # a private mapping (p) of a file (an inode, a path): not anonymous, not the heap
+        if fields[1][3] != "p" or fields[4] == "0" or len(fields) < 6 or fields[5].startswith("["):
+            return False
+        covered = hi
+        if covered >= end:
+            return True
+    return False
+
+
 # Tensor methods torch.nn.init fills weights with at random.
 _RANDOM_INIT = frozenset({"uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_"})
 

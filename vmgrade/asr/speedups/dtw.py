@@ -1,4 +1,4 @@
-"""Dynamic time warping for whisper's word alignment, in numpy instead of numba.
+"""Whisper's word alignment made lighter: DTW in numpy instead of numba, the median filter in blocks.
 
 openai-whisper aligns words to audio with a DTW over a (tokens x frames)
 cost matrix, jitted by numba. Loading numba's compiled code, even from its
@@ -8,12 +8,22 @@ by anti-diagonals (every cell of one depends only on the two before), so
 each step is a few vector operations; on a 30-s window (about 130 tokens x
 1,500 frames) it takes tens of milliseconds and gives the same path as
 whisper's kernel: the same float32 costs, the same tie-breaking.
+
+Before the DTW, whisper smooths the alignment heads' attention with a median
+filter that sorts a 7-wide window around every cell at once: for a 30-s
+window (8 heads x 130 tokens x 1,500 frames) that is about 130 MB of
+temporary values and indices, the highest point of a whole grade's memory.
+:func:`median_filter` runs whisper's own filter on blocks of rows (the filter
+works along the frames of each row alone), so the values are the same and the
+temporaries a few MB.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+# rows (head x token) smoothed per call of whisper's median filter: about 2 MB of temporaries
+MEDIAN_BLOCK_ROWS = 32
 # whisper's trace codes: which neighbour a cell's cheapest path came from
 DIAGONAL, UP, LEFT = 0, 1, 2
 
@@ -69,8 +79,47 @@ def _backtrace(trace: np.ndarray) -> np.ndarray:
     return np.array(path[::-1]).T
 
 
-def use_numpy_dtw() -> None:
-    """Make openai-whisper's word alignment use :func:`dtw` (idempotent)."""
+def median_filter(x, filter_width: int):
+    """whisper's ``median_filter`` over the last axis of ``x``, a block of rows at a time.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (..., n_frames)
+        Rows to smooth, each on its own (whisper passes heads x tokens x frames).
+    filter_width : int
+        Odd window length, frames.
+
+    Returns
+    -------
+    torch.Tensor
+        The same values as ``whisper.timing.median_filter(x, filter_width)``.
+    """
+    import torch
+
+    whole = whisper_median_filter()
+    if x.ndim < 2 or x.is_cuda:
+        return whole(x, filter_width)
+    rows = x.reshape(-1, x.shape[-1])
+    blocks = [whole(rows[i : i + MEDIAN_BLOCK_ROWS][None], filter_width)[0]
+              for i in range(0, len(rows), MEDIAN_BLOCK_ROWS)]
+    return torch.cat(blocks).reshape(x.shape) if blocks else x
+
+
+_WHISPER_MEDIAN_FILTER: list = []  # whisper's own filter, kept when it is replaced
+
+
+def whisper_median_filter():
+    """openai-whisper's own ``median_filter``, replaced or not."""
+    import whisper.timing
+
+    return _WHISPER_MEDIAN_FILTER[0] if _WHISPER_MEDIAN_FILTER else whisper.timing.median_filter
+
+
+def use_light_alignment() -> None:
+    """Make openai-whisper's word alignment use :func:`dtw` and :func:`median_filter` (idempotent)."""
     import whisper.timing
 
     whisper.timing.dtw_cpu = dtw
+    if not _WHISPER_MEDIAN_FILTER:
+        _WHISPER_MEDIAN_FILTER.append(whisper.timing.median_filter)
+        whisper.timing.median_filter = median_filter

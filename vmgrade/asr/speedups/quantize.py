@@ -23,6 +23,8 @@ from __future__ import annotations
 import functools
 import warnings
 
+from ..weights import release_mapped_pages
+
 # Tokens recomputed exactly at each position: at least the beam (+1 for
 # whisper's beam search, which takes beam_size + 1 candidates per beam).
 RESCORE_TOP_K = 16
@@ -51,7 +53,11 @@ def int8_vocab_decoder(decoder, first_special_token: int, top_k: int = RESCORE_T
         vocab = _int8_linear(decoder.token_embedding.weight)
     except (RuntimeError, AttributeError, NotImplementedError):
         return None
-    return _int8_vocab_decoder_class()(decoder, vocab, first_special_token, top_k)
+    wrapped = _int8_vocab_decoder_class()(decoder, vocab, first_special_token, top_k)
+    # From here on decoding reads a few fp32 rows per step (the input tokens and the
+    # rescored ones): the packing's read of the whole matrix need not stay resident.
+    release_mapped_pages(decoder.token_embedding.weight)
+    return wrapped
 
 
 def int8_decoders(decoder, first_special_token: int, top_k: int = RESCORE_TOP_K, *, draft: bool = True):
@@ -77,7 +83,7 @@ def int8_decoders(decoder, first_special_token: int, top_k: int = RESCORE_TOP_K,
             parts = None
     if vocab_decoder is None or parts is None:
         return vocab_decoder, None
-    parts.project = vocab_decoder.project
+    parts.project = vocab_decoder.project_int8
     return vocab_decoder, parts
 
 
@@ -96,7 +102,7 @@ def int8_draft_decoder(decoder):
         What :func:`int8_vocab_decoder` returned.
     """
     draft = _draft_parts(decoder)
-    draft.project = decoder.project
+    draft.project = decoder.project_int8
     return draft
 
 
@@ -200,7 +206,11 @@ def _int8_vocab_decoder_class():
 
         def project(self, x):
             """Logits from the final normalised states ``x`` (batch, positions, n_state)."""
-            return self.rescore(x, _int8_matmul(x, self.vocab_int8))
+            return self.rescore(x, self.project_int8(x))
+
+        def project_int8(self, x):
+            """Int8 logits alone, none recomputed: good enough for a draft that fp32 checks."""
+            return _int8_matmul(x, self.vocab_int8)
 
         def rescore(self, x, logits):
             """Replace the top-k and the special tokens' int8 logits with fp32 ones."""
