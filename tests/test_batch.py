@@ -559,9 +559,9 @@ def test_the_fast_engines_new_defaults_regrade_only_what_they_change():
 def test_workers_hand_freed_memory_back():
     import platform
 
-    from vmgrade.batch import workers
+    from vmgrade import memory
 
-    workers.release_freed_memory()  # never raises, on any libc
-    workers.release_freed_memory()
+    memory.release_freed_memory()  # never raises, on any libc
+    memory.release_freed_memory()
     if platform.libc_ver()[0] == "glibc":
-        assert callable(workers._TRIM)
+        assert callable(memory._TRIM)

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..audio import Audio
 from ..errors import ModelError
+from ..memory import release_freed_memory
 from .windows import AsrInput, fit_to_window
 
 DEFAULT_LANGUAGE = "en"
@@ -277,6 +278,8 @@ class WhisperTranscriber:
         finally:
             # the memos serve the passes over one window; another file's windows differ
             forget_memos(self._model)
+            # what torch freed stays in glibc's heap: give it back before the later stages allocate
+            release_freed_memory()
         segments = [_segment(s, audio.duration_s, asr_input) for s in result["segments"]]
         return _transcript(
             segments, audio, asr_input, result.get("language") or opts.language, opts, self.engine,

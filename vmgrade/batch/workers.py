@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ..asr.transcribe import cpu_cores
 from ..errors import VmgradeError, printable
+from ..memory import release_freed_memory
 from ..pipeline import GradeOptions, Grader
 from .ledger import Signature, Task, signature
 
@@ -146,29 +147,6 @@ def _render_html(report: dict, audio_path: str) -> tuple[str | None, str | None]
         return render_report_html(report, audio_path=audio_path), None
     except Exception as exc:  # a page that fails to render must not lose the grade
         return None, f"per-file HTML for {audio_path} failed ({type(exc).__name__}: {exc})"
-
-
-def release_freed_memory() -> None:
-    """Hand the C heap's freed pages back to the system (glibc ``malloc_trim``; elsewhere a no-op).
-
-    glibc keeps the buffers torch frees after a transcription: a worker sat at
-    1.18 GB between files, 0.81 GB with this after each one (docs/performance.md).
-    """
-    global _TRIM
-    if _TRIM is None:
-        _TRIM = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-
-                _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-            except (OSError, AttributeError):  # musl or another libc: nothing to trim with
-                pass
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM = None
 
 
 def peak_rss_mb() -> float:

@@ -31,6 +31,7 @@ F0_MAX_HZ = 400.0  # above most speaking voices, below their second harmonics
 YIN_TROUGH_THRESHOLD = 0.15  # de Cheveigné & Kawahara 2002 absolute threshold (0.1-0.15)
 YIN_SAMPLE_RATE_HZ = 8000  # pitch is analysed at 8 kHz (F0 <= 400 Hz needs no more)
 YIN_WINDOW_S = 0.025  # YIN integration window (at least one longest period)
+YIN_BLOCK_FRAMES = 512  # frames analysed per batch of FFTs (memory, not results)
 YIN_VOICING_THRESHOLD = (
     0.45  # aperiodicity above this = unvoiced (best F1 vs librosa.pyin voicing on the corpus)
 )
@@ -116,8 +117,20 @@ def yin(
     )
     if rows_idx.size == 0:
         return f0_out, ap_out
-    frames = frames[rows_idx].astype(np.float64)
-    n_fft = 1 << int(math.ceil(math.log2(frame_len + win)))
+    # a block of frames at a time: every frame is analysed on its own, and the
+    # FFT buffers of a whole 45-s message at once took ~150 MB
+    for i in range(0, rows_idx.size, YIN_BLOCK_FRAMES):
+        block = rows_idx[i : i + YIN_BLOCK_FRAMES]
+        f0_out[block], ap_out[block] = _yin_frames(
+            frames[block].astype(np.float64), sr, win, min_lag, max_lag, trough_threshold, voicing_threshold,
+            fmin_hz, fmax_hz)
+    return f0_out, ap_out
+
+
+def _yin_frames(frames: np.ndarray, sr: int, win: int, min_lag: int, max_lag: int, trough_threshold: float,
+                voicing_threshold: float, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """YIN's F0 (Hz, NaN unvoiced) and aperiodicity for each row of ``frames`` (samples at ``sr``)."""
+    n_fft = 1 << int(math.ceil(math.log2(frames.shape[1] + win)))
     a = np.fft.rfft(frames[:, :win], n_fft, axis=1)
     b = np.fft.rfft(frames, n_fft, axis=1)
     r = np.fft.irfft(np.conj(a) * b, n_fft, axis=1)[:, : max_lag + 2]
@@ -147,9 +160,7 @@ def yin(
     voiced = (best < voicing_threshold) & ~no_min & (energy > POWER_FLOOR * win)
     f0 = np.where(voiced, sr / lag, np.nan)
     f0[(f0 < fmin_hz * 0.97) | (f0 > fmax_hz * 1.03)] = np.nan
-    f0_out[rows_idx] = f0
-    ap_out[rows_idx] = np.where(no_min, 1.0, best)
-    return f0_out, ap_out
+    return f0, np.where(no_min, 1.0, best)
 
 
 def drop_octave_errors(f0_hz: np.ndarray, *, outlier_st: float = F0_OUTLIER_ST) -> np.ndarray:
