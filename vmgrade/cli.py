@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._version import __version__
+from .asr.transcribe import DEVICES
 from .asr.weights import DEFAULT_MODEL
 from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S
 from .errors import VmgradeError
@@ -188,6 +189,9 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
                    help="what reads each sentence's moves: auto (sentence embeddings when the model "
                         "package is installed, else the phrase lists; the report says which), embedding, "
                         "or phrases")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the recogniser runs: auto (default: a CUDA GPU when the engine's library "
+                        "sees one, fp16; else the CPU), cpu, or cuda (an error without a GPU)")
     p.add_argument("--beam-size", type=int, default=None, metavar="N",
                    help="beam search width (default 1, greedy, on both engines; openai-whisper's "
                         "wider beams skip its speed-ups)")
@@ -247,6 +251,7 @@ def _grade_options(args: argparse.Namespace):
         whole_file=getattr(args, "whole_file", False),
         channel=getattr(args, "channel", "auto"),
         content_engine=getattr(args, "content_engine", "auto"),
+        device=getattr(args, "device", "auto"),
     )
 
 

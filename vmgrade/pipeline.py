@@ -25,6 +25,7 @@ from . import content, delivery, scoring
 from ._version import __version__
 from .asr.transcribe import (
     DEFAULT_LANGUAGE,
+    DEVICES,
     FILLER_PROMPT,
     TranscribeOptions,
     Transcriber,
@@ -111,6 +112,9 @@ class GradeOptions:
     # what labels the sentences' moves: "auto" (sentence embeddings when installed, else the phrase
     # lists, recorded in content.engine), "embedding" (required) or "phrases" (docs/content.md)
     content_engine: str = "auto"
+    # where the recogniser runs: "auto" (a CUDA GPU when the engine sees one, else the CPU), "cpu"
+    # or "cuda" (vmgrade.asr.transcribe.resolve_device; docs/performance.md, "On a GPU")
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.channel not in CHANNELS:
@@ -118,6 +122,8 @@ class GradeOptions:
         if self.content_engine not in content.ENGINES:
             raise ValueError(f"content_engine must be one of {', '.join(content.ENGINES)}, "
                              f"not {self.content_engine!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
 
     def uses_filler_prompt(self) -> bool:
         """``filler_prompt``, or where it is None the engine's default."""
@@ -146,6 +152,7 @@ class Grader:
                     threads=self.options.threads,
                     beam_size=self.options.beam_size,
                     int8_logits=self.options.int8_logits,
+                    device=self.options.device,
                 ),
             )
         self.transcriber = transcriber

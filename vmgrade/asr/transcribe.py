@@ -1,10 +1,11 @@
 """Speech to text with word timings: the ``Transcript`` type and its engines.
 
 The default engine is openai-whisper on the CPU (fp32, temperature 0,
-English), with word timestamps from cross-attention DTW. Whisper drops
-filler words unless its prompt contains some, and such a prompt nudges other
-words too; so each window is decoded without it and the prompted model only
-places the fillers (:mod:`vmgrade.asr.speedups.filler_probe`). On the corpus's disfluent clips
+English; on a CUDA GPU when there is one, fp16: :func:`resolve_device`),
+with word timestamps from cross-attention DTW. Whisper drops filler words
+unless its prompt contains some, and such a prompt nudges other words too;
+so each window is decoded without it and the prompted model only places
+the fillers (:mod:`vmgrade.asr.speedups.filler_probe`). On the corpus's disfluent clips
 that recovers every reference "uh"/"um" at the unprompted WER
 (``bench/filler_prompt.py`` measures it).
 
@@ -55,6 +56,8 @@ DEFAULT_LANGUAGE = "en"
 PRECISION_FP32 = "fp32"
 PRECISION_INT8_LOGITS = "fp32-int8-logits"  # fp32, the vocabulary projection int8 (asr.speedups.quantize)
 PRECISION_INT8 = "int8"  # ctranslate2
+PRECISION_FP16 = "fp16"  # either engine on a CUDA GPU
+DEVICES = ("auto", "cpu", "cuda")  # "auto": a CUDA GPU when the engine can use one, else the CPU
 FILLER_PROMPT = "Uh, so, um, I was, uh, calling about, um, the, uh, thing."
 
 # Decoding guards against invented text (whisper's defaults, made explicit).
@@ -185,6 +188,9 @@ class TranscribeOptions:
     # A recording just over one 30-s window is fitted into one: edge silence
     # trimmed, played slightly faster (vmgrade.asr.windows); False: read as recorded.
     fit_window: bool = True
+    # "auto": a CUDA GPU where the engine sees one (fp16, the CPU speed-ups off), else the CPU;
+    # "cpu"; or "cuda" (an error where there is none). See resolve_device.
+    device: str = "auto"
 
 
 class Transcriber(Protocol):
@@ -198,7 +204,11 @@ class Transcriber(Protocol):
 
 
 class WhisperTranscriber:
-    """openai-whisper on the CPU; the model loads once, on first use.
+    """openai-whisper, on the CPU or a CUDA GPU (:func:`resolve_device`); the model loads once, on first use.
+
+    On a GPU it runs as openai-whisper does there (fp16 activations, the
+    filler probe and the light word alignment kept); the int8 vocabulary
+    projection and the int8 draft are CPU speed-ups and stay off.
 
     Parameters
     ----------
@@ -216,8 +226,21 @@ class WhisperTranscriber:
         self.options = options or TranscribeOptions()
         self.spec = weights.resolve(model)  # fail fast on a bad model name
         self.model_name = self.spec.name
-        self.precision = PRECISION_INT8_LOGITS if self.options.int8_logits else PRECISION_FP32
+        self._precision: str | None = None  # set by the load where the int8 kernels are missing
         self._model = None
+
+    @functools.cached_property
+    def device(self) -> str:
+        """``"cuda"`` or ``"cpu"`` (:func:`resolve_device`; torch is imported to ask, not before)."""
+        return resolve_device(self.engine, self.options.device)
+
+    @property
+    def precision(self) -> str:
+        if self._precision is not None:
+            return self._precision
+        if self.device == "cuda":
+            return PRECISION_FP16  # whisper's own GPU path; the int8 speed-ups are for CPUs
+        return PRECISION_INT8_LOGITS if self.options.int8_logits else PRECISION_FP32
 
     @property
     def model(self):
@@ -244,18 +267,18 @@ class WhisperTranscriber:
         from .speedups.quantize import RESCORE_TOP_K, int8_decoders
 
         torch.set_num_threads(self.options.threads or cpu_cores())
-        model = weights.load_whisper(self.spec)
+        model = weights.load_whisper(self.spec, self.device)
         model.encoder = EncoderMemo(model.encoder)
         memo_audio_projections(model.decoder)
         tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
         skip_special_token_scan(tokenizer.encoding)
         decode = whisper.decoding.decode
-        if self.options.int8_logits:
+        if self.options.int8_logits and self.device == "cpu":
             top_k = max(RESCORE_TOP_K, (self.options.beam_size or 1) + 1)
             decoder, draft = int8_decoders(model.decoder, tokenizer.eot, top_k,
                                            draft=self.options.speculative)
             if decoder is None:  # no int8 CPU kernels in this torch build
-                self.precision = PRECISION_FP32
+                self._precision = PRECISION_FP32
             else:
                 model.decoder = decoder
             if draft is not None:
@@ -298,10 +321,11 @@ class WhisperTranscriber:
 
         model = self.model
         x = whisper.pad_or_trim(np.asarray(audio.samples, dtype=np.float32))
-        mel = whisper.log_mel_spectrogram(torch.from_numpy(x), model.dims.n_mels)
+        mel = whisper.log_mel_spectrogram(torch.from_numpy(x), model.dims.n_mels).to(self.device)
         try:
             result = decode(model, mel, DecodingOptions(language=self.options.language, prompt=prompt,
-                                                        without_timestamps=True, fp16=False, temperature=0.0))
+                                                        without_timestamps=True, fp16=self.device == "cuda",
+                                                        temperature=0.0))
         finally:
             forget_memos(model)
         return result.text
@@ -313,7 +337,7 @@ class WhisperTranscriber:
             language=opts.language,
             task="transcribe",
             temperature=0.0,
-            fp16=False,
+            fp16=self.device == "cuda",
             beam_size=opts.beam_size,
             word_timestamps=True,
             initial_prompt=opts.initial_prompt,
@@ -324,6 +348,50 @@ class WhisperTranscriber:
             hallucination_silence_threshold=HALLUCINATION_SILENCE_S,
             verbose=None,
         )
+
+
+def resolve_device(engine: str, requested: str = "auto") -> str:
+    """``"cuda"`` or ``"cpu"``: where ``engine`` runs for the ``requested`` device (one of :data:`DEVICES`).
+
+    ``"auto"`` takes a CUDA GPU when the engine's library sees one: torch built
+    with CUDA (``torch.cuda.is_available()``) for openai-whisper, CTranslate2's
+    CUDA device count for ctranslate2. The CPU-only torch that the README
+    installs never sees one, so there "auto" is the CPU.
+
+    Raises
+    ------
+    ModelError
+        ``device_unavailable`` when ``"cuda"`` is asked for and the engine sees no GPU;
+        ``ValueError`` for a name not in :data:`DEVICES`.
+    """
+    if requested not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {requested!r}")
+    if requested == "cpu":
+        return "cpu"
+    if _cuda_devices(engine) > 0:
+        return "cuda"
+    if requested == "cuda":
+        raise ModelError(
+            f"--device cuda: the {engine} engine sees no CUDA GPU (a CPU-only build of "
+            f"{'torch' if engine == WhisperTranscriber.engine else 'ctranslate2'}, or no driver). "
+            "Fix: install a CUDA build (docs/performance.md, 'On a GPU'), or use --device cpu",
+            code="device_unavailable",
+        )
+    return "cpu"
+
+
+def _cuda_devices(engine: str) -> int:
+    """CUDA GPUs ``engine``'s library can use (0 where it cannot say)."""
+    try:
+        if engine == "ctranslate2":
+            import ctranslate2
+
+            return ctranslate2.get_cuda_device_count()
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except (ImportError, RuntimeError, OSError):
+        return 0
 
 
 def cpu_cores() -> int:
@@ -518,7 +586,7 @@ def default_filler_prompt(engine: str) -> bool:
 
 
 class CTranslate2Transcriber:
-    """faster-whisper (CTranslate2) on the CPU, int8; the model loads once, on first use.
+    """faster-whisper (CTranslate2): int8 on the CPU, fp16 on a CUDA GPU; the model loads once, on first use.
 
     Same thresholds and hallucination filter as :class:`WhisperTranscriber`,
     so transcripts are comparable. A prompt (``options.initial_prompt``)
@@ -541,8 +609,6 @@ class CTranslate2Transcriber:
     """
 
     engine = "ctranslate2"
-    compute_type = "int8"
-    precision = PRECISION_INT8
 
     def __init__(self, model: str = "base", options: TranscribeOptions | None = None):
         from . import weights
@@ -553,6 +619,20 @@ class CTranslate2Transcriber:
         self.model_name = model if model in weights.PACKAGED_MODELS else str(Path(model).expanduser())
         self._model = None
 
+    @functools.cached_property
+    def device(self) -> str:
+        """``"cuda"`` or ``"cpu"`` (:func:`resolve_device`)."""
+        return resolve_device(self.engine, self.options.device)
+
+    @property
+    def compute_type(self) -> str:
+        """int8 on CPUs; fp16 on a GPU, where CTranslate2 runs it natively."""
+        return "float16" if self.device == "cuda" else "int8"
+
+    @property
+    def precision(self) -> str:
+        return PRECISION_FP16 if self.device == "cuda" else PRECISION_INT8
+
     @property
     def model(self):
         if self._model is None:
@@ -561,7 +641,7 @@ class CTranslate2Transcriber:
             try:
                 self._model = WhisperModel(
                     str(self.model_dir),  # a folder: faster-whisper never calls the hub for it
-                    device="cpu",
+                    device=self.device,
                     compute_type=self.compute_type,
                     cpu_threads=self.options.threads or 0,  # 0: CTranslate2's default
                     local_files_only=True,

@@ -113,6 +113,9 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
         # before it are not reused
         "content": CONTENT_VERSION,
         **({"content_engine": options.content_engine} if options.content_engine != "auto" else {}),
+        # a device asked for by name (fp16 on a GPU transcribes a little differently); "auto" is not
+        # resolved here, so the driver need not import torch: each report's model.precision says
+        **({"device": options.device} if options.device != "auto" else {}),
     }
 
 

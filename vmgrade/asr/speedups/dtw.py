@@ -97,7 +97,11 @@ def median_filter(x, filter_width: int):
     import torch
 
     whole = whisper_median_filter()
-    if x.ndim < 2 or x.is_cuda:
+    if x.is_cuda:
+        if _has_triton():
+            return whole(x, filter_width)  # whisper's GPU kernel
+        return median_filter(x.cpu(), filter_width).to(x.device)  # without triton whisper's would fail
+    if x.ndim < 2:
         return whole(x, filter_width)
     rows = x.reshape(-1, x.shape[-1])
     blocks = [whole(rows[i : i + MEDIAN_BLOCK_ROWS][None], filter_width)[0]
@@ -120,6 +124,16 @@ def use_light_alignment() -> None:
     import whisper.timing
 
     whisper.timing.dtw_cpu = dtw
+    if not _has_triton():
+        # on a GPU whisper tries its triton kernel first and fails on the import where triton is
+        # not installed (the README installs openai-whisper without it): go straight to this one
+        whisper.timing.dtw_cuda = lambda x: dtw(x.double().cpu().numpy())
     if not _WHISPER_MEDIAN_FILTER:
         _WHISPER_MEDIAN_FILTER.append(whisper.timing.median_filter)
         whisper.timing.median_filter = median_filter
+
+
+def _has_triton() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None

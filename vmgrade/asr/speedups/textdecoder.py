@@ -55,9 +55,10 @@ def forward(decoder, tokens: list[int], xa, cache: KVCache):
     import torch.nn.functional as F
 
     offset, n = cache.length, len(tokens)
-    x = decoder.token_embedding(torch.tensor([tokens])) + decoder.positional_embedding[offset : offset + n]
+    ids = torch.tensor([tokens], device=xa.device)
+    x = decoder.token_embedding(ids) + decoder.positional_embedding[offset : offset + n]
     x = x.to(xa.dtype)
-    visible = torch.ones(n, offset + n, dtype=torch.bool).tril(diagonal=offset)
+    visible = torch.ones(n, offset + n, dtype=torch.bool, device=xa.device).tril(diagonal=offset)
     for block in decoder.blocks:
         layers = ((block.attn, block.attn_ln, None), (block.cross_attn, block.cross_attn_ln, xa))
         for attn, norm, source in layers:
