@@ -29,7 +29,10 @@ def test_grade_json_one_record_per_file_and_failures_do_not_stop_the_batch(tmp_p
     assert str(missing) in records[2]["error"]["message"]
     ok = records[1]
     assert "error" not in ok
-    assert ok["model"] == {"engine": "openai-whisper", "name": "tiny.en", "precision": "fp32-int8-logits"}
+    from vmgrade.asr.speedups.bf16 import cpu_has_native_bf16
+
+    precision = "bf16-encoder-int8-logits" if cpu_has_native_bf16() else "fp32-int8-logits"
+    assert ok["model"] == {"engine": "openai-whisper", "name": "tiny.en", "precision": precision}
     assert 15 < ok["duration_s"] < 25
     assert ok["audio"]["sample_rate_hz"] == 8000
     assert ok["context"] == {"callback_number": "415-555-0198", "prospect_name": "Dana"}

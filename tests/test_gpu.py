@@ -43,7 +43,7 @@ def test_cpu_is_cpu_and_a_bad_name_is_refused():
 @pytest.mark.skipif(_torch_gpu(), reason="this machine has a CUDA GPU")
 def test_without_a_gpu_auto_is_the_cpu_and_cuda_is_a_named_error():
     assert resolve_device("openai-whisper") == "cpu"
-    transcriber = WhisperTranscriber("base", TranscribeOptions(device="auto"))
+    transcriber = WhisperTranscriber("base", TranscribeOptions(device="auto", bf16_encoder=False))
     assert transcriber.device == "cpu" and transcriber.precision == "fp32-int8-logits"
     with pytest.raises(ModelError) as info:
         resolve_device("openai-whisper", "cuda")

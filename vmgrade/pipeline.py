@@ -107,6 +107,8 @@ class GradeOptions:
     engine: str = "openai-whisper"  # or "ctranslate2" (faster-whisper, the vmgrade[fast] extra)
     beam_size: int | None = None  # None: the engine's default (greedy on both)
     int8_logits: bool = True  # openai-whisper: int8 vocabulary projection, exact rescoring (asr.speedups)
+    # openai-whisper on a CPU with bf16 matrix units (AMX): the encoder in bf16 (asr.speedups.bf16)
+    bf16_encoder: bool = True
     whole_file: bool = False  # True: no call segmentation; grade the whole file as before (docs/calls.md)
     channel: str = "auto"  # the rep's side of a two-channel file: one of CHANNELS
     # what labels the sentences' moves: "auto" (sentence embeddings when installed, else the phrase
@@ -152,6 +154,7 @@ class Grader:
                     threads=self.options.threads,
                     beam_size=self.options.beam_size,
                     int8_logits=self.options.int8_logits,
+                    bf16_encoder=self.options.bf16_encoder,
                     device=self.options.device,
                 ),
             )

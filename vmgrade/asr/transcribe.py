@@ -55,6 +55,9 @@ DEFAULT_LANGUAGE = "en"
 # What reports record as ``model.precision``.
 PRECISION_FP32 = "fp32"
 PRECISION_INT8_LOGITS = "fp32-int8-logits"  # fp32, the vocabulary projection int8 (asr.speedups.quantize)
+# the encoder in bf16 where the CPU has bf16 matrix units (asr.speedups.bf16), the decoder as above
+PRECISION_BF16_ENCODER = "bf16-encoder"
+PRECISION_BF16_ENCODER_INT8_LOGITS = "bf16-encoder-int8-logits"
 PRECISION_INT8 = "int8"  # ctranslate2
 PRECISION_FP16 = "fp16"  # either engine on a CUDA GPU
 DEVICES = ("auto", "cpu", "cuda")  # "auto": a CUDA GPU when the engine can use one, else the CPU
@@ -188,6 +191,9 @@ class TranscribeOptions:
     # A recording just over one 30-s window is fitted into one: edge silence
     # trimmed, played slightly faster (vmgrade.asr.windows); False: read as recorded.
     fit_window: bool = True
+    # openai-whisper on a CPU with bf16 matrix units (AMX): the encoder under bf16 autocast
+    # (vmgrade.asr.speedups.bf16); False, or a CPU without them: fp32.
+    bf16_encoder: bool = True
     # "auto": a CUDA GPU where the engine sees one (fp16, the CPU speed-ups off), else the CPU;
     # "cpu"; or "cuda" (an error where there is none). See resolve_device.
     device: str = "auto"
@@ -240,7 +246,16 @@ class WhisperTranscriber:
             return self._precision
         if self.device == "cuda":
             return PRECISION_FP16  # whisper's own GPU path; the int8 speed-ups are for CPUs
+        if self.uses_bf16_encoder:
+            return PRECISION_BF16_ENCODER_INT8_LOGITS if self.options.int8_logits else PRECISION_BF16_ENCODER
         return PRECISION_INT8_LOGITS if self.options.int8_logits else PRECISION_FP32
+
+    @functools.cached_property
+    def uses_bf16_encoder(self) -> bool:
+        """Whether the encoder runs in bf16 (asked for, on a CPU with bf16 matrix units)."""
+        from .speedups.bf16 import cpu_has_native_bf16
+
+        return self.options.bf16_encoder and self.device == "cpu" and cpu_has_native_bf16()
 
     @property
     def model(self):
@@ -268,6 +283,10 @@ class WhisperTranscriber:
 
         torch.set_num_threads(self.options.threads or cpu_cores())
         model = weights.load_whisper(self.spec, self.device)
+        if self.uses_bf16_encoder:
+            from .speedups.bf16 import bf16_encoder
+
+            model.encoder = bf16_encoder(model.encoder)
         model.encoder = EncoderMemo(model.encoder)
         memo_audio_projections(model.decoder)
         tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
@@ -278,7 +297,7 @@ class WhisperTranscriber:
             decoder, draft = int8_decoders(model.decoder, tokenizer.eot, top_k,
                                            draft=self.options.speculative)
             if decoder is None:  # no int8 CPU kernels in this torch build
-                self._precision = PRECISION_FP32
+                self._precision = PRECISION_BF16_ENCODER if self.uses_bf16_encoder else PRECISION_FP32
             else:
                 model.decoder = decoder
             if draft is not None:

@@ -103,6 +103,7 @@ def settings_of(options: GradeOptions, model_name: str, rubric_version: str) -> 
         # openai-whisper's only when set, so keys of runs with its default beam stay as they were
         **({"beam_size": beam_size} if beam_size is not None else {}),
         **({} if options.int8_logits else {"int8_logits": False}),
+        **({} if options.bf16_encoder else {"bf16_encoder": False}),
         # openai-whisper's fillers come from the filler probe (vmgrade.asr.speedups.filler_probe), not a
         # prompted decode: its transcripts differ from those of earlier versions
         **({"fillers": "probe"} if options.engine == "openai-whisper" and filler_prompt else {}),
