@@ -320,6 +320,10 @@ class WhisperTranscriber:
         finally:
             # the memos serve the passes over one window; another file's windows differ
             forget_memos(self._model)
+            if self._model is not None:
+                from .speedups.quantize import release_vocab_pages
+
+                release_vocab_pages(self._model.decoder)
             # what torch freed stays in glibc's heap: give it back before the later stages allocate
             release_freed_memory()
         segments = [_segment(s, audio.duration_s, asr_input) for s in result["segments"]]

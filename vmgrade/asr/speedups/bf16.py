@@ -30,6 +30,9 @@ def cpu_has_native_bf16() -> bool:
 
 def bf16_encoder(encoder):
     """Wrap a Whisper encoder so it runs under bf16 autocast and returns fp32 features."""
+    # autocast keeps the bf16 copy of every weight that requires a gradient for the
+    # whole call (40 MB for base); without that flag each copy lives for its own layer
+    encoder.requires_grad_(False)
     return _bf16_class()(encoder)
 
 

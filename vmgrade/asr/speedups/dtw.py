@@ -131,6 +131,26 @@ def use_light_alignment() -> None:
     if not _WHISPER_MEDIAN_FILTER:
         _WHISPER_MEDIAN_FILTER.append(whisper.timing.median_filter)
         whisper.timing.median_filter = median_filter
+        whisper.timing.find_alignment = _after_trim(whisper.timing.find_alignment)
+
+
+def _after_trim(find_alignment):
+    """whisper's ``find_alignment``, called once the decoding's freed C heap is handed back.
+
+    The alignment pass (a whole-window decoder pass with every attention map
+    kept) is a grade's highest point of memory; what decoding freed just
+    before would otherwise still be resident under it.
+    """
+    import functools
+
+    from ...memory import release_freed_memory
+
+    @functools.wraps(find_alignment)
+    def wrapped(*args, **kwargs):
+        release_freed_memory()
+        return find_alignment(*args, **kwargs)
+
+    return wrapped
 
 
 def _has_triton() -> bool:
