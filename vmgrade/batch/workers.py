@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_CRASHES_PER_FILE = 2  # a file that kills its worker this often gets a worker_crashed record
 PARENT_POLL_S = 2.0  # workers exit when the driver is gone (e.g. SIGKILLed)
-# Peak RSS of one worker grading with `base` was 1.13-1.22 GB (bench/batch_throughput.py).
+# Peak RSS of one worker grading with `base`: 0.98-1.03 GB (bench/goals.py --batch); a margin above it.
 WORKER_MEMORY_BYTES = int(1.3 * 2**30)
 # A file that changes while it is graded is graded again this often, then gets a file_changed record.
 MAX_CHANGED_GRADES = 3
@@ -178,8 +178,9 @@ def crash_report(task: Task, reason: str) -> dict:
 def default_workers() -> int:
     """One worker process per CPU core, as many as the free memory holds.
 
-    One-thread workers beat fewer many-thread ones: on 2 cores, 2 workers x 1
-    thread graded 2.2x as fast as 1 worker x 2 threads (bench/batch_throughput.py).
+    One-thread workers beat fewer many-thread ones: on 2 cores, 12 files took
+    30 s with 2 workers x 1 thread and 34 s with 1 worker x 2 threads
+    (bench/batch_throughput.py; docs/batch.md, Throughput).
     """
     try:
         free_bytes = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

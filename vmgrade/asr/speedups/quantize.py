@@ -13,9 +13,10 @@ no-speech probability see exact values; only the softmax normaliser counts the
 remaining (improbable) tokens at int8 precision. ``bench/goals.py`` shows the
 transcripts of the corpus unchanged and the time saved.
 
-The rest of the decoder and the encoder stay fp32: int8 there (dynamic
-activation quantisation) moved the corpus WER by several words, and bf16 was
-slower than fp32 for one token at a time (measurements in README, Performance).
+The rest of the decoder stays fp32: int8 there (dynamic activation
+quantisation) moved the corpus WER by several words, and bf16 was slower than
+fp32 for one token at a time. The encoder runs in bf16 where the CPU has AMX
+(:mod:`vmgrade.asr.speedups.bf16`), else fp32 (docs/performance.md).
 """
 
 from __future__ import annotations
