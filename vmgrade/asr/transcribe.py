@@ -597,7 +597,7 @@ FAST_EXTRA_HINT = 'pip install "vmgrade[fast]"'
 # two (the threads' synchronisation costs more than they share: 0.75 s against
 # 1.25 s for a 23-s message on the 2-core machine), while its encoder gains
 # from every core (0.78 s -> 0.50 s). So the loaded model decodes on this many
-# threads and a second replica with all the cores encodes (about 80 MB more).
+# threads and a second replica with all the cores encodes (about 140 MB more).
 CTRANSLATE2_DECODE_THREADS = 1
 # The fast engine's defaults: greedy, without the filler prompt. On the corpus
 # (bench/wer.py) that is about 30% faster than faster-whisper's own default
