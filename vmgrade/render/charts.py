@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import delivery
+from .style import score_colour  # the bands every renderer shares
 from .svg import Svg, nice_ticks, points, polyline_path, text_width, tick_label
 
 # Figure geometry, inches (1 in = 72 units of the SVG).  The time axis spans LEFT..RIGHT of
@@ -128,15 +129,6 @@ class _Axes:
 
 def _scalar(values: np.ndarray):
     return float(values) if values.ndim == 0 else values
-
-
-def score_colour(score: float) -> str:
-    """Green, amber or red for a 0–100 score (the page uses the same bands)."""
-    if score >= 80:
-        return "#16a34a"
-    if score >= 60:
-        return "#d97706"
-    return "#dc2626"
 
 
 def report_pitch_track(

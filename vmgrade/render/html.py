@@ -25,6 +25,7 @@ from ..errors import VmgradeError
 from ..fileio import write_atomic
 from ..timestamps import format_clock, format_span
 from . import charts
+from .style import score_colour
 
 if TYPE_CHECKING:
     from ..audio import Audio
@@ -219,9 +220,9 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
     view.update(
         score=report.get("score"),
         letter=report.get("grade"),
-        score_colour=charts.score_colour(report.get("score") or 0.0),
+        score_colour=score_colour(report.get("score") or 0.0),
         duration_s=report.get("duration_s"),
-        dimensions=[dict(d, findings=count_by_dim.get(d["key"], 0), colour=charts.score_colour(d["score"]))
+        dimensions=[dict(d, findings=count_by_dim.get(d["key"], 0), colour=score_colour(d["score"]))
                     for d in dims],
         findings=findings,
         tips=tips,
