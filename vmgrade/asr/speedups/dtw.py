@@ -20,6 +20,8 @@ temporaries a few MB.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # rows (head x token) smoothed per call of whisper's median filter: about 2 MB of temporaries
@@ -141,8 +143,6 @@ def _after_trim(find_alignment):
     kept) is a grade's highest point of memory; what decoding freed just
     before would otherwise still be resident under it.
     """
-    import functools
-
     from ...memory import release_freed_memory
 
     @functools.wraps(find_alignment)
@@ -153,6 +153,7 @@ def _after_trim(find_alignment):
     return wrapped
 
 
+@functools.cache
 def _has_triton() -> bool:
     import importlib.util
 
