@@ -137,7 +137,9 @@ def test_plain_specific_message_beats_stock_openers(engine):
     assert generic.reason.specificity == "vague" and generic.vague_reasons
     assert specific.ask_count == 1
     codes = {f.code for f in _grade_findings(generic)}
-    assert "vague_reason" in codes and "no_call_to_action" not in codes
+    # "I saw your website and I noticed you're growing": praise standing in for the reason
+    assert "research_theatre" in codes and "no_call_to_action" not in codes
+    assert generic.research_theatre[0].text.startswith("I saw your website")
     assert not {"no_specific_reason", "vague_reason", "no_call_to_action"} & {
         f.code for f in _grade_findings(specific)}
 

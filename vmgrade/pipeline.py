@@ -207,8 +207,10 @@ class Grader:
                                  code="no_speech", path=name)
 
             t0 = time.perf_counter()
-            findings = content.analyze(transcript, metrics, engine=self.content_engine,
-                                       **context.call_facts())
+            findings = content.analyze(
+                transcript, metrics, engine=self.content_engine,
+                number_min_probability=self.rubric.t("number_mismatch_min_probability"),
+                **context.call_facts())
             timings["content"] = time.perf_counter() - t0
             if findings.callback.status in ("unconfirmed", "mismatch"):
                 t0 = time.perf_counter()

@@ -24,7 +24,7 @@ from .findings import (
 from .moves import ENGINES, MOVES, EngineInfo, classifier
 
 # Bumped when the content stage's findings change meaning (batch resume keys include it).
-CONTENT_VERSION = "moves-1"
+CONTENT_VERSION = "moves-2"
 
 __all__ = [
     "CONTENT_VERSION", "ENGINES", "MOVES", "REREAD_PAD_S", "REREAD_PROMPTS", "Callback", "ContentFindings",

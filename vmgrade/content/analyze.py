@@ -18,8 +18,8 @@ from ..asr.transcribe import Segment, Transcript, Word
 from ..delivery import DeliveryMetrics
 from . import phrases
 from .callback import find_callback
-from .details import find_details
-from .findings import Callback, ContentFindings, DetailMention, Evidence, Identity, Move, Reason
+from .details import facts, find_details
+from .findings import Callback, ContentFindings, DetailMention, Evidence, Identity, Mention, Move, Reason
 from .identity import detect_prospect, identify, mentions
 from .moves import ASK_MOVES, MOVES, SECOND_PERSON, classifier
 from .tokens import Sentence, Tokens, sentences, words_from_text
@@ -36,7 +36,30 @@ FACT_DETAIL_KINDS = 2
 HEDGE_WORDS = re.compile(r"\b(?:if|maybe|perhaps|whenever|sometime|no (?:pressure|rush)|chance|might|"
                          r"feel free|when you can|at your convenience|possibly|i guess|or so)\b",
                          re.IGNORECASE)
-_FIRST_PERSON = re.compile(r"\b(?:we|we're|we've|we'd|our|us|i|i'm|i've|i'd|i'll|my)\b", re.IGNORECASE)
+# An ask is a move of the head, whatever its punctuation; but the head leans on a question mark
+# that Whisper often leaves out.  A sentence whose ask score comes within this share of its
+# threshold and that is worded as a proposal ("Worth twenty minutes at your shop Thursday", "let's
+# grab fifteen minutes", "ring me") is an ask; a statement that merely has a day in it ("the
+# conference is on Tuesday") is not.
+NEAR_ASK_SHARE = 0.6
+# A sentence that opens with a request of the listener and is worded as a proposal is an ask, whatever
+# the head made of it (ASR-garbled words can hide the ask from it).
+IMPERATIVE_ASK = re.compile(
+    r"^\W*(?:(?:so|and|just|please|okay|ok)\W+)?(?:give me|grab|let's|let us|ring me|call me|text me|"
+    r"email me|drop me|shoot me|book|pick)\b", re.IGNORECASE)
+# A sentence the head calls proof (value) but also scores this near a reason, that carries a detail
+# and claims nothing for "us", is the reason (see _label).
+NEAR_REASON_SHARE = 0.6
+PROPOSAL = re.compile(
+    r"\b(?:worth|works for|how about|happy to|glad to|let's|let us|free (?:on|at|for|this|next)|"
+    r"(?:five|ten|fifteen|twenty|thirty|\d{1,2}) minutes|"
+    r"a (?:quick |short )?(?:call|chat|look|walk|visit|demo|coffee|word)|"
+    r"(?:ring|call|text|email|phone|buzz) me|give me a (?:call|ring|shout|buzz)|drop me|shoot me|"
+    r"grab (?:a|some|fifteen|ten|twenty|thirty|\d))\b", re.IGNORECASE)
+# What "we" did is proof; "I'm calling about…", "I saw…" introduce the reason, so only the plural counts.
+_OURS = re.compile(r"\b(?:we|we're|we've|we'd|we'll|our|ours|us)\b", re.IGNORECASE)
+# "you know" is a filler, not the listener addressed
+_YOU_KNOW = re.compile(r"\byou know\b", re.IGNORECASE)
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
 
 
@@ -50,6 +73,7 @@ def analyze(
     prospect_name: str | None = None,
     prospect_company: str | None = None,
     engine=None,
+    number_min_probability: float = 0.0,
 ) -> ContentFindings:
     """Find the moves, identity, reason, asks, the callback number and weak phrases.
 
@@ -64,6 +88,9 @@ def analyze(
     engine : optional
         The move engine (:func:`vmgrade.content.moves.classifier`); the process's
         default ("auto": embeddings when installed, else the phrase lists) when None.
+    number_min_probability : float
+        The rubric's ``number_mismatch_min_probability``: a callback number heard on
+        words less sure than this is never judged wrong, only unconfirmed.
 
     Returns
     -------
@@ -73,7 +100,7 @@ def analyze(
     words = transcript.words
     toks = Tokens.of(words)
     sents = sentences(toks)
-    callback = find_callback(words, toks, delivery, callback_number)
+    callback = find_callback(words, toks, delivery, callback_number, number_min_probability)
     number_spans = _number_spans(words, sents)
     labelled = _label(engine, sents, number_spans)
 
@@ -83,15 +110,26 @@ def analyze(
     identity = identify(toks, sents, flags, caller_name, company, prospect_name)
     prospect_mentions = mentions(toks, prospect_name)
     company_mentions = mentions(toks, prospect_company)
+    own = identity.name_mentions + identity.company_mentions
     for k, s in enumerate(sents):  # the name finder, not the engine, says who was addressed
+        labels, scores = labelled[k]
         addressed = any(s.start_s <= m.start_s < s.end_s for m in prospect_mentions)
-        if addressed and "prospect" not in labelled[k][0]:
-            labelled[k] = ((*labelled[k][0], "prospect"), labelled[k][1])
+        if addressed and "prospect" not in labels:
+            labels = (*labels, "prospect")
+        introduces = any(s.start_s <= m.start_s < s.end_s for m in own)
+        if introduces and "reason" in labels and scores["reason"] < engine.threshold("reason"):
+            # "facts" read into the caller's garbled introduction ("Crest Porter, Lenin" for
+            # Crestwater Linen) are the caller's own names: the introduction, not the reason
+            labels = tuple(m for m in labels if m != "reason")
+            if "identity" not in labels:
+                labels = tuple(m for m in MOVES if m in (*labels, "identity"))
+        labelled[k] = (labels, scores)
 
     moves = tuple(Move(s.text, s.start_s, s.end_s, labels, scores)
                   for s, (labels, scores) in zip(sents, labelled))
-    reason, vague = _reason(sents, labelled, number_spans, identity, prospect_name, company_mentions)
-    asks, soft = _asks(sents, labelled)
+    reason, vague, theatre = _reason(sents, labelled, number_spans, identity, prospect_name,
+                                     company_mentions)
+    asks, soft, keypad = _asks(sents, labelled)
     weak = _weak(toks, sents, labelled)
     generic = [s.as_evidence("generic_pitch") for s, (labels, _) in zip(sents, labelled)
                if "generic_pitch" in labels]
@@ -108,7 +146,7 @@ def analyze(
         soft_asks=tuple(soft),
         callback=callback,
         weak_phrases=tuple(weak),
-        low_confidence=tuple(_low_confidence(identity, callback, words)),
+        low_confidence=tuple(_low_confidence(identity, callback, words, prospect_mentions, company_mentions)),
         word_count=len(kept),
         message_start_s=kept[0].start if kept else 0.0,
         message_end_s=kept[-1].end if kept else 0.0,
@@ -116,6 +154,8 @@ def analyze(
         reason=reason,
         engine=engine.info,
         vague_reasons=tuple(vague),
+        research_theatre=tuple(theatre),
+        keypad_prompts=tuple(keypad),
     )
 
 
@@ -159,65 +199,111 @@ def _label(engine, sents: list[Sentence], number_spans) -> list[tuple[tuple[str,
     out = []
     for s, scores, spans in zip(sents, all_scores, number_spans):
         made = {m: scores[m] for m in MOVES if scores[m] >= engine.threshold(m)}
+        if not any(m in made for m in ASK_MOVES) and PROPOSAL.search(s.text):
+            near = [m for m in ASK_MOVES if scores[m] >= NEAR_ASK_SHARE * engine.threshold(m)]
+            if IMPERATIVE_ASK.match(s.text):  # "Give me thirty minutes on the floor next week."
+                near = list(ASK_MOVES)
+            elif any(m in made for m in ("reason", "value")):
+                near = []
+            if near:  # a plain ask worded as a proposal: its strongest kind
+                best = max(near, key=lambda m: scores[m] / engine.threshold(m))
+                made[best] = scores[best]
         if spans:
             made.setdefault("number", 1.0)
+        ours = len(_OURS.findall(s.text)) > len(SECOND_PERSON.findall(_YOU_KNOW.sub("", s.text)))
         if not set(made) - {"prospect"}:
             kinds = {d.kind for d in find_details(s.text, skip=tuple(spans))}
             if len(kinds) >= FACT_DETAIL_KINDS:
                 # facts about what we did for others are proof; about anyone else, the reason
-                ours = len(_FIRST_PERSON.findall(s.text)) > len(SECOND_PERSON.findall(s.text))
                 made["value" if ours else "reason"] = scores["value" if ours else "reason"]
+        elif ("value" in made and "reason" not in made and not ours
+              and scores["reason"] >= NEAR_REASON_SHARE * engine.threshold("reason")
+              and find_details(s.text, skip=tuple(spans))):
+            # facts about their world that no "we" claims ("I'm calling about the Delgado trial, set
+            # for September ninth"): the reason, which the head half saw
+            made["reason"] = scores["reason"]
         out.append((tuple(m for m in MOVES if m in made), made))
     return out
 
 
 def _reason(sents, labelled, number_spans, identity: Identity, prospect_name, company_mentions):
-    """The reason sentences, their concrete details, the proof's details, and the vague reasons.
+    """The reason sentences, their concrete details, the proof's details, the vague reasons and the
+    research theatre.
 
-    The prospect's company counts as a detail wherever the name finder heard it,
-    misspelled or not ("Ridgely" for Ridgeway).  Proof (a value sentence) counts
+    The prospect's company, wherever the name finder heard it (misspelled or
+    not: "Ridgely" for Ridgeway), is the reason's anchor, never its evidence:
+    a detail is a fact beyond their name.  Proof (a value sentence) counts
     only when tied to the prospect: it names them or speaks to them ("you",
     "your"); the caller's company history is not about the prospect.
+    Research theatre is what stands in for a reason when none is concrete: a
+    sentence with no fact in it that the engine reads as a reason about the
+    prospect (it names them or says "your": "I noticed on your website that
+    Harbor Inn is doing some exciting things"), or as a pitch that names them
+    ("I did some research and love what Harbor Inn is doing").
     """
     own = tuple(n for n in (identity.caller_name, identity.company, prospect_name) if n)
-    details, proof, evidence, vague = [], [], [], []
+    heard_own = identity.name_mentions + identity.company_mentions  # however they were transcribed
+    details, proof, anchors, evidence, vague, theatre = [], [], [], [], [], []
     for s, (labels, _), spans in zip(sents, labelled, number_spans):
-        if "reason" not in labels and "value" not in labels:
+        pitched = "generic_pitch" in labels
+        if "reason" not in labels and "value" not in labels and not pitched:
             continue
         theirs = [DetailMention("prospect", m.text, m.start_s, m.end_s) for m in company_mentions
                   if s.start_s <= m.start_s < s.end_s]
-        found = theirs + [
-            DetailMention(d.kind, d.text, *s.span_s(d.start, d.end))
-            for d in find_details(s.text, own_names=own, skip=tuple(spans))
-            if not any(t.start_s <= s.span_s(d.start, d.end)[0] < t.end_s for t in theirs)]
-        found.sort(key=lambda d: d.start_s)
+        found = facts([DetailMention(d.kind, d.text, *s.span_s(d.start, d.end))
+                       for d in find_details(s.text, own_names=own, skip=tuple(spans))
+                       if not any(_overlaps(s.span_s(d.start, d.end), t) for t in (*theirs, *heard_own))])
+        named = bool(theirs or "prospect" in labels)
+        about_them = named or bool(SECOND_PERSON.search(_YOU_KNOW.sub("", s.text)))
+        # a reason-shaped sentence about them, or a pitch that names them ("I love what Harbor Inn is
+        # doing"); a pitch that only says "companies like yours" is the plain generic pitch it is
+        weak = "filler_talk" in labels or "hedge" in labels  # "just checking in": weak, not theatre
+        if not found and not weak and (("reason" in labels and about_them) or (pitched and named)):
+            theatre.append(s.as_evidence("research_theatre"))
         if "reason" in labels:
+            anchors.extend(theirs)
             details.extend(found)
             (evidence if found else vague).append(s.as_evidence("reason" if found else "vague_reason"))
-        elif theirs or SECOND_PERSON.search(s.text):
+        elif "value" in labels and about_them:
             proof.extend(found)
     specificity = "concrete" if details else ("vague" if vague else "none")
     if details:  # a concrete reason's follow-on sentences elaborate it; they are not vague reasons
         evidence += [replace(e, kind="reason_support") for e in vague]
-        vague = []
-    return Reason(tuple(evidence + vague), tuple(details), tuple(proof), specificity), vague
+        vague, theatre = [], []
+    reason = Reason(tuple(evidence + vague), tuple(details), tuple(proof), specificity, tuple(anchors))
+    return reason, vague, theatre
 
 
-def _asks(sents, labelled) -> tuple[list[Evidence], list[Evidence]]:
-    """One ask per asking sentence (its strongest kind), all of them when it offers a choice ("or")."""
-    asks, soft = [], []
-    for s, (labels, scores) in zip(sents, labelled):
+def _overlaps(span: tuple[float, float], m) -> bool:
+    """Whether the time span (s) overlaps mention ``m`` ("St. Brendan's" and the name "Brendan's")."""
+    return span[0] < m.end_s and m.start_s < span[1]
+
+
+def _asks(sents, labelled) -> tuple[list[Evidence], list[Evidence], list[Evidence]]:
+    """One ask per asking sentence (its strongest kind), all of them when it offers a choice ("or");
+    the soft asks; and the keypad prompts ("press one…"), which are never asks."""
+    asks, soft, keypad = [], [], []
+    meeting = False  # a meeting was asked for in an earlier sentence
+    for k, (s, (labels, scores)) in enumerate(zip(sents, labelled)):
+        if phrases.KEYPAD_PROMPT.search(s.text):
+            keypad.append(s.as_evidence("keypad_prompt"))
+            continue
         kinds = [m for m in ASK_MOVES if m in labels]
         if not kinds:
             continue
         if not (len(kinds) > 1 and _OR.search(s.text)):
             kinds = [max(kinds, key=lambda m: scores[m])]
+        cues_number = "number" in labels or (k + 1 < len(labelled) and "number" in labelled[k + 1][0])
+        if kinds == ["ask_callback"] and meeting and cues_number:
+            # "Can I swing by Wednesday? Call me at 971…": how to book the meeting, not a second ask
+            continue
+        meeting = meeting or "ask_meeting" in kinds
         for m in kinds:
             asks.append(s.as_evidence(m.removeprefix("ask_")))
         if ("hedge" in labels and HEDGE_WORDS.search(s.text)) or phrases.SOFT_ASK.search(
                 phrases.normalize(s.text)):
             soft.append(s.as_evidence("soft_ask"))
-    return asks, soft
+    return asks, soft, keypad
 
 
 def _weak(toks: Tokens, sents, labelled) -> list[Evidence]:
@@ -244,13 +330,18 @@ def _weak(toks: Tokens, sents, labelled) -> list[Evidence]:
 _ASK_HEDGES = frozenset({"get_back_when_you_can", "if_interested"})  # a soft ask, reported as such
 
 
-def _low_confidence(identity: Identity, callback: Callback, words: Sequence[Word]) -> list[Evidence]:
-    """Name, company and number words Whisper was unsure of."""
+def _low_confidence(identity: Identity, callback: Callback, words: Sequence[Word],
+                    prospect_mentions: Sequence[Mention] = (),
+                    company_mentions: Sequence[Mention] = ()) -> list[Evidence]:
+    """Name, company and number words Whisper was unsure of, or heard as another word that sounds
+    alike (a name matched by sound: said, but hard to transcribe)."""
     out = []
     for kind, found in (("caller_name", identity.name_mentions), ("company", identity.company_mentions)):
         for m in found:
-            if m.probability < LOW_PROBABILITY:
+            if m.probability < LOW_PROBABILITY or m.by_sound:
                 out.append(Evidence(kind, m.text, m.start_s, m.end_s))
+    for kind, found in (("prospect_name", prospect_mentions), ("prospect_company", company_mentions)):
+        out += [Evidence(kind, m.text, m.start_s, m.end_s) for m in found if m.by_sound]
     for m in callback.mentions:
         if m.min_probability < LOW_PROBABILITY or m.garbled:
             out.append(Evidence("callback_number", m.digits, m.start_s, m.end_s))

@@ -38,13 +38,14 @@ GARBLED_NUMBER_MAX_EDITS = 2
 # A cue ("my number is") counts when it ends within this many words of the number.
 CUE_WINDOW_WORDS = 4
 NUMBER_CUE = re.compile(
-    r"\b(?:my (?:number|cell|direct line|phone)(?: is)?|(?:reach|call|text) me (?:at|on)|"
+    r"\b(?:my (?:number|cell|direct line|phone)(?: is)?|(?:reach|call|text|ring) me\b.*|"
     r"number is|you can reach me|at|again|that's|it's|is)$"
 )
 
 
 def find_callback(
-    words: Sequence[Word], toks: Tokens, delivery: DeliveryMetrics | None, expected_text: str | None
+    words: Sequence[Word], toks: Tokens, delivery: DeliveryMetrics | None, expected_text: str | None,
+    min_probability: float = 0.0,
 ) -> Callback:
     """The callback number: the main number said, each time it was said, and whether it is the rep's.
 
@@ -56,6 +57,8 @@ def find_callback(
         Its pauses and speech track give the number's pace and the pause before it.
     expected_text : str, optional
         ``--callback-number``; checked against what was heard (:func:`number_status`).
+    min_probability : float
+        A number heard on words less sure than this is never judged wrong, only unconfirmed.
     """
     expected = numbers.normalize_phone(expected_text) if expected_text else None
     phones = numbers.find_phone_numbers(words)
@@ -106,8 +109,7 @@ def find_callback(
                 run.start_s < p.start_s and p.end_s < run.end_s for p in (delivery.pauses if delivery else ())
             ),
         ))
-    heard = [m.digits for m in mentions] or [main]
-    status, note = number_status(main, heard, expected)
+    status, note = number_status(mentions, expected, min_probability)
     matches = {"match": True, "mismatch": False}.get(status)
     return Callback(main, expected, matches, tuple(mentions), tuple(dict.fromkeys(others)), status, note)
 
@@ -123,23 +125,45 @@ def _edits(a: str, b: str) -> int:
     return prev[-1]
 
 
-def number_status(main: str, heard: Sequence[str], expected: str | None) -> tuple[str, str | None]:
+def number_status(mentions: Sequence[NumberMention], expected: str | None,
+                  min_probability: float = 0.0) -> tuple[str, str | None]:
     """("match" | "unconfirmed" | "mismatch" | "no_expected", note) for the number heard.
 
-    The number matches when any saying of it matches.  It is unconfirmed when
-    every saying differs from ``expected`` only as ASR typically errs (:func:`asr_slip`).
+    The number matches when any saying of it matches.  It is a mismatch only on
+    strong evidence: every saying agrees on one different number, none differs
+    as ASR typically errs (:func:`asr_slip`) and Whisper was sure of the words
+    of at least one saying (its lowest word probability at least
+    ``min_probability``, the rubric's ``number_mismatch_min_probability``: a
+    second saying that agrees corroborates an unsure one).  Otherwise it could
+    not be confirmed, and the note says which saying and why.
     """
     if not expected:
         return "no_expected", None
-    if any(numbers.same_number(h, expected) for h in heard):
+    if any(numbers.same_number(m.digits, expected) for m in mentions):
         return "match", None
-    slips = [(h, asr_slip(h, expected)) for h in dict.fromkeys(heard)]
-    explained = [(h, why) for h, why in slips if why]
-    if explained:
-        h, why = explained[0]
-        return "unconfirmed", (f"heard {h}, your number is {expected}: {why}; the words may be right and "
-                               "the transcript wrong, so check this part of the recording")
-    return "mismatch", f"heard {main}, your number is {expected}"
+    for k, m in enumerate(mentions):
+        why = asr_slip(m.digits, expected)
+        if why:
+            return "unconfirmed", (f"heard {m.digits} ({_nth(k, len(mentions))}), your number is {expected}: "
+                                   f"{why}; the words may be right and the transcript wrong, so check this "
+                                   "part of the recording")
+    heard = list(dict.fromkeys(numbers.normalize_phone(m.digits) or m.digits for m in mentions))
+    if len(heard) > 1:
+        return "unconfirmed", (f"your number is {expected}, but the sayings disagree (heard "
+                               f"{' and '.join(heard)}): at least one was misheard, so check them")
+    if all(m.min_probability < min_probability for m in mentions):
+        k, m = min(enumerate(mentions), key=lambda km: km[1].min_probability)
+        return "unconfirmed", (f"heard {m.digits} ({_nth(k, len(mentions))}), your number is {expected}, but "
+                               "speech recognition was unsure of its words (probability "
+                               f"{m.min_probability:.2f}), so check this part of the recording")
+    said = "every saying" if len(mentions) > 1 else "the one saying"
+    return "mismatch", f"heard {heard[0]} in {said}, your number is {expected}"
+
+
+def _nth(k: int, n: int) -> str:
+    if n == 1:
+        return "the only saying"
+    return ("the first", "the second", "the third")[k] + " saying" if k < 3 else f"saying {k + 1}"
 
 
 def asr_slip(heard: str, expected: str) -> str | None:
@@ -161,12 +185,28 @@ def asr_slip(heard: str, expected: str) -> str | None:
                 if (k > 0 and e[k - 1] == d) or (k + 1 < len(e) and e[k + 1] == d):
                     return f"one digit fewer: one {d} of a doubled pair ({d}{d}) is often dropped"
                 return f"one digit fewer (a {d}): speech recognition sometimes drops a digit"
+    if len(h) == len(e):
+        diff = [k for k in range(len(e)) if h[k] != e[k]]
+        if len(diff) == 1 and e[diff[0]] == "0":
+            return (f"a zero heard as {h[diff[0]]}: speech recognition often mishears a zero said \"oh\" "
+                    "(\"oh one\" written as 11)")
+        if len(diff) == 2 and diff[1] == diff[0] + 1:
+            said, got = e[diff[0]:diff[1] + 1], h[diff[0]:diff[1] + 1]
+            if {said, got} in ({f"1{d}", f"{d}0"} for d in "3456789"):
+                return (f"{said} heard as {got}: \"{_PAIR_WORDS[said]}\" and \"{_PAIR_WORDS[got]}\" sound "
+                        "alike, and speech recognition often confuses them in numbers said in pairs")
     if len(h) == len(e) + 1:
         for k in range(len(h)):
             doubled = (k > 0 and h[k - 1] == h[k]) or (k + 1 < len(h) and h[k + 1] == h[k])
             if doubled and h[:k] + h[k + 1:] == e:
                 return f"one {h[k]} heard twice: speech recognition sometimes doubles a digit"
     return None
+
+
+_PAIR_WORDS = {f"1{d}": teen for d, teen in zip("3456789", (
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"))} | {
+    f"{d}0": tens for d, tens in zip("3456789", (
+        "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"))}
 
 
 def recheck(callback: Callback, reread_texts: Sequence[str]) -> Callback:

@@ -12,7 +12,10 @@ carries a count, a place and a season.  A detail is one of :data:`DETAIL_KINDS`:
 
 Names are found from Whisper's capitals, so an all-lower-case transcript
 keeps only counts, dates and the context's names.  Phone numbers are not
-details (the number parser claims them first).
+details (the number parser claims them first), and neither are codes and bare
+counts: an order or reference number ("order number four seven two one"), a
+key to press, or a count of nothing in particular ("three items", "two
+ways") says nothing about the prospect's business.
 """
 
 from __future__ import annotations
@@ -42,9 +45,29 @@ DATE = re.compile(
     r"|\b(?:19|20)\d\d\b|yesterday|last (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
     r"|(?:in|within|over) (?:the )?(?:last|past|next) \w+ (?:days|weeks|months|years)"
     r"|\w+ (?:days|weeks|months) (?:ago|out|away|from now)"
-    r"|black friday|thanksgiving|christmas|new year|tax season|back to school|open enrollment)\b",
+    r"|black friday|thanksgiving|christmas|new year|tax season|back to school|open enrollment"
+    # a time anchored to their calendar: "before soft opening", "by the inspection", "the first month"
+    r"|(?:before|after|by|ahead of|until) (?:the |your |their )?(?:soft |grand |next |spring |fall )?"
+    r"(?:opening|launch|inspection|audit|renewal|deadline|closing|move|rebid|cutover|go-live|peak season)"
+    r"|(?:the |your )?(?:first|last) (?:day|week|month|quarter|year|season)\b)\b",
     re.IGNORECASE)
 _MONTH_NAMES = frozenset(_MONTHS.split("|"))
+# A time said relative to now ("this year", "next week", "lately") anchors nothing by itself: "your
+# goals this year" is no fact.  It is a detail only beside another detail of its sentence.
+RELATIVE_DATE = re.compile(
+    r"^(?:(?:this|next|last|the past|the last|the next|over the|in the|by the|since|by)\s+"
+    r"(?:week|weekend|month|quarter|year|season|few (?:days|weeks|months|years))|lately|recently)$",
+    re.IGNORECASE)
+_DIGIT = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|\d)"
+# Codes: what follows "order number", "reference", "press"… is an identifier, not a fact.
+CODE = re.compile(
+    r"\b(?:order|reference|ref|confirmation|case|ticket|account|invoice|claim|tracking|policy|member|"
+    r"serial|model|item|option|extension|press|dial)\s+(?:(?:number|no\.?|code|id|#)\s*)?(?:is\s+)?"
+    rf"(?:[A-Z]*\d[\w-]*|{_DIGIT}(?:[\s,-]+{_DIGIT})*)\b", re.IGNORECASE)
+# A count of these says how many of nothing in particular ("three items pending", "two ways to save").
+_BARE_COUNT_NOUNS = re.compile(
+    r"\s+(?:more\s+|new\s+)?(?:items?|things?|ways?|options?|offers?|products?|messages?|minutes?|"
+    r"seconds?|times?|calls?|steps?|reasons?|questions?|ideas?)\b", re.IGNORECASE)
 _PLACE_LEAD = re.compile(r"\b(?:in|near|outside|around|across|downtown|on|off|at|from|over in|up in|"
                          r"down in|out in)\s+$", re.IGNORECASE)
 US_STATES = frozenset("""alabama alaska arizona arkansas california colorado connecticut delaware florida
@@ -98,6 +121,8 @@ def find_details(text: str, *, prospect_names: tuple[str, ...] = (), own_names: 
         taken.append((start, end))
         found.append(Detail(kind, text[start:end].strip(" ,.;:!?"), start, end))
 
+    for m in CODE.finditer(text):
+        taken.append((m.start(), m.end()))
     low = text.lower()
     for name in prospect_names:
         key = _key(name)
@@ -109,6 +134,8 @@ def find_details(text: str, *, prospect_names: tuple[str, ...] = (), own_names: 
     for m in COUNT.finditer(text):
         if re.fullmatch(r"(?:second|third|double|triple)", m.group(0), re.IGNORECASE):
             continue  # "a second", "third party", "double check": no count on its own
+        if _BARE_COUNT_NOUNS.match(text, m.end()):
+            continue
         add("count", m.start(), m.end())
     own = {_key(n) for n in own_names if n} | {w for n in own_names if n for w in _key(n).split()}
     for m in _CAP.finditer(text):
@@ -138,7 +165,15 @@ def find_details(text: str, *, prospect_names: tuple[str, ...] = (), own_names: 
         add("place" if place else "name", start, end)
     for m in re.finditer(r"\b(?:" + "|".join(US_STATES) + r")\b", low):
         add("place", m.start(), m.end())
-    return sorted(found, key=lambda d: d.start)
+    return facts(sorted(found, key=lambda d: d.start))
+
+
+def facts(details: list) -> list:
+    """``details`` (anything with ``kind`` and ``text``), or none when they are only times relative
+    to now: "your goals this year" carries no fact."""
+    if all(d.kind == "date" and RELATIVE_DATE.match(d.text) for d in details):
+        return []
+    return details
 
 
 def _sentence_start(text: str, start: int) -> bool:

@@ -34,10 +34,11 @@ class Mention:
     start_s: float
     end_s: float
     probability: float  # lowest word probability in the span
+    by_sound: bool = False  # matched by sound, not spelling: said, but hard to transcribe
 
     def to_dict(self) -> dict:
         return {"text": self.text, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
-                "probability": round(self.probability, 4)}
+                "probability": round(self.probability, 4), "by_sound": self.by_sound}
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,12 @@ class ContentFindings:
     engine: EngineInfo | None = None
     # reason-shaped sentences with no concrete detail ("I saw your website and noticed you're growing")
     vague_reasons: tuple[Evidence, ...] = ()
+    # research theatre: sentences about the prospect, shaped as a reason or a pitch, that carry no
+    # fact beyond their name ("I noticed Harbor Inn is doing some exciting things"); empty when a
+    # concrete reason was given
+    research_theatre: tuple[Evidence, ...] = ()
+    # "press one…": a recorded call's keypad prompt, never an ask a voicemail can make
+    keypad_prompts: tuple[Evidence, ...] = ()
 
     @property
     def ask_kinds(self) -> tuple[str, ...]:
@@ -195,6 +202,8 @@ class ContentFindings:
             "moves": [m.to_dict() for m in self.moves],
             "reason": self.reason.to_dict() if self.reason else None,
             "vague_reasons": [e.to_dict() for e in self.vague_reasons],
+            "research_theatre": [e.to_dict() for e in self.research_theatre],
+            "keypad_prompts": [e.to_dict() for e in self.keypad_prompts],
             "engine": self.engine.to_dict() if self.engine else None,
         }
 
@@ -223,16 +232,19 @@ class Reason:
     """The reason for the call and how specific it is.
 
     ``details`` come from the reason sentences; ``proof_details`` from the
-    value sentences (a result for a peer, an offer).  ``specificity`` is
-    "concrete" (at least one detail), "vague" (reason-shaped, no detail) or
-    "none" (no reason given); how many kinds of detail earn full marks is the
-    rubric's call (``reason_specific_detail_kinds``).
+    value sentences (a result for a peer, an offer).  The prospect's company
+    named in them is an ``anchor``: it says whom the reason is about, not that
+    it is specific (a mail merge fills it in), so it is never a detail.
+    ``specificity`` is "concrete" (at least one detail), "vague"
+    (reason-shaped, no detail) or "none" (no reason given); how many details
+    earn full marks is the rubric's call (``reason_specific_details``).
     """
 
     sentences: tuple[Evidence, ...]
     details: tuple[DetailMention, ...]
     proof_details: tuple[DetailMention, ...]
     specificity: str
+    anchors: tuple[DetailMention, ...] = ()
 
     @property
     def detail_kinds(self) -> tuple[str, ...]:
@@ -244,6 +256,7 @@ class Reason:
             "detail_kinds": list(self.detail_kinds),
             "details": [d.to_dict() for d in self.details],
             "proof_details": [d.to_dict() for d in self.proof_details],
+            "anchors": [d.to_dict() for d in self.anchors],
             "sentences": [e.to_dict() for e in self.sentences],
         }
 

@@ -13,7 +13,10 @@ older lower-case pattern (``phrases.SELF_INTRO``).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from difflib import SequenceMatcher
+
+import jellyfish
 
 from .findings import Identity, Mention
 from .phrases import SELF_INTRO
@@ -22,6 +25,12 @@ from .tokens import Sentence, Tokens, token
 # Whisper misspells names ("Pre-Yepato" for "Priya Patel"): a name token
 # matches when its letters are this similar.
 NAME_SIMILARITY = 0.8
+# ... or mishears them as another word that sounds alike ("Prairie" for "Priya"): a capitalised
+# token matches by sound when its Metaphone key is at most this many edits from the name's, starts
+# with the same sound, and its letters are still this similar (Jaro-Winkler).  Whisper capitalises
+# what it takes for a name, so a lower-case common word ("prior") never matches by sound.
+SOUND_KEY_MAX_EDITS = 1
+SOUND_MIN_SIMILARITY = 0.75
 # Introductions are looked for in this many first sentences, and in any the move engine calls identity.
 OPENING_SENTENCES = 3
 STOP_WORDS = frozenset(
@@ -37,6 +46,12 @@ INTRO_LEAD = re.compile(rf"\b{_LEAD}\s+(?P<name>{_PERSON})(?:(?:,?\s+{_TIE}|,\s+
 INTRO_HERE = re.compile(
     rf"(?:^|[,.!?]\s+)(?P<name>{_PERSON})\s+here\b[,.]?(?:\s+{_TIE}?(?P<company>{_CAPS}))?")
 _WHOLE_CAPS = re.compile(rf"(?i:(?:hi|hey|hello|it's|it is)\s+)?(?P<caps>{_CAPS})")
+# "This is a message from the Social Security Department", "a courtesy call from Lakeside Dental":
+# no person, the sender is the company
+INTRO_MESSAGE_FROM = re.compile(
+    r"\b(?i:(?:this is|it's|it is|here is|you have|you've got)\s+)?(?i:an?|the)\s+"
+    r"(?i:(?:important|quick|courtesy|recorded|friendly|automated)\s+)?(?i:message|call|reminder|update)"
+    rf"\s+(?i:from)\s+(?:(?i:the)\s+)?(?P<company>{_CAPS})")
 # "this is ExpressScripts, your pharmacy benefit manager": the one name is a company's
 # "Carlos, hi, Dana Whitfield with Keystone Talent": a clause that is a name tied to a company
 INTRO_TIED = re.compile(
@@ -74,15 +89,29 @@ def identify(toks: Tokens, sentences: list[Sentence], identity_flags: list[bool]
     detected_name, detected_company = _detect(toks, sentences, identity_flags, prospect)
     source = "context" if (caller_name or company) else (
         "detected" if (detected_name or detected_company) else "none")
-    caller_name = caller_name or detected_name
-    company = company or detected_company
+    company_mentions = _said(toks, company, detected_company)
+    name_mentions = _said(toks, caller_name, detected_name)
+    if caller_name and not name_mentions:
+        name_mentions = _name_slot(sentences, company_mentions)
     return Identity(
-        caller_name=caller_name,
-        company=company,
+        caller_name=caller_name or detected_name,
+        company=company or detected_company,
         source=source,
-        name_mentions=tuple(mentions(toks, caller_name)),
-        company_mentions=tuple(mentions(toks, company)),
+        name_mentions=tuple(name_mentions),
+        company_mentions=tuple(company_mentions),
     )
+
+
+def _said(toks: Tokens, given: str | None, detected: str | None) -> list[Mention]:
+    """Where the context's name was said; when the words hold no trace of it but the introduction
+    names someone in its place ("this is Shivon with Crestwater" for Siobhan), that name was said
+    and transcribed otherwise: its mentions, marked ``by_sound``."""
+    if not given:
+        return mentions(toks, detected)
+    found = mentions(toks, given)
+    if found or not detected:
+        return found
+    return [replace(m, by_sound=True) for m in mentions(toks, detected)]
 
 
 def _detect(toks: Tokens, sentences: list[Sentence], flags: list[bool],
@@ -94,6 +123,11 @@ def _detect(toks: Tokens, sentences: list[Sentence], flags: list[bool],
         text = _FILLERS.sub("", s.text)
         found = []
         for name, company, lead in _introductions(text):
+            if company and _number_words(company):
+                company = None  # "this is Sam at oh seven nine six six…": a number, not a company
+            if name is None and company:
+                found.append((None, company))
+                continue
             if not name or token(name.split()[0]) in _NOT_A_NAME:
                 continue
             if prospect and _similar(token(name.split()[-1]), token(prospect.replace(".", " ").split()[-1])):
@@ -110,16 +144,61 @@ def _detect(toks: Tokens, sentences: list[Sentence], flags: list[bool],
                 lowered = SELF_INTRO.search(toks.text)
                 if lowered and _similar(token(name.split()[0]), token(lowered.group("name").split()[0])):
                     company = _title_from_words(toks, lowered.start("company"), lowered.end("company"))
+                    company = None if _number_words(company) else company
             return name, company
     lowered = SELF_INTRO.search(toks.text)  # no capitals to go by (lower-case ASR text)
     if lowered:
+        company = _title_from_words(toks, lowered.start("company"), lowered.end("company"))
         return (_title_from_words(toks, lowered.start("name"), lowered.end("name")),
-                _title_from_words(toks, lowered.start("company"), lowered.end("company")))
+                None if _number_words(company) else company)
     return None, None
 
 
+# The words before the company in an introduction: "[this is] NAME [here] from COMPANY"
+NAME_SLOT = re.compile(
+    r"(?:^|[,.!?]\s+)(?:(?i:this is|it's|it is|i'm|i am|my name is|you've got|you have)\s+)?"
+    r"(?P<name>[\w'\-]+(?:\s+[\w'\-]+){0,3}?),?\s+(?i:(?:here|hear)\s+)?(?i:calling\s+)?"
+    r"(?i:from|with|at|of|over at)\s+(?i:the\s+)?$")
+
+
+def _name_slot(sentences: list[Sentence], company_mentions) -> list[Mention]:
+    """The caller's name as said but not transcribed: the words in the name's place before the
+    company in the introduction ("Hey Hannah, always in a dammy here from GrowRight" for Oluwaseun
+    Adeyemi), as one ``by_sound`` mention; none when the company was not heard."""
+    if not company_mentions:
+        return []
+    first = company_mentions[0]
+    for s in sentences:
+        if not s.start_s <= first.start_s < s.end_s:
+            continue
+        k = next(k for k, w in enumerate(s.words) if w.start >= first.start_s - 1e-6)
+        m = NAME_SLOT.search(s.text[: s.starts[k]])
+        if not m or token(m.group("name").split()[0]) in _NOT_A_NAME:
+            return []
+        a = next(i for i, off in enumerate(s.starts) if off >= m.start("name"))
+        b = max(i for i, off in enumerate(s.starts) if off < m.end("name"))
+        words = s.words[a : b + 1]
+        return [Mention(m.group("name"), words[0].start, words[-1].end, min(w.probability for w in words),
+                        by_sound=True)]
+    return []
+
+
+_NUMBER_TOKENS = frozenset("""zero oh o one two three four five six seven eight nine ten eleven twelve
+thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
+eighty ninety hundred thousand double triple""".split())
+
+
+def _number_words(text: str) -> bool:
+    """Whether ``text`` starts with digits or a number word: the start of a phone number, not a name."""
+    first = (text.split() or [""])[0].strip(" ,.-").lower()
+    return first[:1].isdigit() or first in _NUMBER_TOKENS
+
+
 def _introductions(text: str):
-    """(name, company or None, end offset of a "this is NAME" lead or None) for each introduction."""
+    """(name or None, company or None, end offset of a "this is NAME" lead or None) for each
+    introduction."""
+    for m in INTRO_MESSAGE_FROM.finditer(text):
+        yield None, _clean(m.group("company")), None
     for pattern in (INTRO_LEAD, INTRO_HERE, INTRO_TIED):
         for m in pattern.finditer(text):
             yield _clean(m.group("name")), _clean(m.group("company")), (
@@ -196,7 +275,9 @@ def _title_from_words(toks: Tokens, start: int, end: int) -> str:
 
 
 def mentions(toks: Tokens, name: str | None) -> list[Mention]:
-    """Every place a (possibly misspelled) name is said: its most distinctive token, fuzzily."""
+    """Every place a (possibly misspelled or misheard) name is said: its most distinctive token,
+    matched by spelling, then by sound (:func:`sounds_like`); a mention found only by sound says so
+    (``Mention.by_sound``): the name was said but was hard to transcribe."""
     if not name:
         return []
     parts = [p for p in (token(x) for x in name.replace(".", " ").split()) if p and p not in STOP_WORDS
@@ -207,7 +288,7 @@ def mentions(toks: Tokens, name: str | None) -> list[Mention]:
     i = 0
     n = len(parts)
     while i < len(toks.tokens):
-        best_len = 0
+        best_len, by_sound = 0, False
         # whole name (joined, so "North wind" matches "Northwind"), then each part alone
         for width in (n, n + 1, n - 1, 1):
             if width < 1 or i + width > len(toks.tokens) or toks.tokens[i][:1] != parts[0][:1]:
@@ -219,10 +300,13 @@ def mentions(toks: Tokens, name: str | None) -> list[Mention]:
         if not best_len and any(_similar(_base(toks.tokens[i]), p) and toks.tokens[i][:1] == p[:1]
                                 for p in parts):
             best_len = 1
+        if not best_len and toks.words[i].word.strip()[:1].isupper() and any(
+                sounds_like(_base(toks.tokens[i]), p) for p in parts):
+            best_len, by_sound = 1, True
         if best_len:
             words = toks.words[i : i + best_len]
             found.append(Mention(" ".join(w.word.strip() for w in words), words[0].start, words[-1].end,
-                                 min(w.probability for w in words)))
+                                 min(w.probability for w in words), by_sound))
             i += best_len
         else:
             i += 1
@@ -232,10 +316,27 @@ def mentions(toks: Tokens, name: str | None) -> list[Mention]:
         if merged and m.start_s - merged[-1].end_s < 0.6:
             last = merged[-1]
             merged[-1] = Mention(f"{last.text} {m.text}", last.start_s, m.end_s,
-                                 min(last.probability, m.probability))
+                                 min(last.probability, m.probability), last.by_sound and m.by_sound)
         else:
             merged.append(m)
     return merged
+
+
+def sounds_like(heard: str, expected: str) -> bool:
+    """Whether the token ``heard`` may be the name part ``expected`` misheard ("prairie" for "priya").
+
+    Both lower-case tokens.  Metaphone keys at most ``SOUND_KEY_MAX_EDITS``
+    apart with the same first sound, and letters at least ``SOUND_MIN_SIMILARITY``
+    alike (Jaro-Winkler), so that names that merely share consonants ("Maria"
+    for "Priya") do not match.
+    """
+    heard, expected = heard.replace("-", "").replace("'", ""), expected.replace("-", "").replace("'", "")
+    if len(expected) < 4 or len(heard) < 3:
+        return False
+    a, b = jellyfish.metaphone(heard), jellyfish.metaphone(expected)
+    return (bool(a) and a[:1] == b[:1]
+            and jellyfish.levenshtein_distance(a, b) <= SOUND_KEY_MAX_EDITS
+            and jellyfish.jaro_winkler_similarity(heard, expected) >= SOUND_MIN_SIMILARITY)
 
 
 def _base(tok: str) -> str:
@@ -245,6 +346,6 @@ def _base(tok: str) -> str:
 
 def _similar(heard: str, expected: str) -> bool:
     heard, expected = heard.replace("-", "").replace("'", ""), expected.replace("-", "").replace("'", "")
-    if len(expected) < 3:
+    if len(expected) < 4:  # "Inn" is not "in": short names are matched exactly
         return heard == expected
     return heard == expected or SequenceMatcher(None, heard, expected).ratio() >= NAME_SIMILARITY

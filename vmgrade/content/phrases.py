@@ -85,6 +85,11 @@ SOFT_ASK = re.compile(
     r"\b(?:if you want|if you(?:'re| are) interested|when you (?:can|get a chance)|"
     r"if you have (?:some|a) (?:time|minute|moment)|whenever|no pressure|if it makes sense)\b"
 )
+# A recorded call's keypad prompt ("press one to speak to a specialist"): a prospect listening to
+# a voicemail has nothing to press, so it is never an ask a rep's message makes.
+KEYPAD_PROMPT = re.compile(
+    r"\b(?:press|dial|push)\s+(?:the\s+)?(?:one|two|three|four|five|six|seven|eight|nine|zero|star|pound|"
+    r"hash|\d)\b", re.IGNORECASE)
 NUMBER_CUE = re.compile(
     r"\b(?:my (?:number|cell|direct line|phone)(?: is)?|(?:reach|call|text) me (?:at|on)|"
     r"number is|you can reach me|at|again|that's|it's|is)$"
