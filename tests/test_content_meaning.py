@@ -224,8 +224,10 @@ DEV_SCRIPTS = os.environ.get(bench.DEV_SCRIPTS_ENV, "")
 @pytest.mark.skipif(not Path(DEV_SCRIPTS).is_file(), reason=f"${bench.DEV_SCRIPTS_ENV} not set")
 def test_dev_scripts_tier_pairs_are_ordered(engine):
     scripts = tomllib.loads(Path(DEV_SCRIPTS).read_text(encoding="utf-8"))["script"]
-    graded = [(s["tier"], score(s["text"], engine, callback_number=s.get("callback_number")))
-              for s in scripts]
+    found = [analyze_text(s["text"], engine=engine, callback_number=s.get("callback_number"))
+             for s in scripts]
+    assert not [s["id"] for s, c in zip(scripts, found) if c.callback.status == "mismatch"]
+    graded = [(s["tier"], scoring.content_score(c)) for s, c in zip(scripts, found)]
     pairs = [(a, b) for a, b in combinations(graded, 2) if a[0] != b[0]]
     good = sum((a[1] - b[1]) * (b[0] - a[0]) > 0 for a, b in pairs)
     assert good / len(pairs) >= 0.90, f"{good}/{len(pairs)}"

@@ -165,6 +165,19 @@ def test_an_asr_slip_never_caps_the_grade(engine):
     assert scoring.content_score(c) > scoring.load_rubric().t("number_mismatch_max_score")
 
 
+def test_a_mismatch_stands_only_when_a_second_listen_hears_it_again():
+    from vmgrade.content import recheck
+    from vmgrade.content.findings import Callback
+
+    wrong = mention("7135500174")
+    cb = Callback("7135500174", "7135550174", False, (wrong,), status="mismatch", note="heard 7135500174")
+    again = recheck(cb, ["seven one three, five five oh, oh one seven four"])
+    assert again.status == "mismatch" and again.matches_expected is False
+    other = recheck(cb, ["five five oh one seven four five"])
+    assert other.status == "unconfirmed" and other.matches_expected is None and "disagree" in other.note
+    assert recheck(cb, ["seven one three, five five five, oh one seven four"]).status == "match"
+
+
 def test_asr_slips_are_named():
     assert "zero" in asr_slip("5035551142", "5035550142")
     assert "fourteen" in asr_slip("6405550183", "6145550183")  # "six fourteen" heard as "six forty"

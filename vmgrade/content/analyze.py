@@ -42,6 +42,12 @@ HEDGE_WORDS = re.compile(r"\b(?:if|maybe|perhaps|whenever|sometime|no (?:pressur
 # grab fifteen minutes", "ring me") is an ask; a statement that merely has a day in it ("the
 # conference is on Tuesday") is not.
 NEAR_ASK_SHARE = 0.6
+PROPOSAL = re.compile(
+    r"\b(?:worth|works for|how about|happy to|glad to|let's|let us|free (?:on|at|for|this|next)|"
+    r"(?:five|ten|fifteen|twenty|thirty|\d{1,2}) minutes|"
+    r"a (?:quick |short )?(?:call|chat|look|walk|visit|demo|coffee|word)|"
+    r"(?:ring|call|text|email|phone|buzz) me|give me a (?:call|ring|shout|buzz)|drop me|shoot me|"
+    r"grab (?:a|some|fifteen|ten|twenty|thirty|\d))\b", re.IGNORECASE)
 # A sentence that opens with a request of the listener and is worded as a proposal is an ask, whatever
 # the head made of it (ASR-garbled words can hide the ask from it).
 IMPERATIVE_ASK = re.compile(
@@ -50,12 +56,6 @@ IMPERATIVE_ASK = re.compile(
 # A sentence the head calls proof (value) but also scores this near a reason, that carries a detail
 # and claims nothing for "us", is the reason (see _label).
 NEAR_REASON_SHARE = 0.6
-PROPOSAL = re.compile(
-    r"\b(?:worth|works for|how about|happy to|glad to|let's|let us|free (?:on|at|for|this|next)|"
-    r"(?:five|ten|fifteen|twenty|thirty|\d{1,2}) minutes|"
-    r"a (?:quick |short )?(?:call|chat|look|walk|visit|demo|coffee|word)|"
-    r"(?:ring|call|text|email|phone|buzz) me|give me a (?:call|ring|shout|buzz)|drop me|shoot me|"
-    r"grab (?:a|some|fifteen|ten|twenty|thirty|\d))\b", re.IGNORECASE)
 # What "we" did is proof; "I'm calling about…", "I saw…" introduce the reason, so only the plural counts.
 _OURS = re.compile(r"\b(?:we|we're|we've|we'd|we'll|our|ours|us)\b", re.IGNORECASE)
 # "you know" is a filler, not the listener addressed

@@ -213,7 +213,9 @@ def recheck(callback: Callback, reread_texts: Sequence[str]) -> Callback:
     """``callback`` after a second listen to its number: confirmed when a re-read says the expected number.
 
     A mismatch is re-heard too before it caps the score: Whisper sometimes
-    misreads a number said in pairs ("six fourteen" as 640).
+    misreads a number said in pairs ("six fourteen" as 640).  A mismatch
+    stands only when a second listen hears the same number again; when the
+    listens disagree it is unconfirmed.
 
     Parameters
     ----------
@@ -233,5 +235,10 @@ def recheck(callback: Callback, reread_texts: Sequence[str]) -> Callback:
         note = (f"heard {callback.digits} at first; a second listen to that part of the recording heard "
                 f"{callback.expected}, your number (the first transcript misheard a digit)")
         return replace(callback, status="match", matches_expected=True, note=note)
-    again = ", ".join(dict.fromkeys(heard)) or "no number"
+    again = ", ".join(dict.fromkeys(h[:12] for h in heard)) or "no number"
+    if callback.status == "mismatch" and not any(numbers.same_number(h, callback.digits) for h in heard):
+        # a wrong number is judged on strong evidence only: the second listen must hear it too
+        return replace(callback, status="unconfirmed", matches_expected=None, note=(
+            f"{callback.note}, but a second listen to that part of the recording heard {again}: the "
+            "listens disagree, so check this part of the recording"))
     return replace(callback, note=f"{callback.note}; a second listen heard {again}")  # the verdict stands
