@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print()
     print(f"{len(rows)} gradings of {len(sayings)} sayings ({work})")
-    print(f"{'':22s} {'n':>4s} {'false critical':>15s} {'caught':>8s} {'true: match':>12s} "
+    # a number Whisper did not hear as a number at all is no verdict either way (no_callback_number):
+    # "caught" counts over the gradings where a number was heard
+    print(f"{'':22s} {'n':>4s} {'heard':>6s} {'false critical':>15s} {'caught':>8s} {'true: match':>12s} "
           f"{'unconfirmed':>12s}")
     groups = [("all", rows)] + [(f"{v}/{c}", [r for r in rows if r["voice"] == v and r["channel"] == c])
                                 for v in args.voices.split(",") for c in args.channels.split(",")]
@@ -96,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         n = len(rs)
         right = Counter(r["right"] for r in rs)
-        caught = sum(r["wrong"] == "mismatch" for r in rs)
-        print(f"{label:22s} {n:4d} {right['mismatch'] / n:15.1%} {caught / n:8.1%} "
+        heard = [r for r in rs if r["wrong"] != "not_said"]
+        caught = sum(r["wrong"] == "mismatch" for r in heard) / max(len(heard), 1)
+        print(f"{label:22s} {n:4d} {len(heard):6d} {right['mismatch'] / n:15.1%} {caught:8.1%} "
               f"{right['match'] / n:12.1%} {right['unconfirmed'] / n:12.1%}")
     return 0
 

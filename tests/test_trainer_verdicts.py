@@ -9,8 +9,6 @@ in many styles by bench/numbers_said.py.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from vmgrade import scoring
@@ -137,7 +135,8 @@ def mention(digits, probability=0.9):
     (("503555142",), "unconfirmed"),                 # an "oh" dropped
     (("5035551142",), "unconfirmed"),                # "oh one" heard as 11
     (("5035550142", "5035550124"), "match"),
-    (("5035550124", "5035550172"), "unconfirmed"),   # the sayings disagree
+    (("5035550124", "5035550172"), "unconfirmed"),   # the sayings disagree, near the rep's number
+    (("4155550199", "415555199"), "mismatch"),       # they disagree, but neither is near it
     (("5035550124", "5035550124"), "mismatch"),      # both agree on another number, confident words
     (("4155550199",), "mismatch"),
 ])
@@ -175,6 +174,10 @@ def test_a_mismatch_stands_only_when_a_second_listen_hears_it_again():
     assert again.status == "mismatch" and again.matches_expected is False
     other = recheck(cb, ["five five oh one seven four five"])
     assert other.status == "unconfirmed" and other.matches_expected is None and "disagree" in other.note
+    # the second listen hears the wrong number with its last digit lost: still not the rep's, it stands
+    assert recheck(cb, ["seven one three, five five oh, oh one seven"]).status == "mismatch"
+    # ... but one that could be the rep's number with a "5" dropped corroborates nothing
+    assert recheck(cb, ["seven one three, five five, oh one seven four"]).status == "unconfirmed"
     assert recheck(cb, ["seven one three, five five five, oh one seven four"]).status == "match"
 
 
@@ -233,7 +236,6 @@ def test_identity_without_context(text, name, company):
     assert (ident.caller_name, ident.company) == (name, company)
 
 
-def test_numbers_in_mentions_stay_out_of_the_company():
+def test_digits_are_never_the_company():
     c = analyze_text("This is Sam at 07966 555 123. Call me back.")
-    assert c.identity.company is None
-    assert replace(c.identity, company="x").company == "x"  # Identity stays a plain dataclass
+    assert c.identity.caller_name == "Sam" and c.identity.company is None

@@ -148,7 +148,8 @@ def number_status(mentions: Sequence[NumberMention], expected: str | None,
                                    f"{why}; the words may be right and the transcript wrong, so check this "
                                    "part of the recording")
     heard = list(dict.fromkeys(numbers.normalize_phone(m.digits) or m.digits for m in mentions))
-    if len(heard) > 1:
+    # sayings that disagree leave it open only when one of them is near the rep's number
+    if len(heard) > 1 and any(_edits(h, expected) <= GARBLED_NUMBER_MAX_EDITS for h in heard):
         return "unconfirmed", (f"your number is {expected}, but the sayings disagree (heard "
                                f"{' and '.join(heard)}): at least one was misheard, so check them")
     if all(m.min_probability < min_probability for m in mentions):
@@ -157,7 +158,7 @@ def number_status(mentions: Sequence[NumberMention], expected: str | None,
                                "speech recognition was unsure of its words (probability "
                                f"{m.min_probability:.2f}), so check this part of the recording")
     said = "every saying" if len(mentions) > 1 else "the one saying"
-    return "mismatch", f"heard {heard[0]} in {said}, your number is {expected}"
+    return "mismatch", f"heard {' and '.join(heard)} in {said}, your number is {expected}"
 
 
 def _nth(k: int, n: int) -> str:
@@ -214,8 +215,9 @@ def recheck(callback: Callback, reread_texts: Sequence[str]) -> Callback:
 
     A mismatch is re-heard too before it caps the score: Whisper sometimes
     misreads a number said in pairs ("six fourteen" as 640).  A mismatch
-    stands only when a second listen hears the same number again; when the
-    listens disagree it is unconfirmed.
+    stands only when a second listen hears much the same wrong number again
+    (at most ``GARBLED_NUMBER_MAX_EDITS`` digits apart, and not the rep's
+    number misheard); when the listens disagree it is unconfirmed.
 
     Parameters
     ----------
@@ -236,8 +238,11 @@ def recheck(callback: Callback, reread_texts: Sequence[str]) -> Callback:
                 f"{callback.expected}, your number (the first transcript misheard a digit)")
         return replace(callback, status="match", matches_expected=True, note=note)
     again = ", ".join(dict.fromkeys(h[:12] for h in heard)) or "no number"
-    if callback.status == "mismatch" and not any(numbers.same_number(h, callback.digits) for h in heard):
-        # a wrong number is judged on strong evidence only: the second listen must hear it too
+    corroborated = any(_edits(h, callback.digits) <= GARBLED_NUMBER_MAX_EDITS
+                       and not asr_slip(h, callback.expected) for h in heard)
+    if callback.status == "mismatch" and not corroborated:
+        # a wrong number is judged on strong evidence only: the second listen must hear much the same
+        # number (a digit or two apart at most, and none of them explained as a slip of the rep's)
         return replace(callback, status="unconfirmed", matches_expected=None, note=(
             f"{callback.note}, but a second listen to that part of the recording heard {again}: the "
             "listens disagree, so check this part of the recording"))
