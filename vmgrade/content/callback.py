@@ -204,10 +204,8 @@ def asr_slip(heard: str, expected: str) -> str | None:
     return None
 
 
-_PAIR_WORDS = {f"1{d}": teen for d, teen in zip("3456789", (
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"))} | {
-    f"{d}0": tens for d, tens in zip("3456789", (
-        "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"))}
+# "14" -> "fourteen", "40" -> "forty" (numbers.py's words), for the note on a teen heard as its tens
+_PAIR_WORDS = {str(v): w for w, v in {**numbers.TEEN_WORDS, **numbers.TENS_WORDS}.items()}
 
 
 def recheck(callback: Callback, reread_texts: Sequence[str]) -> Callback:

@@ -18,6 +18,7 @@ from difflib import SequenceMatcher
 
 import jellyfish
 
+from .. import numbers
 from .findings import Identity, Mention
 from .phrases import SELF_INTRO
 from .tokens import Sentence, Tokens, token
@@ -183,9 +184,9 @@ def _name_slot(sentences: list[Sentence], company_mentions) -> list[Mention]:
     return []
 
 
-_NUMBER_TOKENS = frozenset("""zero oh o one two three four five six seven eight nine ten eleven twelve
-thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
-eighty ninety hundred thousand double triple""".split())
+# Number words (numbers.py's): the start of a phone number, never a company
+_NUMBER_TOKENS = frozenset({*numbers.DIGIT_WORDS, *numbers.ZERO_WORDS, *numbers.TEEN_WORDS,
+                            *numbers.TENS_WORDS, *numbers.SCALE_WORDS, *numbers.REPEAT_WORDS})
 
 
 def _number_words(text: str) -> bool:
