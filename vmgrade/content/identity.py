@@ -144,15 +144,19 @@ def _detect(toks: Tokens, sentences: list[Sentence], flags: list[bool],
             if name and company is None:  # "This is Daniel Brooks. With copperline analytics, ..."
                 lowered = SELF_INTRO.search(toks.text)
                 if lowered and _similar(token(name.split()[0]), token(lowered.group("name").split()[0])):
-                    company = _title_from_words(toks, lowered.start("company"), lowered.end("company"))
-                    company = None if _number_words(company) else company
+                    company = _lowered_company(toks, lowered)
             return name, company
     lowered = SELF_INTRO.search(toks.text)  # no capitals to go by (lower-case ASR text)
     if lowered:
-        company = _title_from_words(toks, lowered.start("company"), lowered.end("company"))
-        return (_title_from_words(toks, lowered.start("name"), lowered.end("name")),
-                None if _number_words(company) else company)
+        name = _title_from_words(toks, lowered.start("name"), lowered.end("name"))
+        return name, _lowered_company(toks, lowered)
     return None, None
+
+
+def _lowered_company(toks: Tokens, lowered: re.Match) -> str | None:
+    """The company of a lower-case introduction (``phrases.SELF_INTRO``); never a number."""
+    company = _title_from_words(toks, lowered.start("company"), lowered.end("company"))
+    return None if _number_words(company) else company
 
 
 # The words before the company in an introduction: "[this is] NAME [here] from COMPANY"
