@@ -18,7 +18,8 @@ MAX_TOP_LEVEL_MODULES = 20
 
 # The pipeline in data-flow order: a stage imports only stages before it.
 STAGE_ORDER = (
-    ("vmgrade._version", "vmgrade.errors", "vmgrade.fileio", "vmgrade.timestamps", "vmgrade.csvtable"),
+    ("vmgrade._version", "vmgrade.errors", "vmgrade.fileio", "vmgrade.timestamps", "vmgrade.csvtable",
+     "vmgrade.transcript"),
     ("vmgrade.audio",),
     ("vmgrade.vad",),
     ("vmgrade.calls",),

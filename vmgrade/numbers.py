@@ -41,7 +41,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .asr.transcribe import Word
+from .transcript import Word
 
 DIGIT_WORDS = {
     "zero": 0,

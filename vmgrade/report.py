@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .asr.transcribe import Transcript
 from .audio import SourceInfo
+from .transcript import Transcript
 
 if TYPE_CHECKING:  # for annotations only: no import cost at run time, no cycle with the stages
     from .calls import CallSegmentation

@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Protocol
@@ -49,6 +49,7 @@ import numpy as np
 from ..audio import Audio
 from ..errors import ModelError
 from ..memory import release_freed_memory
+from ..transcript import Segment, Transcript, Word  # the engines' result types (also imported from here)
 from .windows import AsrInput, fit_to_window
 
 DEFAULT_LANGUAGE = "en"
@@ -92,79 +93,6 @@ PROMPT_ECHO_SIMILARITY = 0.6  # difflib ratio of word sequences
 PROMPT_ECHO_MIN_WORDS = 3
 # Words Whisper itself barely believes (mean probability) in a doubtful segment.
 DOUBTFUL_WORD_PROBABILITY = 0.15
-
-
-@dataclass(frozen=True)
-class Word:
-    """One recognised word; times in seconds from the start of the file."""
-
-    word: str
-    start: float
-    end: float
-    probability: float
-
-    def to_dict(self) -> dict:
-        return {
-            "word": self.word,
-            "start": round(self.start, 3),
-            "end": round(self.end, 3),
-            "probability": round(self.probability, 4),
-        }
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A decoded stretch of speech (Whisper's segment)."""
-
-    start: float
-    end: float
-    text: str
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-    words: tuple[Word, ...] = ()
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """What was said, with word times and confidences."""
-
-    text: str
-    language: str
-    segments: tuple[Segment, ...]
-    no_speech_prob: float  # highest segment no-speech probability (0 when no segments)
-    engine: str
-    model_name: str
-    dropped_segments: tuple[str, ...] = field(default=())  # texts removed as hallucinations
-    # How the recording was fitted into Whisper's windows (vmgrade.asr.windows):
-    # the recogniser read it from asr_offset_s on, asr_speedup times faster.
-    asr_offset_s: float = 0.0
-    asr_speedup: float = 1.0
-
-    @property
-    def words(self) -> tuple[Word, ...]:
-        return tuple(w for s in self.segments for w in s.words)
-
-    def to_dict(self) -> dict:
-        return {
-            "text": self.text,
-            "language": self.language,
-            "no_speech_prob": round(self.no_speech_prob, 4),
-            "words": [w.to_dict() for w in self.words],
-            "segments": [
-                {
-                    "start": round(s.start, 3),
-                    "end": round(s.end, 3),
-                    "text": s.text,
-                    "avg_logprob": round(s.avg_logprob, 4),
-                    "no_speech_prob": round(s.no_speech_prob, 4),
-                }
-                for s in self.segments
-            ],
-            "dropped_segments": list(self.dropped_segments),
-            "asr_offset_s": round(self.asr_offset_s, 3),
-            "asr_speedup": round(self.asr_speedup, 4),
-        }
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .. import numbers
-from ..asr.transcribe import Segment, Transcript, Word
 from ..delivery import DeliveryMetrics
+from ..transcript import Segment, Transcript, Word
 from . import phrases
 from .callback import find_callback
 from .details import facts, find_details

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .. import numbers
-from ..asr.transcribe import Word
 from ..delivery import DeliveryMetrics, span_pace
+from ..transcript import Word
 from .findings import Callback, NumberMention
 from .tokens import Tokens, token
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..asr.transcribe import Word
+from ..transcript import Word
 from .findings import Evidence
 
 # A run-on "sentence" longer than this (words) is split at its commas: ASR text

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import numbers
-from ..asr.transcribe import Word
+from ..transcript import Word
 from ..vad import HOP_S, clean_intervals, intervals_from_mask
 from ._round import _r
 from .pauses import Pause, subtract_spans

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..asr.transcribe import Transcript
+from ..transcript import Transcript
 from ..vad import HOP_S, detect_speech, frame_times, power_spectrogram
 from ._round import _r
 from .fillers import WORD_PAD_S, Filler, acoustic_fillers, find_fillers, is_word, spoken_word_counts

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..asr.transcribe import Word
+from ..transcript import Word
 from ..vad import HOP_S, POWER_FLOOR, sliding_frames
 from ._round import _r
 from .fillers import count_digits, is_word
