@@ -22,6 +22,7 @@ from vmgrade.calls import (
     pick_channel,
     segment_call,
 )
+from vmgrade.calls.kinds import live_call
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -158,21 +159,29 @@ def test_pick_channel_without_a_beep_takes_the_later_speaker():
     assert channel == 1 and evidence["reason"] == "speaks_last"
 
 
+def _live_call(b):
+    x = b.samples.T if b.samples.ndim == 2 else b.samples
+    mix = x.mean(axis=0) if x.ndim == 2 else x
+    return live_call(x if x.ndim == 2 else None, mix, b.rate_hz, segment_call(mix, b.rate_hz))
+
+
 @pytest.mark.parametrize("channels", [2, 1])
 def test_conversation_is_flagged(channels):
     b = make_calls.build_conversation(channels=channels)
-    x = b.samples.T if b.samples.ndim == 2 else b.samples
-    evidence = conversation_evidence(x, b.rate_hz)
-    assert evidence is not None
-    assert evidence["switches"] >= 3
-    assert evidence["method"] == ("channels" if channels == 2 else "pitch")
+    kind = _live_call(b)
+    assert kind is not None and kind.kind == "live_call"
+    assert kind.evidence["switches"] >= 3
+    # one channel: voices told apart by speaker embeddings, never by pitch alone
+    assert kind.evidence["method"] == ("channels" if channels == 2 else "speaker_embeddings")
 
 
 @pytest.mark.parametrize("index", [0, 3, 5, 11])
 def test_voicemail_call_recordings_are_not_conversations(index):
     b = built(index)
     x = b.samples.T if b.samples.ndim == 2 else b.samples
-    assert conversation_evidence(x, b.rate_hz) is None
+    if x.ndim == 2:
+        assert conversation_evidence(x, b.rate_hz) is None
+    assert _live_call(b) is None
 
 
 def _words(text: str, start_s: float, step_s: float = 0.3):

@@ -8,12 +8,13 @@ Importing the package is cheap: torch and whisper load with the first model.
 
 from ._version import __version__
 from .compare import compare_reports
-from .errors import AudioError, ModelError, RubricError, VmgradeError
+from .errors import AudioError, ModelError, NotGradedError, RubricError, VmgradeError
 from .pipeline import Context, GradeOptions, Grader, grade
 from .report import Report
 
 __all__ = [
     "AudioError",
+    "NotGradedError",
     "Context",
     "GradeOptions",
     "Grader",

@@ -53,6 +53,18 @@ class AudioError(VmgradeError):
     code = "audio_error"
 
 
+class NotGradedError(AudioError):
+    """The file is not a rep's message (a greeting, a live call, no speech): what it is, and why.
+
+    ``recording`` is the report's ``recording`` object: ``kind`` (one of
+    :data:`vmgrade.calls.kinds.RECORDING_KINDS`), ``confidence`` and ``evidence``.
+    """
+
+    def __init__(self, message: str, *, code: str, path: str | None = None, recording: dict | None = None):
+        super().__init__(message, code=code, path=path)
+        self.recording = dict(recording or {})
+
+
 class ModelError(VmgradeError):
     """Model weights are missing, corrupt or cannot be loaded."""
 

@@ -35,8 +35,9 @@ from .asr.transcribe import (
 from .asr.weights import DEFAULT_MODEL
 from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S, Audio, load
 from .calls import CallSegmentation, pick_channel, segment_call
-from .calls.span import after_greeting, after_prompt, message_span, refuse_conversation
-from .errors import AudioError, file_error, printable
+from .calls.kinds import RecordingKind, live_call, live_call_reason, refuse
+from .calls.span import resolve
+from .errors import file_error, printable
 from .report import ChannelChoice, ErrorInfo, Report
 from .transcript import Transcript, Word
 
@@ -47,6 +48,7 @@ from .transcript import Transcript, Word
 NO_SPEECH_PROB = 0.8
 NO_SPEECH_MAX_VAD_S = 1.0
 NO_SPEECH_MAX_SYLLABLES = 3
+NO_SPEECH_CONFIDENCE = 0.9  # neither the recogniser nor the VAD hears speech
 
 CHANNELS = CHANNEL_CHOICES  # the rep's side of a two-channel file: auto, left, right or mix
 _SIDES = {"left": 0, "right": 1}
@@ -153,6 +155,8 @@ class Grader:
         self.rubric = scoring.load_rubric(self.options.rubric)
         # the report's labels (pauses, monotone, level) follow the rubric that grades it
         self.label_thresholds = scoring.label_thresholds(self.rubric)
+        # greetings are read by meaning with the content stage's sentence encoder (None: phrase cues)
+        self._encode = getattr(getattr(self.content_engine, "encoder", None), "encode", None)
 
     def grade(self, path: str | os.PathLike, context: Context | None = None) -> Report:
         """Grade one file. Problems with the file become ``Report.error``, never exceptions."""
@@ -174,26 +178,30 @@ class Grader:
                                              pick=not self.options.whole_file)
             segmentation = None
             if not self.options.whole_file:
-                refuse_conversation(audio, name)
                 segmentation = segment_call(audio.samples, audio.sample_rate)  # the mix: the beep is far-side
-            timings["segment"] = time.perf_counter() - t0
+                timings["segment"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                live = live_call(audio.channels, graded.samples, graded.sample_rate, segmentation)
+                timings["voices"] = time.perf_counter() - t0
+                if live is not None:
+                    raise refuse(live, name, live_call_reason(live))
 
-            span = None if segmentation is None else message_span(segmentation, audio.duration_s, name)
-            transcript, metrics = self._measure(graded, span, timings)
-            if segmentation is not None and segmentation.evidence.get("boundary") == "after_call_tones":
-                # no beep: the greeting, if any, is found from its words, then the message alone re-graded
-                segmentation, span = after_greeting(segmentation, transcript, metrics, span, name)
-                if span is not None:
-                    transcript, metrics = self._measure(graded, span, timings)
-            if span is not None:
-                # a mailbox prompt after the message ("press 1 to send it"): cut it off, re-grade
-                segmentation, cut = after_prompt(segmentation, transcript, metrics, span)
-                if cut is not None:
-                    span = cut
-                    transcript, metrics = self._measure(graded, span, timings)
+            def measure(span):
+                return self._measure(graded, span, timings)
+
+            if segmentation is None:
+                span, recording = None, RecordingKind("voicemail", 1.0, {"found_by": "whole_file_asked"})
+                transcript, metrics = measure(None)
+            else:
+                segmentation, span, transcript, metrics, recording = resolve(
+                    segmentation, audio.duration_s, graded.samples, graded.sample_rate, measure,
+                    self._encode, name)
             if _no_speech(transcript, metrics):
-                raise AudioError(f"{name}: no speech found (noise, hum or music?); nothing to grade",
-                                 code="no_speech", path=name)
+                vad_s = round(sum(e - s for s, e in metrics.speech_intervals), 3)
+                heard = {"words": len(transcript.words), "vad_speech_s": vad_s,
+                         "syllables": metrics.syllable_count}
+                quiet = RecordingKind("no_speech", NO_SPEECH_CONFIDENCE, heard)
+                raise refuse(quiet, name, "no speech found (noise, hum or music?); nothing to grade")
 
             t0 = time.perf_counter()
             findings = content.analyze(
@@ -213,7 +221,9 @@ class Grader:
             timings["scoring"] = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - one bad file becomes its own error record, never a crash
             error = file_error(exc, name)
-            return Report(error=ErrorInfo(error.code, printable(error.message)), timings_s=timings, **common)
+            kind = getattr(error, "recording", None)  # NotGradedError: what the file is, though not graded
+            return Report(error=ErrorInfo(error.code, printable(error.message)), timings_s=timings,
+                          recording=RecordingKind(**kind) if kind else None, **common)
         return Report(
             duration_s=audio.duration_s,
             engine=self.transcriber.engine,
@@ -227,6 +237,7 @@ class Grader:
             timings_s=timings,
             channel=choice,
             segmentation=None if segmentation is None else _with_text(segmentation, transcript),
+            recording=recording,
             **common,
         )
 

@@ -15,6 +15,7 @@ from .transcript import Transcript
 
 if TYPE_CHECKING:  # for annotations only: no import cost at run time, no cycle with the stages
     from .calls import CallSegmentation
+    from .calls.kinds import RecordingKind
     from .content import ContentFindings
     from .delivery import DeliveryMetrics
     from .scoring import Grade
@@ -69,6 +70,7 @@ class Report:
     vmgrade_version: str = ""
     channel: ChannelChoice | None = None
     segmentation: CallSegmentation | None = None  # None: --whole-file (no segmentation ran)
+    recording: RecordingKind | None = None  # what the file is (voicemail, greeting_only, live_call, ...)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +85,8 @@ class Report:
         }
         if self.error is not None:
             out["error"] = self.error.to_dict()
+            if self.recording is not None:
+                out["recording"] = self.recording.to_dict()
             return out
         out["duration_s"] = round(self.duration_s or 0.0, 3)
         out["model"] = {"engine": self.engine, "name": self.model_name}
@@ -102,6 +106,8 @@ class Report:
                 out["audio"]["channel_used"] = self.channel.used
                 out["audio"]["channel_reason"] = self.channel.reason
         out["context"] = dict(self.context)
+        if self.recording is not None:
+            out["recording"] = self.recording.to_dict()
         if self.segmentation is not None:
             seg = self.segmentation.to_dict()
             out["is_call_recording"] = seg["is_call_recording"]

@@ -54,6 +54,7 @@ TONE_GUARD_S = 0.03  # speech within this of a tone's edge is the tone's (window
 MIN_SPEECH_S = 0.15  # shorter speech left over after removing tones is a tone's tail, not a word
 CADENCE_MIN_GAP_S = 1.5  # the same single tone again after >= this, with no speech between: ringback
 ROUND_S = 3  # decimals of times in dicts (1 ms)
+MIN_MESSAGE_SPEECH_S = 1.0  # a beep opens a message when this much speech follows it (0.7 s of noise: no)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class CallSegmentation:
     evidence : dict
         What was found and why: tones with frequencies and shares, the rule
         that placed the message (``boundary``), speech seconds.
+    speech : tuple of (start_s, end_s)
+        Every speech interval of the file, tones removed (what the speaker
+        analysis embeds).
     """
 
     segments: tuple[CallSegment, ...]
@@ -116,6 +120,7 @@ class CallSegmentation:
     beeps: tuple[CallSegment, ...]
     is_call_recording: bool
     evidence: dict = field(default_factory=dict)
+    speech: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -217,8 +222,9 @@ def segment_call(samples: np.ndarray, sample_rate_hz: int) -> CallSegmentation:
     duration_s = len(samples) / float(sample_rate_hz)
     speech, tones, vad = speech_and_tones(samples, sample_rate_hz)
     beeps = [t for t in tones if t.kind == "beep"]
-    if beeps:
-        head_end, boundary = beeps[-1].end_s, "last_beep"
+    opening = _opening_beep(beeps, speech)
+    if opening is not None:
+        head_end, boundary = opening.end_s, "last_beep" if opening is beeps[-1] else "beep_before_end_tone"
     elif tones:
         head_end, boundary = _head_tones_end(tones, speech), "after_call_tones"
     else:
@@ -258,7 +264,24 @@ def segment_call(samples: np.ndarray, sample_rate_hz: int) -> CallSegmentation:
         beeps=tuple(s for s in segments if s.kind == "beep"),
         is_call_recording=bool(tones),
         evidence=evidence,
+        speech=tuple((float(a), float(b)) for a, b in speech),
     )
+
+
+def _opening_beep(beeps: list[Tone], speech: list[tuple[float, float]]) -> Tone | None:
+    """The beep that opens the message: the last one with speech after it before the next beep.
+
+    A beep after a complete message (a phone system's end tone) does not open
+    an empty message.  With no speech after any beep, the last beep (the
+    message is empty: a greeting-only recording, or a message that ended in
+    the tone, decided by meaning later).
+    """
+    for i in range(len(beeps) - 1, -1, -1):
+        end = beeps[i + 1].start_s if i + 1 < len(beeps) else float("inf")
+        said = sum(min(e, end) - max(s, beeps[i].end_s) for s, e in speech if s < end and e > beeps[i].end_s)
+        if said >= MIN_MESSAGE_SPEECH_S:
+            return beeps[i]
+    return beeps[-1] if beeps else None
 
 
 def _head_tones_end(tones: list[Tone], speech: list[tuple[float, float]]) -> float:

@@ -5,12 +5,10 @@
   Each 10 ms frame of speech is credited to the channel that is at least
   ``DOMINANCE_DB`` louder than the others, so the far end's echo of the rep
   (crosstalk, sidetone) does not count as the far end speaking.
-* :func:`conversation_evidence`: two parties taking turns.  On two channels the
-  turns are the dominant channel's runs; on one channel they are speech runs
-  grouped by the speaker's pitch (median F0 per run from the autocorrelation of
-  each frame, split into two groups at the widest gap between runs).  A
-  voicemail has one party after the beep: at most a greeting, the message and
-  a closing prompt, so two switches at most.
+* :func:`conversation_evidence`: two parties taking turns on two channels: the
+  turns are the dominant channel's runs.  A voicemail has one party after the
+  beep: at most a greeting, the message and a closing prompt, so two switches
+  at most.  (One channel: voices by speaker embeddings, :mod:`vmgrade.calls.speakers`.)
 """
 
 from __future__ import annotations
@@ -33,16 +31,6 @@ MIN_TURN_S = 0.4  # shorter runs are backchannels ("mm-hm") or blips, not turns
 MIN_SWITCHES = 3  # A-B-A-B: a voicemail has greeting, message and at most a closing prompt
 MIN_PARTY_TURNS = 2
 MIN_PARTY_SPEECH_S = 2.0
-F0_RANGE_HZ = (70.0, 350.0)  # adult speaking pitch
-F0_WINDOW_S = 0.064  # two periods of a 70 Hz voice, at 15.6 Hz bins
-VOICED_R = 0.5  # normalised autocorrelation peak of a voiced frame
-MIN_VOICED_FRAMES = 10  # 0.1 s of voicing for a run's pitch
-PITCH_GAP_OCT = 0.25  # two voices: the pitch groups are >= a quarter octave apart (3 semitones)...
-PITCH_SPLIT_OCT = 0.45  # ... and their medians >= 0.45 octave (one voice's runs spread ~0.3)
-# By pitch alone (one channel), the quieter party must hold this share of the speech: one voice
-# that drops in pitch for a phrase (a number read low, a TTS prosody shift) splits into a short
-# "second party"; in a real mono conversation both sides talk at length.
-PITCH_MIN_MINOR_SHARE = 0.25
 
 
 def _prepare(channels: np.ndarray, sample_rate_hz: int) -> np.ndarray:
@@ -178,78 +166,32 @@ def _runs(labels: np.ndarray, times: np.ndarray) -> list[tuple[int, float, float
     return [(int(a), float(b), float(c)) for a, b, c in turns]
 
 
-def _frame_f0(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per 10 ms frame: F0 (Hz) from the normalised autocorrelation peak, and whether voiced."""
-    power, _ = power_spectrogram(y, ANALYSIS_RATE_HZ, window_s=F0_WINDOW_S)
-    ac = np.fft.irfft(power, axis=1)
-    lo = int(ANALYSIS_RATE_HZ / F0_RANGE_HZ[1])
-    hi = int(ANALYSIS_RATE_HZ / F0_RANGE_HZ[0])
-    r = ac[:, lo:hi] / np.maximum(ac[:, :1], POWER_FLOOR)
-    lag = np.argmax(r, axis=1)
-    peak = r[np.arange(len(r)), lag]
-    return ANALYSIS_RATE_HZ / (lag + lo), peak >= VOICED_R
-
-
-def _pitch_turns(mix: np.ndarray, mask: np.ndarray, times: np.ndarray, start_s: float) -> tuple[list, dict]:
-    """Speech runs labelled by pitch group (0 low, 1 high), or [] when one voice."""
-    f0, voiced = _frame_f0(mix)
-    n = min(len(f0), len(mask))
-    f0, voiced, mask, times = f0[:n], voiced[:n], mask[:n], times[:n]
-    m = np.concatenate([[False], mask & (times >= start_s), [False]])
-    edges = np.flatnonzero(np.diff(m.astype(np.int8)))
-    runs = []
-    for a, b in zip(edges[::2], edges[1::2]):
-        v = voiced[a:b]
-        if b - a >= MIN_TURN_S / HOP_S and v.sum() >= MIN_VOICED_FRAMES:
-            runs.append((a, b, float(np.log2(np.median(f0[a:b][v])))))
-    if len(runs) < 2 * MIN_PARTY_TURNS:
-        return [], {"pitch_runs": len(runs)}
-    pitches = np.sort([p for _, _, p in runs])
-    gaps = np.diff(pitches)
-    k = int(np.argmax(gaps))
-    split = (pitches[k] + pitches[k + 1]) / 2
-    low = [p for p in pitches if p < split]
-    high = [p for p in pitches if p >= split]
-    evidence = {
-        "pitch_groups_hz": [round(float(2 ** np.median(low)), 1), round(float(2 ** np.median(high)), 1)],
-        "pitch_gap_oct": round(float(gaps[k]), 3),
-    }
-    if gaps[k] < PITCH_GAP_OCT or np.median(high) - np.median(low) < PITCH_SPLIT_OCT:
-        return [], evidence
-    labels = np.full(n, -1)
-    for a, b, p in runs:
-        labels[a:b] = int(p >= split)
-    return _runs(labels, times), evidence
-
-
 def conversation_evidence(channels: np.ndarray, sample_rate_hz: int) -> dict | None:
     """Evidence that a recording is a live conversation (two parties taking turns), else None.
 
     Parameters
     ----------
-    channels : np.ndarray, shape (n_channels, n) or (n,)
-        The recording as decoded (mono is one channel).
+    channels : np.ndarray, shape (n_channels, n)
+        The recording as decoded, two or more channels.
     sample_rate_hz : int
 
     Returns
     -------
     dict or None
-        ``method`` (``"channels"`` or ``"pitch"``), ``turns`` [(party, start_s,
-        end_s)], ``switches`` and per-party speech; None for a voicemail.
-        Only speech after the last beep counts: a mailbox has one party there.
+        ``method`` (``"channels"``), ``turns`` [(party, start_s, end_s)],
+        ``switches`` and per-party speech; None for a voicemail, a mono file or
+        channels that carry the same audio.  Only speech after the last beep
+        counts: a mailbox has one party there.
     """
     x = _prepare(channels, sample_rate_hz)
-    mix, mask, times, _, beep_end = _mix_analysis(x)
+    if x.shape[0] < 2 or _correlation(x[:2]) >= SAME_CORRELATION:
+        return None
+    _, mask, times, _, beep_end = _mix_analysis(x)
     start_s = beep_end or 0.0
-    two_sided = x.shape[0] >= 2 and _correlation(x[:2]) < SAME_CORRELATION
-    if two_sided:
-        levels = _band_levels_db(x)
-        n = min(levels.shape[1], len(mask))
-        labels = np.where(mask[:n] & (times[:n] >= start_s), _dominant(levels[:, :n]), -1)
-        turns, evidence = _runs(labels, times[:n]), {"method": "channels"}
-    else:
-        turns, evidence = _pitch_turns(mix, mask, times, start_s)
-        evidence["method"] = "pitch"
+    levels = _band_levels_db(x)
+    n = min(levels.shape[1], len(mask))
+    labels = np.where(mask[:n] & (times[:n] >= start_s), _dominant(levels[:, :n]), -1)
+    turns, evidence = _runs(labels, times[:n]), {"method": "channels"}
     switches = max(0, len(turns) - 1)
     parties = {lab for lab, _, _ in turns}
     per_party = {p: [e - s for lab, s, e in turns if lab == p] for p in parties}
@@ -260,11 +202,9 @@ def conversation_evidence(channels: np.ndarray, sample_rate_hz: int) -> dict | N
     )
     if beep_end is not None:
         evidence["after_beep_s"] = round(beep_end, 3)
-    speech = sorted(sum(v) for v in per_party.values())
     taking_turns = (
         switches >= MIN_SWITCHES
         and len(parties) >= 2
         and all(len(v) >= MIN_PARTY_TURNS and sum(v) >= MIN_PARTY_SPEECH_S for v in per_party.values())
-        and (two_sided or speech[0] >= PITCH_MIN_MINOR_SHARE * sum(speech))
     )
     return evidence if taking_turns else None

@@ -10,7 +10,9 @@ what the pipeline cuts out and transcribes on its own:
   first transcript of the span, then the span to re-grade.
 * :func:`after_prompt`: a mailbox prompt after the message ("press 1 to send
   it"), found by its words, cut off.
-* :func:`refuse_conversation`: ``not_a_voicemail`` for a live conversation.
+* :func:`resolve`: all of the above in order, with greetings found by meaning
+  (:mod:`vmgrade.calls.greetings`) and a beep after a complete message taken
+  for an end tone; returns the span, the transcript and the recording's kind.
 
 Arrays and dataclasses in, spans (s, on the file's clock) out; the pipeline
 does the transcribing.
@@ -18,34 +20,27 @@ does the transcribing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
-from ..audio import Audio
+import numpy as np
+
 from ..errors import AudioError
 from ..transcript import Transcript
 from . import CallSegment, CallSegmentation
-from .channels import conversation_evidence
+from .greetings import GreetingFound, leading_greeting
+from .kinds import RecordingKind, refuse
+from .speakers import SAME_VOICE_MIN_SIMILARITY, embed_runs, similarity
 from .words import after_prompt_start_from_words, greeting_end_from_words
 
 BEEP_GUARD_S = 0.03  # the graded span starts this far after the beep (its tail smears into 10 ms frames)
 GREETING_TAIL_S = 0.05  # a VAD interval starting this soon after the greeting's last word is still its tail
 TRAIL_PAD_S = 0.5  # kept after the message's last speech (the delivery VAD's hangover), unless a tone follows
-
-
-def refuse_conversation(audio: Audio, name: str) -> None:
-    """Raise ``not_a_voicemail`` when two parties take turns after the beep (a live call)."""
-    found = conversation_evidence(audio.channels if audio.channels is not None else audio.samples,
-                                  audio.sample_rate)
-    if found is None:
-        return
-    turns = ", ".join(f"{p}:{s:.1f}-{e:.1f}s" for p, s, e in found.get("turns", [])[:8])
-    more = " ..." if len(found.get("turns", [])) > 8 else ""
-    raise AudioError(
-        f"{name}: a live conversation, not a voicemail: {found['switches']} switches between two parties "
-        f"by {found['method']} (speech per party, s: {found.get('party_speech_s')}; turns {turns}{more}); "
-        "grade it anyway with --whole-file",
-        code="not_a_voicemail", path=name,
-    )
+# Confidence of each kind as resolved here (docs/calls.md): a beep with a message after it is
+# unambiguous; a greeting found by meaning less so, more when its voice differs from the message's.
+CONFIDENCE = {"beep": 0.95, "tones": 0.85, "plain": 0.9, "meaning": 0.75, "meaning_other_voice": 0.9,
+              "end_tone": 0.8, "greeting_only": 0.85, "nothing": 0.9}
+Measure = Callable[[tuple[float, float] | None], tuple[Transcript, object]]
 
 
 def message_span(seg: CallSegmentation, duration_s: float, name: str) -> tuple[float, float] | None:
@@ -71,16 +66,19 @@ def message_span(seg: CallSegmentation, duration_s: float, name: str) -> tuple[f
 
 
 def after_greeting(
-    seg: CallSegmentation, transcript: Transcript, metrics, span: tuple[float, float], name: str
+    seg: CallSegmentation, transcript: Transcript, metrics, span: tuple[float, float], name: str,
+    end_s: float | None = None,
 ) -> tuple[CallSegmentation, tuple[float, float] | None]:
-    """Call tones but no beep: where the greeting ends by its words, from a first pass over ``span``.
+    """No beep: the greeting that ends at ``end_s`` (by its words), from a first pass over ``span``.
 
+    ``end_s`` None: found from the phrase cues (:func:`greeting_end_from_words`).
     Returns the segmentation with the greeting relabelled (and its words), and
     the span to re-grade; (``seg``, None) when no greeting is found (the first
     pass stands).
     """
-    words = [(w.word, w.start, w.end) for w in transcript.words]
-    end_s = greeting_end_from_words(words, metrics.speech_intervals)
+    if end_s is None:
+        words = [(w.word, w.start, w.end) for w in transcript.words]
+        end_s = greeting_end_from_words(words, metrics.speech_intervals)
     if end_s is None:
         return seg, None
     later = [w for w in transcript.words if w.start >= end_s]
@@ -107,7 +105,8 @@ def after_greeting(
         elif s.end_s > g1:
             segments.append(CallSegment("silence", g1, s.end_s))
     evidence = {**seg.evidence, "greeting_end_s": round(end_s, 3), "greeting_from": "transcript"}
-    refined = replace(seg, segments=tuple(segments), message_start_s=message_start_s, evidence=evidence)
+    refined = replace(seg, segments=tuple(segments), message_start_s=message_start_s, evidence=evidence,
+                      is_call_recording=True)
     return refined, (greeting_end_s, span[1])
 
 
@@ -138,3 +137,132 @@ def after_prompt(
     evidence = {**seg.evidence, "after_prompt_start_s": round(start_s, 3), "after_from": "transcript"}
     refined = replace(seg, segments=tuple(segments), message_end_s=rep_end_s, evidence=evidence)
     return refined, (span[0], min(span[1], rep_end_s + TRAIL_PAD_S, start_s))
+
+
+def _voice_similarity(samples: np.ndarray, sample_rate_hz: int, seg: CallSegmentation,
+                      a: tuple[float, float], b: tuple[float, float]) -> float | None:
+    """Cosine similarity of the voices speaking in spans ``a`` and ``b`` (None without enough speech)."""
+    runs = embed_runs(samples, sample_rate_hz, seg.speech)
+    return similarity(runs.between(*a).centroid(), runs.between(*b).centroid())
+
+
+def _greeting_evidence(found: GreetingFound) -> dict:
+    return {"sentences": list(found.sentences), "greeting_sentences": found.greeting_sentences}
+
+
+def resolve(
+    seg: CallSegmentation,
+    duration_s: float,
+    samples: np.ndarray,
+    sample_rate_hz: int,
+    measure: Measure,
+    encode: Callable[[list[str]], np.ndarray] | None,
+    name: str,
+) -> tuple[CallSegmentation, tuple[float, float] | None, Transcript, object, RecordingKind]:
+    """The rep's message in a recording, its first transcript, and what kind of recording it is.
+
+    Parameters
+    ----------
+    seg : CallSegmentation
+        From :func:`vmgrade.calls.segment_call`.
+    duration_s : float
+    samples : np.ndarray
+        The signal to grade (the chosen channel or the mix), for the voices.
+    sample_rate_hz : int
+    measure : callable
+        ``measure(span)`` -> (transcript, delivery metrics) of the span (None: the whole file),
+        on the file's clock; the pipeline's transcriber.
+    encode : callable or None
+        Sentence texts to embeddings, for greetings by meaning (None: phrase cues).
+    name : str
+        The file's name, for error messages.
+
+    Returns
+    -------
+    seg, span, transcript, metrics, kind
+        ``span`` None: the whole file is the message.
+
+    Raises
+    ------
+    NotGradedError
+        ``no_message`` for a greeting-only recording (or tones only).
+    """
+    boundary = seg.evidence.get("boundary")
+    if seg.is_call_recording and seg.message_start_s is None:
+        return _nothing_after_beep(seg, duration_s, measure, encode, name)
+    span = message_span(seg, duration_s, name)
+    transcript, metrics = measure(span)
+    how = {"whole_file": "plain", "after_call_tones": "tones"}.get(boundary, "beep")
+    evidence: dict = {"boundary": boundary, "beeps": len(seg.beeps)}
+    if boundary == "beep_before_end_tone":
+        evidence["end_tone"] = True
+    if boundary in ("whole_file", "after_call_tones"):
+        found = leading_greeting(transcript.words, encode)
+        if found.whole and found.greeting_sentences:
+            kind = RecordingKind("greeting_only", CONFIDENCE["greeting_only"],
+                                 {**evidence, "greeting": _greeting_evidence(found)})
+            raise refuse(kind, name, "a mailbox greeting with no message after it (no beep; found by its "
+                         "meaning); nothing to grade; grade it anyway with --whole-file", code="no_message")
+        if found.end_s is not None:
+            whole = span or (0.0, duration_s)
+            voice = _voice_similarity(samples, sample_rate_hz, seg,
+                                      (whole[0], found.end_s), (found.end_s, whole[1]))
+            evidence["greeting"] = {**_greeting_evidence(found), "voice_similarity": voice}
+            same_voice = voice is not None and voice >= SAME_VOICE_MIN_SIMILARITY
+            # with no call tone at all, one voice opening its own message ("sorry I missed your call")
+            # is the rep, not a mailbox, unless the greeting says more than one sentence
+            if not (boundary == "whole_file" and same_voice and found.greeting_sentences < 2):
+                refined, cut = after_greeting(seg, transcript, metrics, whole, name, end_s=found.end_s)
+                if cut is not None:
+                    seg, span = refined, cut
+                    transcript, metrics = measure(span)
+                    how = "meaning" if same_voice or voice is None else "meaning_other_voice"
+    if span is not None:
+        refined, cut = after_prompt(seg, transcript, metrics, span)
+        if cut is not None:
+            seg, span = refined, cut
+            transcript, metrics = measure(span)
+    kind = "call_recording" if seg.is_call_recording else "voicemail"
+    return seg, span, transcript, metrics, RecordingKind(kind, CONFIDENCE[how], {**evidence, "found_by": how})
+
+
+def _nothing_after_beep(seg: CallSegmentation, duration_s: float, measure: Measure,
+                        encode: Callable[[list[str]], np.ndarray] | None, name: str):
+    """No speech after the last beep: a greeting-only recording, or a complete message and its end tone."""
+    beep = seg.beeps[-1] if seg.beeps else None
+    end_s = beep.start_s if beep is not None else duration_s
+    before = [(s, e) for s, e in seg.speech if e <= end_s + 1e-6]
+    evidence: dict = {"boundary": seg.evidence.get("boundary"), "beeps": len(seg.beeps)}
+    where = f" after the beep at {beep.end_s:.1f} s" if beep is not None else ""
+    if not before:
+        kind = RecordingKind("no_speech", CONFIDENCE["nothing"], evidence)
+        raise refuse(kind, name, f"a call recording with no message{where}: only ringback or tones",
+                     code="no_message")
+    span = (0.0, min(duration_s, before[-1][1] + TRAIL_PAD_S, end_s))
+    transcript, metrics = measure(span)
+    found = leading_greeting(transcript.words, encode)
+    evidence["greeting"] = _greeting_evidence(found)
+    labels = [s["label"] for s in found.sentences]
+    if found.end_s is not None or labels.count("message") < max(1, labels.count("greeting")):
+        # a tone ends a message only when what precedes it reads as one; undecided words are a greeting
+        kind = RecordingKind("greeting_only", CONFIDENCE["greeting_only"], evidence)
+        raise refuse(kind, name, f"a call recording with no message{where}: only ringback, greeting or tones",
+                     code="no_message")
+    # a complete message, then the tone: the phone system's end tone, not the start of an empty message
+    segments = []
+    for s in seg.segments:
+        if s.kind == "greeting":
+            segments.append(CallSegment("message", s.start_s, s.end_s))
+        elif s.kind == "beep" and beep is not None and s.start_s >= beep.start_s - 1e-6:
+            segments.append(CallSegment("tone", s.start_s, s.end_s))
+        else:
+            segments.append(s)
+    tone_s = None if beep is None else round(beep.start_s, 3)
+    refined = replace(seg, segments=tuple(segments), message_start_s=before[0][0],
+                      message_end_s=before[-1][1], beeps=tuple(b for b in seg.beeps if b is not beep),
+                      evidence={**seg.evidence, "end_tone_s": tone_s})
+    evidence["end_tone"] = True
+    others = any(s.kind in ("ringback", "dtmf", "beep") for s in refined.segments)
+    kind = RecordingKind("call_recording" if others else "voicemail", CONFIDENCE["end_tone"],
+                         {**evidence, "found_by": "end_tone"})
+    return refined, span, transcript, metrics, kind

@@ -1,0 +1,391 @@
+"""Who is speaking: speaker embeddings over the speech of a recording.
+
+A live call has two or more people taking turns; a call recording has the
+far end's greeting, then the rep; a two-channel export has the rep on one
+side.  Pitch alone cannot tell these apart (one voice drops for a number read
+slowly; a telephone high-pass moves the pitch tracker's octave), so voices
+are compared by a speaker-embedding model:
+
+* Model: the GE2E speaker encoder of Resemblyzer (a 3-layer LSTM over 40 mel
+  bands, 256-d, L2-normed), trained on thousands of speakers (LibriSpeech,
+  VoxCeleb 1 and 2).  Its weights ship inside the pinned pip package
+  ``resemblyzer==0.1.4`` (``pretrained.pt``, 17 MB; size and sha256 checked);
+  nothing is downloaded.  Imported lazily: only a file that is analysed pays
+  for it.
+* Runs: the VAD's speech, joined over short gaps, cut into pieces of at most
+  ``MAX_RUN_S`` (a turn change without a pause); a run counts when it lasts
+  ``MIN_RUN_S`` and is voiced (line noise and hum make no voiced frames).
+  Each run is embedded as the mean of its 1.6-s windows (the encoder's partial
+  utterance).  Runs, not single windows: one window of one voice wanders with
+  the phonemes in it (pairs as low as 0.39), a run's mean does not.
+* Channel: every file is embedded through a sharp telephone band, so a voice
+  wideband and on the phone compare alike and one set of thresholds holds.
+* Voices: the runs are split in two by average linkage, and again within each
+  side, while a split stands (:func:`_split_two`): both sides hold real speech
+  and their centroids are unlike one voice's.
+
+Figures (``python bench/recording_kinds.py``): docs/calls.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..vad import POWER_FLOOR, power_spectrogram
+
+# --------------------------------------------------------------------------
+# Constants (units in names)
+# --------------------------------------------------------------------------
+MODEL_PACKAGE = "resemblyzer"
+MODEL_PIP = "resemblyzer==0.1.4"
+WEIGHTS_FILE = "pretrained.pt"
+WEIGHTS_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
+RATE_HZ = 16000  # the encoder's rate (its mel frames are 10 ms at 16 kHz)
+WINDOW_FRAMES = 160  # the encoder's partial utterance: 160 mel frames of 10 ms = 1.6 s
+FRAME_S = 0.01
+WINDOW_HOP_S = 0.4  # windows inside a run (resemblyzer's own rate); ~0.2 s of encoder per 30 s, 2 cores
+RUN_JOIN_GAP_S = 0.25  # speech closer than this is one run (a breath inside a phrase)
+MIN_RUN_S = 0.8  # shorter runs ("mm-hm", a blip) are not embedded
+MAX_RUN_S = 3.0  # longer runs are cut: a turn may change without a pause
+MIN_RUN_VOICED = 0.25  # a run counts when a quarter of its frames are voiced (noise and hum: ~0)
+CHANNEL_BAND_HZ = (300.0, 3400.0)  # every file is compared on a sharp telephone band ...
+CHANNEL_ORDER = 8  # ... whatever its own channel was
+SPEECH_LEVEL_DBFS = -30.0  # the level the encoder was trained at (Resemblyzer normalises its input so)
+# A split into two voices stands when both sides hold MIN_PARTY_S over MIN_PARTY_RUNS runs, and their
+# centroids are below SAME_VOICE_MIN_SIMILARITY and at least SPLIT_MIN_GAP below each side's cohesion
+# (its runs' mean similarity to its own centroid).  On the tuning files (11 corpus speakers, the
+# samples; clean, a sharp phone band, car noise at 5 dB): two people 0.65-0.78 apart, gap >= 0.13;
+# one voice split by a change of style (fast, then slow and quiet; a TTS voice sped up) 0.73-0.93,
+# but then its smaller side held <= 2.3 s.
+SAME_VOICE_MIN_SIMILARITY = 0.80
+SPLIT_MIN_GAP = 0.12
+MIN_PARTY_S = 3.0
+MIN_PARTY_RUNS = 2
+MAX_PARTIES = 4  # voices told apart at most (a conference call; more are counted as four)
+MIN_SWITCHES = 3  # A-B-A-B: a voicemail has at most greeting, message and a closing prompt
+MIN_PARTY_TURNS = 2
+F0_RANGE_HZ = (70.0, 400.0)
+F0_WINDOW_S = 0.04
+VOICED_R = 0.45  # normalised autocorrelation peak of a voiced frame
+EMBEDDING_DIM = 256
+ROUND = 3
+
+_LOCK = threading.Lock()
+_ENCODER: list = []
+
+
+def model_path() -> Path | None:
+    """The weights inside the installed package, or None when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
+    return path if path.is_file() else None
+
+
+def _resemblyzer():
+    """The resemblyzer package, imported quietly (its audio module imports a SciPy namespace
+    deprecated in 1.x)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import resemblyzer
+        import resemblyzer.audio  # noqa: F401 - the mel features, below
+    return resemblyzer
+
+
+def _verify(path: Path) -> None:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != WEIGHTS_SHA256:
+        raise ModelError(f"{path}: speaker-encoder weights do not match the pinned {MODEL_PIP} "
+                         f"(sha256 {digest[:12]}...); reinstall: pip install --force-reinstall --no-deps "
+                         f"{MODEL_PIP}", code="model_corrupt")
+
+
+def encoder():
+    """The speaker encoder, loaded once per process (thread-safe).
+
+    Raises
+    ------
+    ModelError
+        The package is missing (``model_not_found``) or its weights altered (``model_corrupt``).
+    """
+    with _LOCK:
+        if not _ENCODER:
+            path = model_path()
+            if path is None:
+                raise ModelError(f"the speaker encoder is not installed: pip install --no-deps {MODEL_PIP}",
+                                 code="model_not_found")
+            _verify(path)
+            model = _resemblyzer().VoiceEncoder("cpu", verbose=False, weights_fpath=path)
+            model.eval()
+            _ENCODER.append(model)
+        return _ENCODER[0]
+
+
+@dataclass(frozen=True)
+class VoiceRuns:
+    """Speaker embeddings of the speech runs of one signal.
+
+    Attributes
+    ----------
+    spans_s : np.ndarray, shape (n, 2)
+        Run edges, s, on the clock of the signal given.
+    vectors : np.ndarray, shape (n, 256)
+        L2-normed mean embedding of each run.
+    """
+
+    spans_s: np.ndarray
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.spans_s)
+
+    @property
+    def durations_s(self) -> np.ndarray:
+        return self.spans_s[:, 1] - self.spans_s[:, 0] if len(self) else np.zeros(0)
+
+    def between(self, start_s: float, end_s: float) -> VoiceRuns:
+        """The runs whose middle lies in [start_s, end_s)."""
+        mid = self.spans_s.mean(axis=1) if len(self) else np.zeros(0)
+        keep = (mid >= start_s) & (mid < end_s)
+        return VoiceRuns(self.spans_s[keep], self.vectors[keep])
+
+    def centroid(self) -> np.ndarray | None:
+        """The unit mean of the runs' embeddings, weighted by length (None when there are none)."""
+        if not len(self):
+            return None
+        return _unit((self.vectors * self.durations_s[:, None]).sum(axis=0))
+
+
+def _voiced_frames(y: np.ndarray, sr: int) -> np.ndarray:
+    """Per 10 ms frame, whether it is voiced (normalised autocorrelation peak in the F0 range)."""
+    power, _ = power_spectrogram(y, sr, window_s=F0_WINDOW_S)
+    ac = np.fft.irfft(power, axis=1)
+    lo, hi = int(sr / F0_RANGE_HZ[1]), int(sr / F0_RANGE_HZ[0])
+    r = ac[:, lo:hi] / np.maximum(ac[:, :1], POWER_FLOOR)
+    return r.max(axis=1) >= VOICED_R
+
+
+def _phone_band(y: np.ndarray) -> np.ndarray:
+    """``y`` through a sharp telephone band (see ``CHANNEL_BAND_HZ``)."""
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(CHANNEL_ORDER, CHANNEL_BAND_HZ, btype="bandpass", fs=RATE_HZ, output="sos")
+    return sosfilt(sos, y).astype(np.float32)
+
+
+def speech_runs(speech, duration_s: float) -> list[tuple[float, float]]:
+    """The runs to embed: ``speech`` joined over gaps < ``RUN_JOIN_GAP_S``, cut to <= ``MAX_RUN_S``,
+    those shorter than ``MIN_RUN_S`` dropped.  Times in s."""
+    joined: list[list[float]] = []
+    for s, e in sorted((max(0.0, float(s)), min(duration_s, float(e))) for s, e in speech):
+        if e <= s:
+            continue
+        if joined and s - joined[-1][1] < RUN_JOIN_GAP_S:
+            joined[-1][1] = max(joined[-1][1], e)
+        else:
+            joined.append([s, e])
+    runs = []
+    for s, e in joined:
+        pieces = max(1, int(np.ceil((e - s) / MAX_RUN_S)))
+        step = (e - s) / pieces
+        runs += [(s + i * step, s + (i + 1) * step) for i in range(pieces)]
+    return [(s, e) for s, e in runs if e - s >= MIN_RUN_S]
+
+
+def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
+    """Speaker embeddings of the speech runs of ``samples``.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (n,)
+        Mono float audio.
+    sample_rate_hz : int
+    speech : sequence of (start_s, end_s)
+        Speech intervals on the clock of ``samples`` (tones already removed).
+
+    Returns
+    -------
+    VoiceRuns
+        Empty when no run holds enough voiced speech.
+    """
+    import torch
+
+    y = np.asarray(samples, dtype=np.float32)
+    if sample_rate_hz != RATE_HZ:
+        from ..audio import resample
+
+        y = resample(y, sample_rate_hz, RATE_HZ)
+    empty = VoiceRuns(np.zeros((0, 2)), np.zeros((0, EMBEDDING_DIM), np.float32))
+    runs = speech_runs(speech, len(y) / RATE_HZ)
+    if not runs:
+        return empty
+    voiced = _voiced_frames(y, RATE_HZ)
+    runs = [(s, e) for s, e in runs if voiced[int(s / FRAME_S) : int(e / FRAME_S)].mean() >= MIN_RUN_VOICED]
+    if not runs:
+        return empty
+    speech_y = np.concatenate([y[int(s * RATE_HZ) : int(e * RATE_HZ)] for s, e in runs])
+    rms = float(np.sqrt(np.mean(speech_y**2)))
+    if rms > 0:
+        y = y * (10 ** (SPEECH_LEVEL_DBFS / 20) / rms)
+    mel = _resemblyzer().audio.wav_to_mel_spectrogram(_phone_band(y)).astype(np.float32)
+    if len(mel) < WINDOW_FRAMES:
+        mel = np.pad(mel, ((0, WINDOW_FRAMES - len(mel)), (0, 0)))
+    step = int(round(WINDOW_HOP_S / FRAME_S))
+    windows, owner = [], []
+    for k, (s, e) in enumerate(runs):
+        a, b = int(s / FRAME_S), int(e / FRAME_S)
+        if b - a < WINDOW_FRAMES:  # a short run: one window centred on it
+            a = int(np.clip((a + b) // 2 - WINDOW_FRAMES // 2, 0, len(mel) - WINDOW_FRAMES))
+            b = a + WINDOW_FRAMES
+        for i in range(a, b - WINDOW_FRAMES + 1, step):
+            windows.append(mel[i : i + WINDOW_FRAMES])
+            owner.append(k)
+    with torch.inference_mode():
+        vectors = encoder()(torch.from_numpy(np.stack(windows))).numpy()
+    owner_arr = np.asarray(owner)
+    means = np.stack([_unit(vectors[owner_arr == k].mean(axis=0)) for k in range(len(runs))])
+    return VoiceRuns(np.asarray(runs, float), means.astype(np.float32))
+
+
+def _split_two(vectors: np.ndarray, durations_s: np.ndarray) -> np.ndarray | None:
+    """The top split of an average-linkage tree of the runs (labels 0/1), or None when one voice."""
+    n = len(vectors)
+    if n < 2 * MIN_PARTY_RUNS:
+        return None
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    tree = linkage(distances[np.triu_indices(n, 1)], method="average")
+    labels = fcluster(tree, t=2, criterion="maxclust") - 1
+    sides = [labels == k for k in (0, 1)]
+    if any(np.sum(m) < MIN_PARTY_RUNS or durations_s[m].sum() < MIN_PARTY_S for m in sides):
+        return None
+    c0, c1 = (_unit((vectors[m] * durations_s[m, None]).sum(axis=0)) for m in sides)
+    between = float(np.dot(c0, c1))
+    cohesion = min(float(np.mean(vectors[m] @ c)) for m, c in zip(sides, (c0, c1)))
+    if between < SAME_VOICE_MIN_SIMILARITY and cohesion - between >= SPLIT_MIN_GAP:
+        return labels
+    return None
+
+
+def _clusters(vectors: np.ndarray, durations_s: np.ndarray, depth: int = 0) -> np.ndarray:
+    """Voice labels of the runs: split in two while a split stands (at most ``MAX_PARTIES`` voices)."""
+    labels = np.zeros(len(vectors), int)
+    split = _split_two(vectors, durations_s) if depth < MAX_PARTIES - 1 else None
+    if split is None:
+        return labels
+    offset = 0
+    for k in (0, 1):
+        idx = np.flatnonzero(split == k)
+        sub = _clusters(vectors[idx], durations_s[idx], depth + 1)
+        labels[idx] = sub + offset
+        offset += int(sub.max()) + 1
+    return labels
+
+
+@dataclass(frozen=True)
+class Voices:
+    """The distinct voices of a recording and when each speaks.
+
+    Attributes
+    ----------
+    parties : int
+        Distinct voices found.
+    turns : tuple of (party, start_s, end_s)
+        Consecutive runs of one party, merged; parties numbered by first appearance.
+    party_speech_s : dict
+        Speech per party, s.
+    centroid_similarity : float or None
+        Cosine similarity of the two largest parties' centroids (None with one).
+    runs : int
+        Runs analysed.
+    """
+
+    parties: int
+    turns: tuple[tuple[int, float, float], ...]
+    party_speech_s: dict = field(default_factory=dict)
+    centroid_similarity: float | None = None
+    runs: int = 0
+
+    @property
+    def switches(self) -> int:
+        return max(0, len(self.turns) - 1)
+
+    def taking_turns(self) -> bool:
+        """Two or more voices alternating, each more than once: the evidence of a live conversation."""
+        per_party = {p: sum(1 for q, _, _ in self.turns if q == p) for p in range(self.parties)}
+        return (
+            self.parties >= 2
+            and self.switches >= MIN_SWITCHES
+            and sum(1 for v in per_party.values() if v >= MIN_PARTY_TURNS) >= 2
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "method": "speaker_embeddings",
+            "voices": self.parties,
+            "switches": self.switches,
+            "turns": [[p, round(s, 2), round(e, 2)] for p, s, e in self.turns],
+            "party_speech_s": {str(k): round(v, 2) for k, v in self.party_speech_s.items()},
+            "centroid_similarity": None if self.centroid_similarity is None
+            else round(self.centroid_similarity, ROUND),
+            "runs": self.runs,
+        }
+
+
+def voices(runs: VoiceRuns) -> Voices:
+    """Group the runs into voices and read off the turns.
+
+    Parameters
+    ----------
+    runs : VoiceRuns
+
+    Returns
+    -------
+    Voices
+        ``parties`` 0 when there is no run.
+    """
+    n = len(runs)
+    if n == 0:
+        return Voices(0, ())
+    durations = runs.durations_s
+    labels = _clusters(runs.vectors, durations)
+    order: dict[int, int] = {}
+    for k in labels:
+        order.setdefault(int(k), len(order))
+    party = np.array([order[int(k)] for k in labels])
+    turns: list[list] = []
+    for p, (s, e) in zip(party, runs.spans_s):
+        if turns and turns[-1][0] == p:
+            turns[-1][2] = float(e)
+        else:
+            turns.append([int(p), float(s), float(e)])
+    speech = {int(p): float(durations[party == p].sum()) for p in np.unique(party)}
+    sim = None
+    if len(speech) >= 2:
+        big = sorted(speech, key=speech.get, reverse=True)[:2]
+        cents = [_unit((runs.vectors[party == p] * durations[party == p, None]).sum(axis=0)) for p in big]
+        sim = float(np.dot(cents[0], cents[1]))
+    return Voices(len(speech), tuple((p, s, e) for p, s, e in turns), speech, sim, n)
+
+
+def similarity(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """Cosine similarity of two unit vectors (None when either is missing)."""
+    if a is None or b is None:
+        return None
+    return float(np.dot(a, b))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-9)
