@@ -47,6 +47,9 @@ import numpy as np
 # Constants (units in names)
 # --------------------------------------------------------------------------
 HOP_S = 0.010  # frame step of every frame track, s
+VOICED_F0_RANGE_HZ = (70.0, 400.0)  # voiced_frames: adult speaking pitch
+VOICED_WINDOW_S = 0.04
+VOICED_MIN_PEAK = 0.45  # normalised autocorrelation peak of a voiced frame
 STFT_LENGTH_S = 0.032  # analysis window for band energies and spectra, s
 # VAD post-processing (measurement details, not judgements).
 VAD_MIN_SPEECH_S = 0.08  # shorter speech blips (clicks) are dropped
@@ -276,3 +279,33 @@ def detect_speech(
         name = "energy"
     raw = silero_vad(y, sr) if name == "silero" else energy_vad(y, sr, power=power, freqs_hz=freqs_hz)
     return clean_intervals(raw), name
+
+
+def voiced_frames(
+    y: np.ndarray, sr: int, *, f0_range_hz: tuple[float, float] = VOICED_F0_RANGE_HZ,
+    window_s: float = VOICED_WINDOW_S, min_peak: float = VOICED_MIN_PEAK,
+) -> np.ndarray:
+    """Per 10 ms frame, whether it is voiced: the normalised autocorrelation peaks in the F0 range.
+
+    Parameters
+    ----------
+    y : np.ndarray, mono float
+    sr : int
+        Sample rate, Hz.
+    f0_range_hz : (float, float)
+        Lowest and highest fundamental looked for, Hz.
+    window_s : float
+        Analysis window, s (two periods of the lowest F0).
+    min_peak : float
+        Normalised autocorrelation peak (0-1) above which a frame is voiced.
+
+    Returns
+    -------
+    np.ndarray of bool, one per ``HOP_S`` frame
+        Line noise, hiss and silence give (almost) none; speech gives its vowels.
+    """
+    power, _ = power_spectrogram(y, sr, window_s=window_s)
+    ac = np.fft.irfft(power, axis=1)
+    lo, hi = int(sr / f0_range_hz[1]), int(sr / f0_range_hz[0])
+    r = ac[:, lo:hi] / np.maximum(ac[:, :1], POWER_FLOOR)
+    return r.max(axis=1) >= min_peak

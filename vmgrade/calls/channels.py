@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..vad import HOP_S, POWER_FLOOR, detect_speech, power_spectrogram
+from ..vad import HOP_S, POWER_FLOOR, detect_speech, power_spectrogram, voiced_frames
 from .tones import detect_tones
 
 # --------------------------------------------------------------------------
@@ -26,6 +26,9 @@ DOMINANCE_DB = 6.0  # a frame belongs to a channel this much louder than the res
 SAME_CORRELATION = 0.9  # channels this correlated carry the same audio: mix them
 SILENT_DBFS = -55.0  # a channel whose loudest 10 ms frame is below this carries nothing
 MIN_REP_SPEECH_S = 1.0  # the chosen channel must hold this much speech after the boundary
+# A channel speaks when it holds this much voiced speech (VAD speech whose frames are voiced): line
+# noise at -55 dBFS with -42 dBFS peaks, hiss and hum hold ~0; one short sentence holds > 1 s.
+MIN_VOICED_SPEECH_S = 0.5
 CLEAR_MARGIN = 2.0  # ... and this many times the other's
 MIN_TURN_S = 0.4  # shorter runs are backchannels ("mm-hm") or blips, not turns
 MIN_SWITCHES = 3  # A-B-A-B: a voicemail has greeting, message and at most a closing prompt
@@ -108,6 +111,14 @@ def pick_channel(channels: np.ndarray, sample_rate_hz: int) -> tuple[int | None,
         return live[0], {**evidence, "reason": "only_channel_with_sound"}
     if not live:
         return None, {**evidence, "reason": "silent"}
+    # by speech, not energy: a side of line noise or hum is never the rep's, however loud
+    voiced_s = [_voiced_speech_s(x[c]) if c in live else 0.0 for c in range(len(x))]
+    evidence["voiced_speech_s"] = [round(v, 2) for v in voiced_s]
+    talking = [c for c in live if voiced_s[c] >= MIN_VOICED_SPEECH_S]
+    if len(talking) == 1:
+        return talking[0], {**evidence, "reason": "only_channel_with_speech"}
+    if not talking:
+        return None, {**evidence, "reason": "no_speech"}
     _, mask, times, _, beep_end = _mix_analysis(x)
     n = min(levels.shape[1], len(mask))
     levels, mask, times = levels[:, :n], mask[:n], times[:n]
@@ -135,6 +146,18 @@ def pick_channel(channels: np.ndarray, sample_rate_hz: int) -> tuple[int | None,
     if score[best] >= MIN_REP_SPEECH_S and score[best] >= CLEAR_MARGIN * score[second]:
         return best, {**evidence, "reason": reason}
     return None, {**evidence, "reason": "unclear"}
+
+
+def _voiced_speech_s(y: np.ndarray) -> float:
+    """Seconds of one channel that the VAD calls speech and whose frames are voiced."""
+    power, freqs = power_spectrogram(y, ANALYSIS_RATE_HZ)
+    speech, _ = detect_speech(y, ANALYSIS_RATE_HZ, vad="energy", power=power, freqs_hz=freqs)
+    voiced = voiced_frames(y, ANALYSIS_RATE_HZ)
+    times = np.arange(len(voiced)) * HOP_S
+    in_speech = np.zeros(len(voiced), bool)
+    for s, e in speech:
+        in_speech |= (times >= s) & (times < e)
+    return float(np.sum(in_speech & voiced) * HOP_S)
 
 
 def _dominant(levels: np.ndarray) -> np.ndarray:

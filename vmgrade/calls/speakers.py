@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..vad import POWER_FLOOR, power_spectrogram
+from ..vad import voiced_frames
 
 # --------------------------------------------------------------------------
 # Constants (units in names)
@@ -70,9 +70,6 @@ MIN_PARTY_RUNS = 2
 MAX_PARTIES = 4  # voices told apart at most (a conference call; more are counted as four)
 MIN_SWITCHES = 3  # A-B-A-B: a voicemail has at most greeting, message and a closing prompt
 MIN_PARTY_TURNS = 2
-F0_RANGE_HZ = (70.0, 400.0)
-F0_WINDOW_S = 0.04
-VOICED_R = 0.45  # normalised autocorrelation peak of a voiced frame
 EMBEDDING_DIM = 256
 ROUND = 3
 
@@ -167,15 +164,6 @@ class VoiceRuns:
         return _unit((self.vectors * self.durations_s[:, None]).sum(axis=0))
 
 
-def _voiced_frames(y: np.ndarray, sr: int) -> np.ndarray:
-    """Per 10 ms frame, whether it is voiced (normalised autocorrelation peak in the F0 range)."""
-    power, _ = power_spectrogram(y, sr, window_s=F0_WINDOW_S)
-    ac = np.fft.irfft(power, axis=1)
-    lo, hi = int(sr / F0_RANGE_HZ[1]), int(sr / F0_RANGE_HZ[0])
-    r = ac[:, lo:hi] / np.maximum(ac[:, :1], POWER_FLOOR)
-    return r.max(axis=1) >= VOICED_R
-
-
 def _phone_band(y: np.ndarray) -> np.ndarray:
     """``y`` through a sharp telephone band (see ``CHANNEL_BAND_HZ``)."""
     from scipy.signal import butter, sosfilt
@@ -230,7 +218,7 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
     runs = speech_runs(speech, len(y) / RATE_HZ)
     if not runs:
         return empty
-    voiced = _voiced_frames(y, RATE_HZ)
+    voiced = voiced_frames(y, RATE_HZ)
     runs = [(s, e) for s, e in runs if voiced[int(s / FRAME_S) : int(e / FRAME_S)].mean() >= MIN_RUN_VOICED]
     if not runs:
         return empty

@@ -41,6 +41,9 @@ TONE_SPREAD = 0.01  # a run's frequencies stay within 1% of their median (speech
 MIN_UNNAMED_S = 0.5  # a tone matching no known one counts only when held this long
 MIN_RUN_S = 0.06  # shorter tonal runs are ignored (a DTMF digit lasts >= 40 ms, usually 70-100 ms)
 BEEP_HZ = (350.0, 1600.0)  # mailbox beeps: about 400-1,500 Hz
+BEEP_MAX_SECOND_HARMONIC_DB = -40.0  # a beep's 2 x f (generated: < -97 dB); a held vowel's: -17 to -31 dB
+BEEP_MAX_GLIDE = 0.002  # first third to last third of a beep, relative (generated: 0; held vowels >= 0.27%)
+HARMONIC_BAND_HZ = 12.0  # +- this around f and 2f when comparing their energy
 BEEP_DURATION_S = (0.12, 1.6)  # beeps last 0.15-1.5 s; the margin covers edge refinement
 # shortest tone of each kind, s: vowels held on one pitch make tonal runs of up to ~0.15 s (docs/calls.md)
 MIN_DURATION_S = {"beep": BEEP_DURATION_S[0], "ringback": 0.25, "dtmf": 0.04, "tone": 0.2}
@@ -292,12 +295,48 @@ def detect_tones(
         a_s, b_s = run["start_s"], run["end_s"]
         s, e = _refine(a_s, b_s, freqs, y, sr, short_spectrum)
         kind, name = name_tone(freqs, e - s)
-        if kind == "beep" and run["share"] < BEEP_SHARE:
-            continue  # a held vowel dominated by one harmonic (a high voice's second)
+        if kind == "beep" and (run["share"] < BEEP_SHARE or _voice_like(y, sr, s, e, freqs[0])):
+            continue  # a held vowel dominated by one harmonic (a high voice's second), or by its F0
         if e - s < (MIN_UNNAMED_S if name in UNNAMED else MIN_DURATION_S[kind]):
             continue  # shorter than any tone of that name: a held vowel's harmonics
         tones.append(Tone(kind, s, e, freqs, name, run["share"]))
     return _merge(tones), feats
+
+
+def _voice_like(y: np.ndarray, sr: int, start_s: float, end_s: float, freq_hz: float) -> bool:
+    """True when a lone tone has what no beep has: a second harmonic, or a glide over its length.
+
+    A vowel sung or held on one pitch, its first formant on F0, can hold 98% of
+    the band in one peak; but the glottal source still puts energy at 2 x F0
+    (measured -17 to -31 dB on such vowels) and its pitch drifts (0.27-0.4%
+    first third to last).  A generated beep has neither (2 x f below -97 dB,
+    PCM or G.711; drift 0), and clipping adds odd harmonics, not the second.
+    """
+    seg = np.asarray(y[int(start_s * sr) : int(end_s * sr)], dtype=np.float64)
+    if len(seg) < 64:
+        return False
+    n_fft = 1 << int(np.ceil(np.log2(len(seg) * 4)))
+    power = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n_fft)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+
+    def band(centre_hz: float) -> float:
+        m = np.abs(freqs - centre_hz) <= HARMONIC_BAND_HZ
+        return float(power[m].sum()) + POWER_FLOOR
+
+    if 2 * freq_hz < sr / 2 - HARMONIC_BAND_HZ:
+        if 10 * np.log10(band(2 * freq_hz) / band(freq_hz)) >= BEEP_MAX_SECOND_HARMONIC_DB:
+            return True
+    third = len(seg) // 3
+
+    def peak_hz(x: np.ndarray) -> float:
+        n = 1 << int(np.ceil(np.log2(len(x) * 8)))
+        p = np.abs(np.fft.rfft(x * np.hanning(len(x)), n))
+        f = np.fft.rfftfreq(n, 1.0 / sr)
+        m = np.abs(f - freq_hz) <= FREQ_MATCH * freq_hz
+        return float(f[m][np.argmax(p[m])]) if m.any() else freq_hz
+
+    glide = abs(peak_hz(seg[-third:]) - peak_hz(seg[:third])) / freq_hz
+    return glide > BEEP_MAX_GLIDE
 
 
 def tone_runs(feats: dict[str, np.ndarray]) -> list[dict]:
