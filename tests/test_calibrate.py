@@ -127,7 +127,7 @@ def test_write_rubric_changes_only_weights_and_version(tmp_path):
     body = text.splitlines()[3:]
     changed = [(a, b) for a, b in zip(base_lines, body) if a != b]
     assert len(body) == len(base_lines)
-    assert [a for a, _ in changed] == ["version = \"2026.12-1\""] + ["weight = " + str(int(w)) for w in
+    assert [a for a, _ in changed] == ["version = \"2026.12-2\""] + ["weight = " + str(int(w)) for w in
                                                                      BASE_WEIGHTS]
     # calibrating a calibrated rubric replaces the suffix rather than stacking it
     again = write_rubric(out, dict.fromkeys(scoring.DIMENSIONS, 12.5), tmp_path / "again.toml", "")

@@ -325,7 +325,9 @@ def test_measure_with_transcript_rates_fillers_and_acoustic(paused):
 def test_empty_transcript_and_silence():
     y = noise_bed(np.concatenate([silence(0.5), voiced(1.5), silence(0.5)]))
     m = delivery.measure(make_audio(y), transcript_of([]))
-    assert m.word_count == 0 and m.rate_wpm == 0.0 and m.filler_token_count == 0
+    # no words over 1.5 s of voice: a pace cannot be measured, and none is reported
+    assert m.word_count == 0 and m.rate_wpm is None and m.filler_token_count == 0
+    assert m.pace_measurable is False and m.to_dict()["pace_measurable"] is False
     assert m.word_loudness_source == "speech_intervals"
     json.dumps(m.to_dict(), allow_nan=False)
     quiet = delivery.measure(make_audio(noise_bed(silence(2.0), dbfs=-80)))
@@ -368,3 +370,25 @@ def test_pitch_track_is_kept_decimated_and_json_safe():
     # the same contour from the audio, for reports saved before the key existed
     again = delivery.pitch_track_from_audio(y, SR, m.speech_intervals)
     assert again == m.pitch_track
+
+
+def test_pace_needs_enough_speech():
+    """Seven words said in about a second are not a pace (393 wpm from one sentence); a longer run is."""
+    y = noise_bed(np.concatenate([silence(0.5), voiced(1.07), silence(0.5)]))
+    said = words_from("hi this is sam call me back", 0.5, step=0.15)
+    short = delivery.measure(make_audio(y), transcript_of(said))
+    assert short.word_count == 7 and short.rate_wpm is None and not short.pace_measurable
+    assert short.pace_windows == ()
+    long_y = noise_bed(np.concatenate([silence(0.5), voiced(5.0), silence(0.5)]))
+    text = "hi this is sam from acme calling about your order please call me back today thanks"
+    long = delivery.measure(make_audio(long_y), transcript_of(words_from(text, 0.5, step=0.33)))
+    assert long.pace_measurable and long.rate_wpm is not None
+
+
+def test_snr_needs_noise_to_measure():
+    """Digital silence between words is not a noise floor: no SNR (not 85-97 dB), and why."""
+    y = np.concatenate([silence(0.8), voiced(2.0), silence(0.6), voiced(2.0), silence(0.8)])
+    gated = delivery.measure(make_audio(y))
+    assert gated.snr_db is None and gated.snr_note == "no_noise"
+    noisy = delivery.measure(make_audio(noise_bed(y, dbfs=-45.0)))
+    assert noisy.snr_db is not None and noisy.snr_note is None and noisy.snr_db < 60

@@ -196,7 +196,7 @@ class Grader:
                 segmentation, span, transcript, metrics, recording = resolve(
                     segmentation, audio.duration_s, graded.samples, graded.sample_rate, measure,
                     self._encode, name)
-            if _no_speech(transcript, metrics):
+            if not transcript.words or _no_speech(transcript, metrics):  # no word heard: nothing to grade
                 vad_s = round(sum(e - s for s, e in metrics.speech_intervals), 3)
                 heard = {"words": len(transcript.words), "vad_speech_s": vad_s,
                          "syllables": metrics.syllable_count}
@@ -222,6 +222,8 @@ class Grader:
         except Exception as exc:  # noqa: BLE001 - one bad file becomes its own error record, never a crash
             error = file_error(exc, name)
             kind = getattr(error, "recording", None)  # NotGradedError: what the file is, though not graded
+            if kind is None and error.code == "silent":  # nothing above -60 dBFS: no speech, by definition
+                kind = RecordingKind("no_speech", 1.0, {"error": "silent"}).to_dict()
             return Report(error=ErrorInfo(error.code, printable(error.message)), timings_s=timings,
                           recording=RecordingKind(**kind) if kind else None, **common)
         return Report(

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..vad import HOP_S, detect_speech, power_spectrogram
+from ..vad import HOP_S, detect_speech, power_spectrogram, voiced_frames
 from .channels import conversation_evidence, pick_channel
 from .tones import Tone, detect_tones
 from .words import AFTER_CUES, GREETING_CUES, after_prompt_start_from_words, greeting_end_from_words
@@ -52,6 +52,8 @@ SEGMENT_KINDS = ("ringback", "dtmf", "beep", "greeting", "silence", "message", "
 ANALYSIS_RATE_HZ = 8000  # tones <= 2 kHz and the VAD band <= 4 kHz: narrowband loses nothing
 TONE_GUARD_S = 0.03  # speech within this of a tone's edge is the tone's (window smear, VAD hangover)
 MIN_SPEECH_S = 0.15  # shorter speech left over after removing tones is a tone's tail, not a word
+MIN_VOICED_IN_SPEECH_S = 0.05  # a speech interval holds at least one vowel's worth of voiced frames
+HEAD_BLIP_S = 1.0  # less speech than this between head tones (ringback spill, a click) is not a message
 CADENCE_MIN_GAP_S = 1.5  # the same single tone again after >= this, with no speech between: ringback
 ROUND_S = 3  # decimals of times in dicts (1 ms)
 MIN_MESSAGE_SPEECH_S = 1.0  # a beep opens a message when this much speech follows it (0.7 s of noise: no)
@@ -170,6 +172,10 @@ def speech_and_tones(
     tones, _ = detect_tones(y, sr, (power, freqs, HOP_S))
     speech = _subtract(raw, [(t.start_s - TONE_GUARD_S, t.end_s + TONE_GUARD_S) for t in tones])
     speech = [(s, e) for s, e in speech if e - s >= MIN_SPEECH_S]
+    # line noise, hiss and clatter pass an energy VAD but hold no voiced frame: not speech
+    voiced = voiced_frames(y, sr)
+    speech = [(s, e) for s, e in speech
+              if np.sum(voiced[int(s / HOP_S) : int(np.ceil(e / HOP_S))]) * HOP_S >= MIN_VOICED_IN_SPEECH_S]
     return speech, _cadence_ringback(tones, speech), vad
 
 
@@ -230,6 +236,8 @@ def segment_call(samples: np.ndarray, sample_rate_hz: int) -> CallSegmentation:
     else:
         head_end, boundary = 0.0, "whole_file"
     later = [s for s in speech if s[0] >= head_end]
+    if tones and not _is_message(later):
+        later = []  # after the tones, nothing that is a message
     message: list[tuple[float, float]] = []
     after: list[tuple[float, float]] = []
     if later:
@@ -284,11 +292,19 @@ def _opening_beep(beeps: list[Tone], speech: list[tuple[float, float]]) -> Tone 
     return beeps[-1] if beeps else None
 
 
+def _is_message(speech: list[tuple[float, float]]) -> bool:
+    """Enough speech to be a message: under MIN_MESSAGE_SPEECH_S (0.7 s of line noise after a
+    beep, a click) there is none."""
+    return sum(e - s for s, e in speech) >= MIN_MESSAGE_SPEECH_S
+
+
 def _head_tones_end(tones: list[Tone], speech: list[tuple[float, float]]) -> float:
     """End (s) of the run of tones that comes before any speech (ringback, dialling)."""
     head_end = 0.0
     for t in tones:
-        if _speech_between(speech, head_end, t.start_s):
+        between = sum(min(e, t.start_s) - max(s, head_end)
+                      for s, e in speech if s < t.start_s and e > head_end)
+        if between >= HEAD_BLIP_S:
             break
         head_end = t.end_s
     return head_end

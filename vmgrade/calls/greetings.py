@@ -254,7 +254,8 @@ def leading_greeting(
     sentence (within ``LEADING_WINDOW_S`` of the first word); sentences that
     could be either ("Hi, it's Dana.") go with their neighbours.  The whole
     transcript is a greeting when no sentence is a message and greeting
-    sentences are at least as many as the undecided ones.
+    sentences are at least as many as the undecided ones, or their mean margin
+    is a greeting's.
 
     Parameters
     ----------
@@ -277,7 +278,9 @@ def leading_greeting(
         for s, lab, m in zip(sentences, labels, margins)
     )
     n_greeting, n_either = labels.count("greeting"), labels.count("either")
-    if "message" not in labels and n_greeting and n_greeting >= n_either:
+    # whole: nothing reads as a message, and the greeting side leads overall (or by count, on cues)
+    leads = n_greeting >= n_either or (encode is not None and float(np.mean(margins)) >= GREETING_MIN_MARGIN)
+    if "message" not in labels and n_greeting and leads:
         return GreetingFound(sentences[-1].end_s, True, evidence)
     end_s = None
     limit_s = sentences[0].start_s + LEADING_WINDOW_S

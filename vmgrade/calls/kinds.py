@@ -99,7 +99,9 @@ def live_call(
         if found is not None:
             return RecordingKind("live_call", CHANNELS_CONFIDENCE, {**found, "method": "channels"})
     speech = [(s, e) for s, e in seg.speech if e > start_s]
-    found_voices = voices(embed_runs(graded, sample_rate_hz, speech))
+    # every party's voice: the mix of a multi-channel file (its sides may hold one party each)
+    heard = graded if channels is None or len(channels) < 2 else np.mean(channels, axis=0)
+    found_voices = voices(embed_runs(heard, sample_rate_hz, speech))
     if not found_voices.taking_turns():
         return None
     sim = found_voices.centroid_similarity

@@ -196,13 +196,13 @@ def resolve(
     evidence: dict = {"boundary": boundary, "beeps": len(seg.beeps)}
     if boundary == "beep_before_end_tone":
         evidence["end_tone"] = True
+    found = leading_greeting(transcript.words, encode)
+    if found.whole and found.greeting_sentences:  # after a beep too: an intercept or a carrier message
+        kind = RecordingKind("greeting_only", CONFIDENCE["greeting_only"],
+                             {**evidence, "greeting": _greeting_evidence(found)})
+        raise refuse(kind, name, "a mailbox greeting or announcement with no message after it (found by "
+                     "its meaning); nothing to grade; grade it anyway with --whole-file", code="no_message")
     if boundary in ("whole_file", "after_call_tones"):
-        found = leading_greeting(transcript.words, encode)
-        if found.whole and found.greeting_sentences:
-            kind = RecordingKind("greeting_only", CONFIDENCE["greeting_only"],
-                                 {**evidence, "greeting": _greeting_evidence(found)})
-            raise refuse(kind, name, "a mailbox greeting with no message after it (no beep; found by its "
-                         "meaning); nothing to grade; grade it anyway with --whole-file", code="no_message")
         if found.end_s is not None:
             whole = span or (0.0, duration_s)
             voice = _voice_similarity(samples, sample_rate_hz, seg,
@@ -222,8 +222,15 @@ def resolve(
         if cut is not None:
             seg, span = refined, cut
             transcript, metrics = measure(span)
-    kind = "call_recording" if seg.is_call_recording else "voicemail"
+    kind = "call_recording" if _something_before(seg) else "voicemail"
     return seg, span, transcript, metrics, RecordingKind(kind, CONFIDENCE[how], {**evidence, "found_by": how})
+
+
+def _something_before(seg: CallSegmentation) -> bool:
+    """A call recording has ringback, tones or a greeting before the message; a hang-up tone after a
+    plain message does not make one."""
+    start = seg.message_start_s if seg.message_start_s is not None else float("inf")
+    return any(s.kind not in ("silence", "message", "after") and s.start_s < start for s in seg.segments)
 
 
 def _nothing_after_beep(seg: CallSegmentation, duration_s: float, measure: Measure,
@@ -262,7 +269,6 @@ def _nothing_after_beep(seg: CallSegmentation, duration_s: float, measure: Measu
                       message_end_s=before[-1][1], beeps=tuple(b for b in seg.beeps if b is not beep),
                       evidence={**seg.evidence, "end_tone_s": tone_s})
     evidence["end_tone"] = True
-    others = any(s.kind in ("ringback", "dtmf", "beep") for s in refined.segments)
-    kind = RecordingKind("call_recording" if others else "voicemail", CONFIDENCE["end_tone"],
-                         {**evidence, "found_by": "end_tone"})
+    kind = RecordingKind("call_recording" if _something_before(refined) else "voicemail",
+                         CONFIDENCE["end_tone"], {**evidence, "found_by": "end_tone"})
     return refined, span, transcript, metrics, kind

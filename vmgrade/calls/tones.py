@@ -49,6 +49,11 @@ BEEP_DURATION_S = (0.12, 1.6)  # beeps last 0.15-1.5 s; the margin covers edge r
 MIN_DURATION_S = {"beep": BEEP_DURATION_S[0], "ringback": 0.25, "dtmf": 0.04, "tone": 0.2}
 UNNAMED = ("single", "dual", "harmonic")  # names of tones that match no known one
 
+# Special information tones (ITU-T E.180/Q.35): three ascending segments of 274-380 ms from these
+# bands (low and high variants), before an intercept announcement.
+SIT_HZ = (913.8, 985.2, 1370.6, 1428.5, 1776.7)
+SIT_MATCH = 0.03
+SIT_MAX_GAP_S = 0.1
 RINGBACK_PAIRS_HZ = {"ringback_us": (440.0, 480.0), "ringback_uk": (400.0, 450.0)}
 PROGRESS_PAIRS_HZ = {"busy_reorder": (480.0, 620.0), "dial_tone": (350.0, 440.0)}
 DTMF_ROWS_HZ = (697.0, 770.0, 852.0, 941.0)
@@ -300,7 +305,23 @@ def detect_tones(
         if e - s < (MIN_UNNAMED_S if name in UNNAMED else MIN_DURATION_S[kind]):
             continue  # shorter than any tone of that name: a held vowel's harmonics
         tones.append(Tone(kind, s, e, freqs, name, run["share"]))
-    return _merge(tones), feats
+    return _special_information(_merge(tones)), feats
+
+
+def _special_information(tones: list[Tone]) -> list[Tone]:
+    """Two or three lone tones in a row on the SIT frequencies (an intercept: "the number you have
+    dialled...") are one call-progress signal, not beeps."""
+    out = list(tones)
+    for i in range(len(out) - 1):
+        a, b = out[i], out[i + 1]
+        if len(a.freqs_hz) == len(b.freqs_hz) == 1 and b.start_s - a.end_s <= SIT_MAX_GAP_S:
+            fa, fb = a.freqs_hz[0], b.freqs_hz[0]
+            if fa < fb and any(abs(fa - x) <= SIT_MATCH * x for x in SIT_HZ) and any(
+                    abs(fb - x) <= SIT_MATCH * x for x in SIT_HZ):
+                for k in (i, i + 1):
+                    t = out[k]
+                    out[k] = Tone("tone", t.start_s, t.end_s, t.freqs_hz, "sit", t.share)
+    return out
 
 
 def _voice_like(y: np.ndarray, sr: int, start_s: float, end_s: float, freq_hz: float) -> bool:
@@ -350,13 +371,18 @@ def tone_runs(feats: dict[str, np.ndarray]) -> list[dict]:
     single = loud & (s1 >= SINGLE_SHARE)
     dual = loud & ~single & (s1 + s2 >= DUAL_SHARE) & (np.minimum(s1, s2) >= DUAL_MIN_SHARE)
     labels = np.where(single, 1, np.where(dual, 2, 0))
+    # a dual tone's two peaks by frequency, not by strength: of two near-equal tones (ringback's
+    # 440 + 480 Hz through a phone band) the stronger swaps from frame to frame
+    f1, f2 = feats["f1_hz"], feats["f2_hz"]
+    lo = np.where(labels == 2, np.minimum(f1, f2), f1)
+    hi = np.where(labels == 2, np.maximum(f1, f2), f2)
     min_frames = max(1, int(round(MIN_RUN_S / TONE_HOP_S)))
     out = []
-    for a, b in _runs(labels, feats["f1_hz"], feats["f2_hz"]):
+    for a, b in _runs(labels, lo, hi):
         if b - a < min_frames:
             continue
         inner = slice(a + 1, b - 1) if b - a > 3 else slice(a, b)
-        tracks = [feats["f1_hz"][inner]] if labels[a] == 1 else [feats["f1_hz"][inner], feats["f2_hz"][inner]]
+        tracks = [lo[inner]] if labels[a] == 1 else [lo[inner], hi[inner]]
         medians = [float(np.median(t)) for t in tracks]
         spread = max(float(np.max(np.abs(t - m))) / m for t, m in zip(tracks, medians))
         share = s1[inner] if labels[a] == 1 else s1[inner] + s2[inner]

@@ -32,6 +32,9 @@ BANDWIDTH_FLOOR_DB = -60.0  # bandwidth_hz: highest frequency within this of the
 SNR_CAP_DB = 100.0  # digital silence would give an infinite SNR
 MIN_NOISE_FRAMES = 20  # fewer non-speech frames than this: noise from a low percentile
 NOISE_PERCENTILE = 5.0
+# A noise floor below this (frame mean-square, dBFS) is digital silence, not noise: a phone export
+# gated between words has none, and an SNR of 85-97 dB from it measures the gate, not the room.
+NO_NOISE_DBFS = -80.0
 
 
 def rms_dbfs(y: np.ndarray) -> float | None:
@@ -59,6 +62,18 @@ def clipping_ratio(y: np.ndarray, *, clip_level: float = CLIP_LEVEL) -> float:
     if y.size == 0:
         return 0.0
     return float(np.count_nonzero(np.abs(y) >= clip_level)) / y.size
+
+
+def noise_floor_dbfs(frame_power: np.ndarray, speech_mask: np.ndarray) -> float:
+    """The noise floor :func:`snr_db` uses, dBFS (frame mean-square power of non-speech frames)."""
+    if frame_power.size == 0:
+        return 10.0 * math.log10(POWER_FLOOR)
+    noise_frames = frame_power[~speech_mask]
+    if noise_frames.size >= MIN_NOISE_FRAMES:
+        noise = float(np.median(noise_frames))
+    else:
+        noise = float(np.percentile(frame_power, NOISE_PERCENTILE))
+    return 10.0 * math.log10(max(noise, POWER_FLOOR))
 
 
 def snr_db(frame_power: np.ndarray, speech_mask: np.ndarray, *, cap_db: float = SNR_CAP_DB) -> float | None:

@@ -24,7 +24,16 @@ from ..transcript import Transcript
 from ..vad import HOP_S, detect_speech, frame_times, power_spectrogram
 from ._round import _r
 from .fillers import WORD_PAD_S, Filler, acoustic_fillers, find_fillers, is_word, spoken_word_counts
-from .level import CLIP_LEVEL, bandwidth, clipping_ratio, rms_dbfs, snr_db, span_levels_dbfs
+from .level import (
+    CLIP_LEVEL,
+    NO_NOISE_DBFS,
+    bandwidth,
+    clipping_ratio,
+    noise_floor_dbfs,
+    rms_dbfs,
+    snr_db,
+    span_levels_dbfs,
+)
 from .pauses import Pause, find_pauses
 from .pitch import F0_MAX_HZ, F0_MIN_HZ, PitchTrack, pitch_stats, pitch_track, yin
 from .timing import (
@@ -63,6 +72,10 @@ class LabelThresholds:
     clip_ratio_high : float
         ``level_too_high`` when at least this share of samples is clipped
         (rubric ``clipping_max_ratio``).
+    pace_min_speech_s, pace_min_words : float, int
+        A word rate needs at least this much speech time and this many words;
+        below either, ``rate_wpm`` is None and ``pace_measurable`` False
+        (rubric ``pace_min_speech_s``, ``pace_min_words``).
     """
 
     min_pause_ms: float = 250.0
@@ -71,6 +84,8 @@ class LabelThresholds:
     level_low_dbfs: float = -35.0
     peak_high_dbfs: float = -0.1
     clip_ratio_high: float = 1e-3
+    pace_min_speech_s: float = 3.0
+    pace_min_words: int = 8
 
 
 DEFAULT_THRESHOLDS = LabelThresholds()
@@ -175,6 +190,9 @@ class DeliveryMetrics:
     level_too_high: bool
     # drawing
     pitch_track: PitchTrack | None = None
+    # False when there is too little speech for a rate (LabelThresholds.pace_min_*): rate_wpm None
+    pace_measurable: bool = True
+    snr_note: str | None = None  # why snr_db is None ("no_noise": digital silence between words)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe plain types, rounded: s to ms, dB to 0.1, ratios to 1e-4."""
@@ -191,6 +209,7 @@ class DeliveryMetrics:
             "articulation_rate_wpm": _r(self.articulation_rate_wpm, 1),
             "pace_windows": [w.to_dict() for w in self.pace_windows],
             "pace_source": self.pace_source,
+            "pace_measurable": self.pace_measurable,
             "syllable_count": self.syllable_count,
             "syllable_rate_per_s": _r(self.syllable_rate_per_s, 2),
             "syllable_wpm_estimate": _r(self.syllable_wpm_estimate, 1),
@@ -218,6 +237,7 @@ class DeliveryMetrics:
             "word_loudness_source": self.word_loudness_source,
             "clipping_ratio": _r(self.clipping_ratio, 6),
             "snr_db": _r(self.snr_db, 1),
+            "snr_note": self.snr_note,
             "bandwidth": self.bandwidth,
             "bandwidth_hz": _r(self.bandwidth_hz, 0),
             "hf_energy_db": _r(self.hf_energy_db, 1),
@@ -330,6 +350,7 @@ def measure(
         word_count: int | None = int(spoken.sum())
         rate = word_count / message * 60.0 if message > 0 else 0.0
         artic = word_count / speech_time * 60.0 if speech_time > 0 else 0.0
+        pace_measurable = speech_time >= t.pace_min_speech_s and word_count >= t.pace_min_words
         mids = np.repeat([(w.start + w.end) / 2 for w in words], spoken)
         windows = pace_windows(mids, sp_start, sp_end, window_s=pace_window_s)
         pace_source = "transcript"
@@ -347,11 +368,15 @@ def measure(
         )
     else:
         word_count = rate = artic = None
+        pace_measurable = speech_time >= t.pace_min_speech_s
         windows = pace_windows(nuclei, sp_start, sp_end, window_s=pace_window_s, per_word=syllables_per_word)
         pace_source = "syllables"
         token_count = acoustic_count = filler_total = None
         filler_rate = None
         all_fillers = ()
+    if not pace_measurable:  # too little speech for a rate: none is reported, nothing graded on it
+        rate = artic = None
+        windows = []
     t4 = clock()
 
     # loudness and quality
@@ -369,6 +394,9 @@ def measure(
     clip = clipping_ratio(y, clip_level=clip_level)
     frame_power = power.sum(axis=1)
     snr = snr_db(frame_power, speech_mask)
+    snr_note = None
+    if snr is not None and noise_floor_dbfs(frame_power, speech_mask) < NO_NOISE_DBFS:
+        snr, snr_note = None, "no_noise"  # digital silence between words: no noise to measure
     bw, bw_hz, hf_db = bandwidth(power, freqs, speech_mask, getattr(audio.source, "sample_rate_hz", None))
     too_low = loudness is not None and loudness < t.level_low_dbfs
     too_high = (peak_db >= t.peak_high_dbfs and clip > 0) or clip >= t.clip_ratio_high
@@ -401,6 +429,8 @@ def measure(
         syllable_count=len(nuclei),
         syllable_rate_per_s=syl_rate,
         syllable_wpm_estimate=syl_rate * 60.0 / syllables_per_word,
+        pace_measurable=pace_measurable,
+        snr_note=snr_note,
         pauses=tuple(pauses),
         pause_count=len(pauses),
         long_pause_count=sum(1 for p in pauses if p.end_s - p.start_s >= t.long_pause_s),

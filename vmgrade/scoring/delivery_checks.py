@@ -48,7 +48,10 @@ def _brevity(dim: _Dimension, d: DeliveryMetrics, r: Rubric, start: float, end: 
 
 def _pace(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
     wpm = d.rate_wpm if d.rate_wpm is not None else d.syllable_wpm_estimate
-    rate = band_score(
+    # too little speech for a rate (rubric pace_min_speech_s / pace_min_words): the rate is neutral,
+    # neither praised nor faulted; pauses and the start still count
+    measurable = getattr(d, "pace_measurable", True)
+    rate = 100.0 if not measurable else band_score(
         wpm,
         (r.t("rate_ideal_min_wpm"), r.t("rate_ideal_max_wpm")),
         (r.t("rate_acceptable_min_wpm"), r.t("rate_acceptable_max_wpm")),
@@ -91,7 +94,7 @@ def _pace(dim: _Dimension, d: DeliveryMetrics, r: Rubric) -> None:
                          0.0, d.speech_start_s, LATE_START_PENALTY))
     dim.earned = float(np.clip(value, 0.0, 100.0))
     dim.findings.extend(findings)
-    if not findings:
+    if not findings and measurable:
         dim.strengths.append(f"Good pace ({wpm:.0f} wpm) without dead air.")
 
 

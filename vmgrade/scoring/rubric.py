@@ -34,7 +34,7 @@ REQUIRED_THRESHOLDS = (
 # Added after rubrics were first written: a rubric file without them takes the
 # packaged rubric's value (:func:`label_thresholds`), so older files still load.
 LATER_THRESHOLDS = ("pause_min_ms", "level_low_dbfs", "level_peak_high_dbfs", "reason_specific_details",
-                    "number_mismatch_min_probability")
+                    "number_mismatch_min_probability", "pace_min_speech_s", "pace_min_words")
 REQUIRED_POINTS = {
     "opening": ("name_early", "company_early", "identity_repeated"),
     "relevance": ("prospect_named", "specific_reason", "no_generic_pitch", "no_weak_phrases"),
@@ -150,6 +150,8 @@ def label_thresholds(rubric: Rubric | None = None) -> LabelThresholds:
     t = rubric.t
     return LabelThresholds(
         min_pause_ms=t("pause_min_ms"),
+        pace_min_speech_s=t("pace_min_speech_s"),
+        pace_min_words=int(t("pace_min_words")),
         long_pause_s=t("long_pause_s"),
         monotone_sd_st=t("monotone_sd_st"),
         level_low_dbfs=t("level_low_dbfs"),
