@@ -146,7 +146,8 @@ def test_fifos_and_devices_are_recorded_not_a_file_without_opening(tmp_path, laz
     codes = {Path(r["file"]).name: r["error"]["code"] for r in jsonl(out)}
     assert codes.pop("quiet.wav") == "silent"  # the regular file beside them is graded
     assert set(codes.values()) == {"not_a_file"} and {"pipe.wav", "named.fifo"} <= set(codes)
-    assert result.failed == len(inputs) + 1
+    # the silent file is no speech: counted apart as not graded, not as a failure
+    assert result.failed == len(inputs) and result.summary["not_graded"] == {"no_speech": 1}
     again = finishes(lambda: batch(inputs, out, lazy_grader))
     assert again.graded == 0  # final, as for any file that cannot be graded
 
@@ -191,7 +192,8 @@ def test_a_file_replaced_after_hashing_is_keyed_by_the_bytes_graded(tmp_path, la
     assert a["error"]["code"] == "not_audio" and a["batch"]["content_hash"] == hashlib.sha256(new).hexdigest()
     assert b["error"]["code"] == "silent" and b["batch"]["content_hash"] == hashlib.sha256(old).hexdigest()
     assert b["batch"]["duplicate_of"] is None and a["batch"]["key"] != b["batch"]["key"]
-    assert (result.files, result.failed) == (2, 2)
+    # the silent bytes are no speech: not graded, counted apart from the failure
+    assert (result.files, result.failed) == (2, 1) and result.summary["not_graded"] == {"no_speech": 1}
     for record in (json.loads(p.read_text()) for p in (out / "results").glob("*.json")):
         code = record["report"]["error"]["code"]
         assert record["content_hash"] == hashlib.sha256(new if code == "not_audio" else old).hexdigest()

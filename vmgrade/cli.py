@@ -295,11 +295,15 @@ def _grade(args: argparse.Namespace) -> int:
         report = grader.grade(path, context)
         if path in html_paths and not _write_html(report, html_paths[path]):
             status = EXIT_FILE_FAILED
-        if not report.ok:
+        if report.not_graded:  # a greeting, a live call, no speech: said, not a failure of the run
+            print(f"vmgrade: not graded: {terminal_safe(report.error.message)}", file=sys.stderr)
+        elif not report.ok:
             status = EXIT_FILE_FAILED
             print(f"vmgrade: {terminal_safe(report.error.message)}", file=sys.stderr)
         if args.format == "json":
             print(_json_line(report.to_json()), flush=True)
+        elif report.not_graded:
+            print_report(_for_terminal(report))
         elif report.ok:
             print_report(_for_terminal(report))
             if len(args.files) > 1:

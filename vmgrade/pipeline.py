@@ -48,6 +48,7 @@ from .transcript import Transcript, Word
 NO_SPEECH_PROB = 0.8
 NO_SPEECH_MAX_VAD_S = 1.0
 NO_SPEECH_MAX_SYLLABLES = 3
+NO_SPEECH_MIN_RUN_S = 0.5  # ... or no speech run this long (clatter, clicks: blips of 0.15-0.3 s)
 NO_SPEECH_CONFIDENCE = 0.9  # neither the recogniser nor the VAD hears speech
 
 CHANNELS = CHANNEL_CHOICES  # the rep's side of a two-channel file: auto, left, right or mix
@@ -65,22 +66,26 @@ class Context:
     prospect_company: str | None = None
     # the rep's side of a two-channel file (one of CHANNELS), for this file only; None: GradeOptions.channel
     channel: str | None = None
+    # grade the whole file as the rep's message, for this file only (a rep who knows better than the
+    # segmentation: a greeting that is theirs, an end tone taken for a beep); or GradeOptions.whole_file
+    whole_file: bool = False
 
     def __post_init__(self) -> None:
         if self.channel is not None and self.channel not in CHANNELS:
             raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {self.channel!r}")
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
 
     def call_facts(self) -> dict[str, str]:
-        """The set fields that describe the call (what content analysis takes): all but ``channel``."""
+        """The set fields that describe the call (what content analysis takes): all but how to read it."""
         return {k: v for k, v in self.to_dict().items() if k in CONTEXT_FIELDS}
 
 
+# How to read the file, not who called: their own manifest column / form field, not context fields.
+READING_FIELDS = ("channel", "whole_file")
 # The context's names, in order: manifest and CSV columns, web form fields, batch resume keys.
-# ``channel`` is not among them: it says how to read the file, not who called (its own manifest column).
-CONTEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Context) if f.name != "channel")
+CONTEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Context) if f.name not in READING_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -174,10 +179,11 @@ class Grader:
             timings["decode"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
+            whole_file = self.options.whole_file or context.whole_file
             graded, choice = _choose_channel(audio, context.channel or self.options.channel,
-                                             pick=not self.options.whole_file)
+                                             pick=not whole_file)
             segmentation = None
-            if not self.options.whole_file:
+            if not whole_file:
                 segmentation = segment_call(audio.samples, audio.sample_rate)  # the mix: the beep is far-side
                 timings["segment"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -196,7 +202,7 @@ class Grader:
                 segmentation, span, transcript, metrics, recording = resolve(
                     segmentation, audio.duration_s, graded.samples, graded.sample_rate, measure,
                     self._encode, name)
-            if not transcript.words or _no_speech(transcript, metrics):  # no word heard: nothing to grade
+            if _no_speech(transcript, metrics, None if segmentation is None else segmentation.evidence):
                 vad_s = round(sum(e - s for s, e in metrics.speech_intervals), 3)
                 heard = {"words": len(transcript.words), "vad_speech_s": vad_s,
                          "syllables": metrics.syllable_count}
@@ -376,11 +382,21 @@ def _with_text(seg: CallSegmentation, transcript: Transcript) -> CallSegmentatio
     return replace(seg, segments=tuple(out))
 
 
-def _no_speech(transcript, metrics) -> bool:
-    """True when neither the recogniser nor the VAD finds speech (see ``NO_SPEECH_PROB``)."""
+def _no_speech(transcript, metrics, segmentation: dict | None = None) -> bool:
+    """True when neither the recogniser nor the VAD finds speech (see ``NO_SPEECH_PROB``).
+
+    ``segmentation``: the call segmentation's evidence, when it ran: its voiced speech seconds and
+    its longest speech run (clatter and line noise fill an energy VAD in blips of 0.15-0.3 s; speech
+    has phrases).
+    """
     heard = bool(transcript.words) and transcript.no_speech_prob < NO_SPEECH_PROB
     vad_s = sum(end - start for start, end in metrics.speech_intervals)
-    return not heard and (vad_s < NO_SPEECH_MAX_VAD_S or metrics.syllable_count < NO_SPEECH_MAX_SYLLABLES)
+    blips = False
+    if segmentation is not None:
+        vad_s = min(vad_s, segmentation.get("voiced_speech_s", vad_s))
+        blips = segmentation.get("longest_speech_s", NO_SPEECH_MIN_RUN_S) < NO_SPEECH_MIN_RUN_S
+    return not heard and (vad_s < NO_SPEECH_MAX_VAD_S or metrics.syllable_count < NO_SPEECH_MAX_SYLLABLES
+                          or blips)
 
 
 def grade(

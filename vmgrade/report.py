@@ -21,6 +21,26 @@ if TYPE_CHECKING:  # for annotations only: no import cost at run time, no cycle 
     from .scoring import Grade
 
 SCHEMA_VERSION = 1
+# Kinds of recording that hold no rep's message (``recording.kind``; vmgrade.calls.kinds): their
+# reports carry an error code and are counted apart as "not graded", never as failures.
+NOT_GRADED_KINDS = ("greeting_only", "live_call", "no_speech")
+KIND_LABELS = {"greeting_only": "greeting", "live_call": "live call", "no_speech": "no speech"}
+
+
+def not_graded_kind(report: dict) -> str | None:
+    """The ``recording.kind`` of a report (JSON dict) not graded because the file is no message, else None."""
+    kind = (report.get("recording") or {}).get("kind")
+    return kind if report.get("error") and kind in NOT_GRADED_KINDS else None
+
+
+def not_graded_text(counts: dict[str, int]) -> str:
+    """ "3 greetings, 1 live call": counts of files that are no rep's message, by kind."""
+    parts = []
+    for kind, n in counts.items():
+        label = KIND_LABELS.get(kind, kind)
+        plural = "" if n == 1 or label == "no speech" else "s"
+        parts.append(f"{n} {label}{plural}")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,12 @@ class Report:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def not_graded(self) -> bool:
+        """True when the file is no rep's message (a greeting, a live call, no speech): not a failure."""
+        kind = None if self.recording is None else self.recording.kind
+        return self.error is not None and kind in NOT_GRADED_KINDS
 
     def to_dict(self) -> dict:
         """The JSON report (see README: "JSON report")."""

@@ -36,7 +36,7 @@ from ..errors import file_error, printable
 from ..fileio import write_atomic
 from ..pipeline import Context, GradeOptions, Grader
 from ..render.batch_index import render_index_html
-from ..report import ErrorInfo, Report
+from ..report import ErrorInfo, Report, not_graded_kind
 from ..scoring import DIMENSIONS
 from .inputs import CONTEXT_COLUMNS, BatchError, ManifestRow, discover, read_manifest
 from .ledger import (
@@ -73,6 +73,7 @@ CSV_COLUMNS = (
     "rate_wpm", "top_tip", "error_code", "error_message", "rep_id", "recorded_at", "caller_name",
     "company", "callback_number", "prospect_name", "prospect_company", "duplicate_of", "content_hash",
     "key", "model", "engine", "rubric_version", "report_json", "report_html", "graded_at",
+    "recording_kind",
 )  # fmt: skip
 
 EXIT_OK, EXIT_FILE_FAILED = 0, 1
@@ -333,7 +334,8 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
                     done[task.key] = record
                     graded += 1
                     if not record["ok"]:
-                        note(f"vmgrade: {record['report']['error']['message']}")
+                        prefix = "not graded: " if not_graded_kind(record["report"]) else ""
+                        note(f"vmgrade: {prefix}{record['report']['error']['message']}")
                     elif store is not None:
                         _record_history(store, writer.out, record, writer.first_row(task.key), note)
             finally:
@@ -554,7 +556,9 @@ def _csv_row(row: Row, record: dict) -> list:
     context = record.get("context", {})
     values = {
         "file": shown(row.path),
-        "status": "error" if error else "ok",
+        # "not_graded": the file is no rep's message (a greeting, a live call, no speech; recording_kind)
+        "status": ("not_graded" if not_graded_kind(report) else "error") if error else "ok",
+        "recording_kind": (report.get("recording") or {}).get("kind"),
         "score": report.get("score"),
         "grade": report.get("grade"),
         **{f"{d}_score": dims.get(d) for d in DIMENSIONS},

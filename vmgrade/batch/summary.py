@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from ..errors import terminal_safe
+from ..report import NOT_GRADED_KINDS, not_graded_kind, not_graded_text
 from .ledger import Row, shown
 
 TOP_FINDINGS = 10
@@ -26,6 +27,7 @@ def summarize(rows: Sequence[Row], records: dict[str, dict]) -> dict:
     letters: Counter[str] = Counter()
     findings: Counter[str] = Counter()
     errors: Counter[str] = Counter()
+    not_graded: Counter[str] = Counter()
     reps: dict[str, list[dict]] = defaultdict(list)
     scores: list[float] = []
     pending = 0
@@ -36,7 +38,11 @@ def summarize(rows: Sequence[Row], records: dict[str, dict]) -> dict:
             continue
         report = record["report"]
         if not record["ok"]:  # every bad path counts (two empty files are two failures)
-            errors[report["error"]["code"]] += 1
+            kind = not_graded_kind(report)
+            if kind is not None:
+                not_graded[kind] += 1
+            else:
+                errors[report["error"]["code"]] += 1
             continue
         if row.task.key in seen:
             continue
@@ -47,7 +53,7 @@ def summarize(rows: Sequence[Row], records: dict[str, dict]) -> dict:
         reps[(row.manifest.rep_id if row.manifest else None) or "(none)"].append(report)
     graded = len(scores)
     return {
-        "totals": {"files": len(rows), "graded": graded,
+        "totals": {"files": len(rows), "graded": graded, "not_graded": sum(not_graded.values()),
                    "errors": sum(errors.values()), "pending": pending,
                    "duplicates": sum(1 for r in rows if r.duplicate_of)},
         "mean_score": round(sum(scores) / graded, 1) if graded else None,
@@ -55,6 +61,7 @@ def summarize(rows: Sequence[Row], records: dict[str, dict]) -> dict:
         "top_findings": [{"code": code, "files": n, "share": round(n / graded, 3)} for code, n in
                          sorted(findings.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_FINDINGS]],
         "errors": dict(sorted(errors.items())),
+        "not_graded": {k: not_graded[k] for k in NOT_GRADED_KINDS if not_graded[k]},
         "reps": {rep: _rep_stats(reports) for rep, reports in sorted(reps.items())},
         "unreadable_folders": [shown(r.path) for r in rows if r.folder],
     }
@@ -77,7 +84,11 @@ def format_summary(summary: dict) -> str:
     """The end-of-run summary as text."""
     t = summary["totals"]
     copies = t["duplicates"]
-    lines = [f"\n{t['files']} file(s): {t['graded']} graded, {t['errors']} failed"
+    apart = ""
+    if t.get("not_graded"):
+        apart = f", {t['not_graded']} not graded ({not_graded_text(summary['not_graded'])})"
+    lines = [f"\n{t['files']} file(s): {t['graded']} graded{apart}"
+             + f", {t['errors']} failed"
              + (f", {copies} cop{'y' if copies == 1 else 'ies'} of others" if copies else "")
              + (f", {t['pending']} not finished" if t["pending"] else "")
              + (f"; mean score {summary['mean_score']}" if summary["mean_score"] is not None else "")]

@@ -151,8 +151,8 @@ def _to_analysis_rate(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
 
 def speech_and_tones(
     samples: np.ndarray, sample_rate_hz: int
-) -> tuple[list[tuple[float, float]], list[Tone], str]:
-    """Speech intervals (s) with tones removed, the tones, and the VAD's name.
+) -> tuple[list[tuple[float, float]], list[Tone], str, float]:
+    """Speech intervals (s) with tones removed, the tones, the VAD's name, and the voiced seconds.
 
     Parameters
     ----------
@@ -164,6 +164,8 @@ def speech_and_tones(
     speech : list of (start_s, end_s)
     tones : list of Tone, in time order
     vad : str
+    voiced_s : float
+        Voiced frames inside the speech, s (clatter fills a VAD but holds few).
     """
     y = _to_analysis_rate(samples, sample_rate_hz)
     sr = ANALYSIS_RATE_HZ
@@ -176,7 +178,8 @@ def speech_and_tones(
     voiced = voiced_frames(y, sr)
     speech = [(s, e) for s, e in speech
               if np.sum(voiced[int(s / HOP_S) : int(np.ceil(e / HOP_S))]) * HOP_S >= MIN_VOICED_IN_SPEECH_S]
-    return speech, _cadence_ringback(tones, speech), vad
+    voiced_s = sum(float(np.sum(voiced[int(s / HOP_S) : int(np.ceil(e / HOP_S))])) * HOP_S for s, e in speech)
+    return speech, _cadence_ringback(tones, speech), vad, voiced_s
 
 
 def _subtract(
@@ -226,7 +229,7 @@ def segment_call(samples: np.ndarray, sample_rate_hz: int) -> CallSegmentation:
         Times on the file's clock, s.
     """
     duration_s = len(samples) / float(sample_rate_hz)
-    speech, tones, vad = speech_and_tones(samples, sample_rate_hz)
+    speech, tones, vad, voiced_s = speech_and_tones(samples, sample_rate_hz)
     beeps = [t for t in tones if t.kind == "beep"]
     opening = _opening_beep(beeps, speech)
     if opening is not None:
@@ -262,6 +265,8 @@ def segment_call(samples: np.ndarray, sample_rate_hz: int) -> CallSegmentation:
         "analysis_rate_hz": ANALYSIS_RATE_HZ,
         "vad": vad,
         "speech_s": round(sum(e - s for s, e in speech), ROUND_S),
+        "voiced_speech_s": round(voiced_s, ROUND_S),
+        "longest_speech_s": round(max((e - s for s, e in speech), default=0.0), ROUND_S),
         "tones": [t.to_dict() for t in tones],
         "beep_times_s": [[round(b.start_s, ROUND_S), round(b.end_s, ROUND_S)] for b in beeps],
     }

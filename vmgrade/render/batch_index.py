@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from ..report import not_graded_kind, not_graded_text
 from .html import render_template
 
 FILE_COLUMNS = ("File", "Rep", "Score", "Grade", "Duration (s)", "Top tip / error", "Copy of")
@@ -38,8 +39,11 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, A
         The HTML document.
     """
     t = summary["totals"]
-    status = (f"{t['graded']} graded, {t['errors']} failed, {t['pending']} not finished, "
-              f"{t['duplicates']} copies, of {t['files']} files")
+    not_graded = not_graded_text(summary.get("not_graded") or {})
+    status = (f"{t['graded']} graded, "
+              + (f"{t['not_graded']} not graded ({not_graded}), " if t.get("not_graded") else "")
+              + f"{t['errors']} failed, {t['pending']} not finished, {t['duplicates']} copies, "
+              f"of {t['files']} files")
     mean = "" if summary["mean_score"] is None else f"; mean score {summary['mean_score']}"
     return render_template(
         "batch_index.html.j2",
@@ -67,12 +71,14 @@ def _file_row(row: Mapping[str, Any]) -> dict:
         report.get("score", ""),
         report.get("grade", ""),
         report.get("duration_s", ""),
-        f"[{err['code']}] {err['message']}" if err else _top_tip(report),
+        (f"not graded ({not_graded_kind(report)}): {err['message']}" if not_graded_kind(report)
+         else f"[{err['code']}] {err['message']}") if err else _top_tip(report),
         row.get("duplicate_of") or "",
     ]
     cells = [{"v": str(v), "num": isinstance(v, (int, float)), "link": None} for v in values]
     cells[0]["link"] = record["report_html"] or record["report_json"]
-    return {"error": bool(err), "cells": cells}
+    return {"error": bool(err) and not not_graded_kind(report), "not_graded": bool(not_graded_kind(report)),
+            "cells": cells}
 
 
 def _top_tip(report: Mapping[str, Any]) -> str:

@@ -20,7 +20,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import printable
+from ..errors import printable, terminal_safe
+from ..report import KIND_LABELS, not_graded_kind
 from ..timestamps import format_span
 from .style import score_style
 
@@ -74,9 +75,19 @@ def report_renderable(report: Any, *, plain: bool = False) -> Group:
     r = report.to_dict() if hasattr(report, "to_dict") else report
     if r.get("error"):
         err = r["error"]
+        kind = not_graded_kind(r)
+        if kind is not None:  # no rep's message: say what the file is and why, not a failure
+            conf = (r.get("recording") or {}).get("confidence")
+            line = (f"NOT GRADED ({KIND_LABELS.get(kind, kind)}"
+                    + (f", confidence {conf:.2f}" if isinstance(conf, (int, float)) else "")
+                    + f"): {terminal_safe(err.get('message', ''))}")
+            return Group(Text(line, style="" if plain else "bold yellow"))
         line = f"{r.get('file', '?')}: ERROR [{err.get('code', 'error')}] {err.get('message', '')}"
         return Group(Text(line, style="" if plain else "bold red"))
     parts: list[Any] = [_header(r, plain)]
+    kind = (r.get("recording") or {}).get("kind")
+    if kind:
+        parts.append(Text(f"  Recording: {kind.replace('_', ' ')}", style="" if plain else "dim"))
     if r.get("is_call_recording"):
         parts += [_heading("Call recording", plain), _indent(Text(_call_lines(r)))]
     numbers = _finding_numbers(r)

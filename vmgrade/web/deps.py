@@ -172,10 +172,13 @@ def client_ip(request: Request) -> str:
 def context_form(caller_name: Annotated[str, Form()] = "", company: Annotated[str, Form()] = "",
                  callback_number: Annotated[str, Form()] = "", prospect_name: Annotated[str, Form()] = "",
                  prospect_company: Annotated[str, Form()] = "",
-                 channel: Annotated[str, Form()] = "") -> dict[str, str]:
-    """The optional call-context form fields (and ``channel``: the rep's side of a two-channel file)."""
+                 channel: Annotated[str, Form()] = "",
+                 whole_file: Annotated[str, Form()] = "") -> dict[str, str]:
+    """The optional call-context form fields, ``channel`` (the rep's side of a two-channel file) and
+    ``whole_file`` (grade the whole file: no greeting, beep or live-call detection)."""
     return dict(caller_name=caller_name, company=company, callback_number=callback_number,
-                prospect_name=prospect_name, prospect_company=prospect_company, channel=channel)
+                prospect_name=prospect_name, prospect_company=prospect_company, channel=channel,
+                whole_file=whole_file)
 
 
 def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:

@@ -52,7 +52,7 @@ def visible(s: Session, user: User, upload_id: int) -> Upload:
 
 
 def upload_context(values: dict[str, str | None]) -> dict[str, str]:
-    """The non-empty call-context fields (and a channel other than auto), stripped.
+    """The non-empty call-context fields (a channel other than auto, whole_file when ticked), stripped.
 
     Over-long fields and an unknown channel raise :class:`UploadError` (400).
     """
@@ -72,6 +72,10 @@ def upload_context(values: dict[str, str | None]) -> dict[str, str]:
                           status=400)
     if channel and channel != "auto":
         context["channel"] = channel
+    # "grade the whole file": the rep knows better than the segmentation (kept only when asked, so
+    # the upload's dedup key stays as before otherwise)
+    if (values.get("whole_file") or "").strip().lower() in ("on", "true", "1", "yes"):
+        context["whole_file"] = True
     return context
 
 
