@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     if set_dir is None:
         set_dir = Path(tempfile.mkdtemp(prefix="kinds_"))
         _tool("make_kinds").build_set(set_dir, corpus_dir() if corpus_dir().is_dir() else None)
-    labels = [json.loads(line) for line in (set_dir / "labels.jsonl").read_text().splitlines() if line.strip()]
+    lines = (set_dir / "labels.jsonl").read_text().splitlines()
+    labels = [json.loads(line) for line in lines if line.strip()]
     labels = labels[: args.limit] if args.limit else labels
     voice_speed()
     false_beeps(set_dir, labels)
