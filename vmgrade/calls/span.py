@@ -207,7 +207,8 @@ def resolve(
             whole = span or (0.0, duration_s)
             voice = _voice_similarity(samples, sample_rate_hz, seg,
                                       (whole[0], found.end_s), (found.end_s, whole[1]))
-            evidence["greeting"] = {**_greeting_evidence(found), "voice_similarity": voice}
+            evidence["greeting"] = {**_greeting_evidence(found),
+                                    "voice_similarity": None if voice is None else round(voice, 3)}
             same_voice = voice is not None and voice >= SAME_VOICE_MIN_SIMILARITY
             # with no call tone at all, one voice opening its own message ("sorry I missed your call")
             # is the rep, not a mailbox, unless the greeting says more than one sentence
@@ -223,6 +224,12 @@ def resolve(
             seg, span = refined, cut
             transcript, metrics = measure(span)
     kind = "call_recording" if _something_before(seg) else "voicemail"
+    greeting = [s for s in seg.segments if s.kind == "greeting"]
+    if greeting and "greeting" not in evidence and seg.message_start_s is not None:
+        # the speaker change between the far end's greeting and the rep (1.0: one voice)
+        voice = _voice_similarity(samples, sample_rate_hz, seg, (greeting[0].start_s, greeting[-1].end_s),
+                                  (seg.message_start_s, seg.message_end_s or duration_s))
+        evidence["greeting"] = {"voice_similarity": None if voice is None else round(voice, 3)}
     return seg, span, transcript, metrics, RecordingKind(kind, CONFIDENCE[how], {**evidence, "found_by": how})
 
 
