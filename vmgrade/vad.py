@@ -281,11 +281,12 @@ def detect_speech(
     return clean_intervals(raw), name
 
 
-def voiced_frames(
+def voiced_f0(
     y: np.ndarray, sr: int, *, f0_range_hz: tuple[float, float] = VOICED_F0_RANGE_HZ,
     window_s: float = VOICED_WINDOW_S, min_peak: float = VOICED_MIN_PEAK,
-) -> np.ndarray:
-    """Per 10 ms frame, whether it is voiced: the normalised autocorrelation peaks in the F0 range.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per 10 ms frame, a rough F0 (Hz) and whether the frame is voiced, from the normalised
+    autocorrelation (its peak's lag, and the peak's height).
 
     Parameters
     ----------
@@ -301,11 +302,18 @@ def voiced_frames(
 
     Returns
     -------
-    np.ndarray of bool, one per ``HOP_S`` frame
+    f0_hz : np.ndarray of float, one per ``HOP_S`` frame (meaningful where voiced)
+    voiced : np.ndarray of bool
         Line noise, hiss and silence give (almost) none; speech gives its vowels.
     """
     power, _ = power_spectrogram(y, sr, window_s=window_s)
     ac = np.fft.irfft(power, axis=1)
     lo, hi = int(sr / f0_range_hz[1]), int(sr / f0_range_hz[0])
     r = ac[:, lo:hi] / np.maximum(ac[:, :1], POWER_FLOOR)
-    return r.max(axis=1) >= min_peak
+    lag = np.argmax(r, axis=1)
+    return sr / (lag + lo), r[np.arange(len(r)), lag] >= min_peak
+
+
+def voiced_frames(y: np.ndarray, sr: int, **kwargs) -> np.ndarray:
+    """Per 10 ms frame, whether it is voiced (:func:`voiced_f0`'s second array; same parameters)."""
+    return voiced_f0(y, sr, **kwargs)[1]

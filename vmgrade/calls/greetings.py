@@ -136,12 +136,15 @@ class Sentence:
 
 
 def sentences_of(words: Sequence[Word]) -> list[Sentence]:
-    """Sentences of a transcript: words up to one ending with ``.``, ``?`` or ``!`` (or the last)."""
+    """Sentences of a transcript: words up to one ending with ``.``, ``?`` or ``!`` before a word that
+    does not start in lower case (or the last)."""
     out: list[Sentence] = []
     current: list[Word] = []
-    for w in words:
+    for i, w in enumerate(words):
         current.append(w)
-        if w.word.strip().endswith(SENTENCE_END):
+        nxt = words[i + 1].word.strip() if i + 1 < len(words) else ""
+        # a full stop before a lower-case word is an abbreviation ("8 a.m. to noon"), not a sentence's end
+        if w.word.strip().endswith(SENTENCE_END) and not (nxt[:1].islower()):
             out.append(_sentence(current))
             current = []
     if current:

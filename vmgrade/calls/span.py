@@ -40,6 +40,7 @@ TRAIL_PAD_S = 0.5  # kept after the message's last speech (the delivery VAD's ha
 # unambiguous; a greeting found by meaning less so, more when its voice differs from the message's.
 CONFIDENCE = {"beep": 0.95, "tones": 0.85, "plain": 0.9, "meaning": 0.75, "meaning_other_voice": 0.9,
               "end_tone": 0.8, "greeting_only": 0.85, "nothing": 0.9}
+END_TONE_MIN_MESSAGE_SENTENCES = 2  # before an end tone: this many message sentences, and twice the greetings
 Measure = Callable[[tuple[float, float] | None], tuple[Transcript, object]]
 
 
@@ -218,6 +219,13 @@ def resolve(
                     seg, span = refined, cut
                     transcript, metrics = measure(span)
                     how = "meaning" if same_voice or voice is None else "meaning_other_voice"
+                    rest = leading_greeting(transcript.words, encode)
+                    if rest.whole and rest.greeting_sentences:  # the rest of the greeting, no message
+                        kind = RecordingKind("greeting_only", CONFIDENCE["greeting_only"],
+                                             {**evidence, "greeting": _greeting_evidence(rest)})
+                        raise refuse(kind, name, "a mailbox greeting with no message after it (found by its "
+                                     "meaning); nothing to grade; grade it anyway with --whole-file",
+                                     code="no_message")
     if span is not None:
         refined, cut = after_prompt(seg, transcript, metrics, span)
         if cut is not None:
@@ -257,8 +265,10 @@ def _nothing_after_beep(seg: CallSegmentation, duration_s: float, measure: Measu
     found = leading_greeting(transcript.words, encode)
     evidence["greeting"] = _greeting_evidence(found)
     labels = [s["label"] for s in found.sentences]
-    if found.end_s is not None or labels.count("message") < max(1, labels.count("greeting")):
-        # a tone ends a message only when what precedes it reads as one; undecided words are a greeting
+    said = labels.count("message")
+    if found.end_s is not None or said < max(END_TONE_MIN_MESSAGE_SENTENCES, 2 * labels.count("greeting")):
+        # a tone ends a message only when what precedes it reads as one (a message says several things:
+        # who, why, the ask); a sentence or two, or undecided words, before a beep are a greeting
         kind = RecordingKind("greeting_only", CONFIDENCE["greeting_only"], evidence)
         raise refuse(kind, name, f"a call recording with no message{where}: only ringback, greeting or tones",
                      code="no_message")

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..vad import voiced_frames
+from ..vad import voiced_f0
 
 # --------------------------------------------------------------------------
 # Constants (units in names)
@@ -65,6 +65,12 @@ SPEECH_LEVEL_DBFS = -30.0  # the level the encoder was trained at (Resemblyzer n
 # but then its smaller side held <= 2.3 s.
 SAME_VOICE_MIN_SIMILARITY = 0.80
 SPLIT_MIN_GAP = 0.12
+# Or, closer (two voices of one synthesiser embed 0.79-0.88 alike), with their median pitch apart:
+# one voice split by style, noise or a phone band measured <= 0.31 octave apart on the labelled set's
+# single-voice files; two voices of different pitch 0.68-1.35 octave.
+PITCH_SPLIT_MAX_SIMILARITY = 0.85
+PITCH_SPLIT_MIN_GAP = 0.08
+PITCH_SPLIT_MIN_OCT = 0.5
 MIN_PARTY_S = 3.0
 MIN_PARTY_RUNS = 2
 MAX_PARTIES = 4  # voices told apart at most (a conference call; more are counted as four)
@@ -143,6 +149,7 @@ class VoiceRuns:
 
     spans_s: np.ndarray
     vectors: np.ndarray
+    f0_hz: np.ndarray | None = None  # each run's median F0 over its voiced frames, Hz (never alone)
 
     def __len__(self) -> int:
         return len(self.spans_s)
@@ -155,7 +162,8 @@ class VoiceRuns:
         """The runs whose middle lies in [start_s, end_s)."""
         mid = self.spans_s.mean(axis=1) if len(self) else np.zeros(0)
         keep = (mid >= start_s) & (mid < end_s)
-        return VoiceRuns(self.spans_s[keep], self.vectors[keep])
+        f0 = None if self.f0_hz is None else self.f0_hz[keep]
+        return VoiceRuns(self.spans_s[keep], self.vectors[keep], f0)
 
     def centroid(self) -> np.ndarray | None:
         """The unit mean of the runs' embeddings, weighted by length (None when there are none)."""
@@ -218,7 +226,7 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
     runs = speech_runs(speech, len(y) / RATE_HZ)
     if not runs:
         return empty
-    voiced = voiced_frames(y, RATE_HZ)
+    f0, voiced = voiced_f0(y, RATE_HZ)
     runs = [(s, e) for s, e in runs if voiced[int(s / FRAME_S) : int(e / FRAME_S)].mean() >= MIN_RUN_VOICED]
     if not runs:
         return empty
@@ -243,10 +251,16 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
         vectors = encoder()(torch.from_numpy(np.stack(windows))).numpy()
     owner_arr = np.asarray(owner)
     means = np.stack([_unit(vectors[owner_arr == k].mean(axis=0)) for k in range(len(runs))])
-    return VoiceRuns(np.asarray(runs, float), means.astype(np.float32))
+    pitch = []
+    for s, e in runs:
+        sl = slice(int(s / FRAME_S), int(e / FRAME_S))
+        pitch.append(float(np.median(f0[sl][voiced[sl]])) if voiced[sl].any() else np.nan)
+    return VoiceRuns(np.asarray(runs, float), means.astype(np.float32), np.asarray(pitch))
 
 
-def _split_two(vectors: np.ndarray, durations_s: np.ndarray) -> np.ndarray | None:
+def _split_two(
+    vectors: np.ndarray, durations_s: np.ndarray, f0_hz: np.ndarray | None = None
+) -> np.ndarray | None:
     """The top split of an average-linkage tree of the runs (labels 0/1), or None when one voice."""
     n = len(vectors)
     if n < 2 * MIN_PARTY_RUNS:
@@ -264,19 +278,27 @@ def _split_two(vectors: np.ndarray, durations_s: np.ndarray) -> np.ndarray | Non
     cohesion = min(float(np.mean(vectors[m] @ c)) for m, c in zip(sides, (c0, c1)))
     if between < SAME_VOICE_MIN_SIMILARITY and cohesion - between >= SPLIT_MIN_GAP:
         return labels
+    # a closer pair of voices stands only with pitch as a second, independent feature: two voices of one
+    # synthesiser embed alike, but a man and a woman of it do not speak at one pitch
+    closer = between < PITCH_SPLIT_MAX_SIMILARITY and cohesion - between >= PITCH_SPLIT_MIN_GAP
+    if f0_hz is not None and closer:
+        pitches = [np.nanmedian(f0_hz[m]) if np.isfinite(f0_hz[m]).any() else np.nan for m in sides]
+        if np.all(np.isfinite(pitches)) and abs(np.log2(pitches[0] / pitches[1])) >= PITCH_SPLIT_MIN_OCT:
+            return labels
     return None
 
 
-def _clusters(vectors: np.ndarray, durations_s: np.ndarray, depth: int = 0) -> np.ndarray:
+def _clusters(vectors: np.ndarray, durations_s: np.ndarray, f0_hz: np.ndarray | None = None,
+              depth: int = 0) -> np.ndarray:
     """Voice labels of the runs: split in two while a split stands (at most ``MAX_PARTIES`` voices)."""
     labels = np.zeros(len(vectors), int)
-    split = _split_two(vectors, durations_s) if depth < MAX_PARTIES - 1 else None
+    split = _split_two(vectors, durations_s, f0_hz) if depth < MAX_PARTIES - 1 else None
     if split is None:
         return labels
     offset = 0
     for k in (0, 1):
         idx = np.flatnonzero(split == k)
-        sub = _clusters(vectors[idx], durations_s[idx], depth + 1)
+        sub = _clusters(vectors[idx], durations_s[idx], None if f0_hz is None else f0_hz[idx], depth + 1)
         labels[idx] = sub + offset
         offset += int(sub.max()) + 1
     return labels
@@ -348,7 +370,7 @@ def voices(runs: VoiceRuns) -> Voices:
     if n == 0:
         return Voices(0, ())
     durations = runs.durations_s
-    labels = _clusters(runs.vectors, durations)
+    labels = _clusters(runs.vectors, durations, runs.f0_hz)
     order: dict[int, int] = {}
     for k in labels:
         order.setdefault(int(k), len(order))
