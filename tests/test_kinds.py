@@ -257,3 +257,18 @@ def test_whole_file_per_upload_grades_a_greeting_anyway(tmp_path):
     report = grader.grade(TELEPHONY / "greeting_office.flac", Context(whole_file=True))
     assert report.ok and report.recording.kind == "voicemail"
     assert report.to_dict()["context"] == {"whole_file": True}
+
+
+def test_every_renderer_says_what_a_not_graded_file_is(tmp_path):
+    from vmgrade.render.html import render_report_html
+    from vmgrade.render.terminal import to_text
+
+    text = next(t for t in _telephony_texts() if t.startswith("You have reached the front desk"))
+    grader = Grader(GradeOptions(), transcriber=ReadsTheScript(text))
+    report = grader.grade(TELEPHONY / "greeting_office.flac")
+    assert report.not_graded and not report.ok
+    d = report.to_dict()
+    assert d["recording"]["kind"] == "greeting_only" and 0.5 <= d["recording"]["confidence"] <= 1.0
+    assert to_text(d).startswith("NOT GRADED (greeting")
+    page = render_report_html(d)
+    assert "Not graded: greeting only" in page and "Could not grade" not in page

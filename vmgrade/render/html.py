@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import VmgradeError
 from ..fileio import write_atomic
+from ..report import not_graded_kind
 from ..timestamps import format_clock, format_span
 from . import charts
 from .style import score_colour
@@ -195,6 +196,9 @@ def _recording_view(report: dict, audio: Audio | None, *, key: str, label: str |
         "model": report.get("model") or {},
         "rubric": report.get("rubric") or {},
         "vmgrade_version": report.get("vmgrade_version", ""),
+        # what the file is (recording.kind): "greeting only" etc. for a file that is no rep's message
+        "kind": ((report.get("recording") or {}).get("kind") or "").replace("_", " "),
+        "not_graded": not_graded_kind(report) is not None,
     }
     if report.get("error"):
         return view
