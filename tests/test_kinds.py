@@ -272,3 +272,13 @@ def test_every_renderer_says_what_a_not_graded_file_is(tmp_path):
     assert to_text(d).startswith("NOT GRADED (greeting")
     page = render_report_html(d)
     assert "Not graded: greeting only" in page and "Could not grade" not in page
+
+
+def test_web_upload_whole_file_field():
+    from vmgrade.pipeline import Context
+    from vmgrade.web.recordings import upload_context
+
+    ticked = upload_context({"whole_file": "on", "caller_name": "Tom"})
+    assert ticked == {"caller_name": "Tom", "whole_file": True}
+    assert upload_context({"whole_file": ""}) == {}  # unticked: the dedup key as before
+    assert Context(**upload_context({"whole_file": "on"})).whole_file is True

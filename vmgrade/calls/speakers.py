@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..vad import voiced_f0
+from ..vad import voiced_frames
 
 # --------------------------------------------------------------------------
 # Constants (units in names)
@@ -77,6 +77,8 @@ MAX_PARTIES = 4  # voices told apart at most (a conference call; more are counte
 MIN_SWITCHES = 3  # A-B-A-B: a voicemail has at most greeting, message and a closing prompt
 MIN_PARTY_TURNS = 2
 EMBEDDING_DIM = 256
+F0_RANGE_HZ = (70.0, 400.0)  # adult speaking pitch, for the per-run YIN
+YIN_FRAME = 800  # 50 ms at 16 kHz: two periods of a 40 Hz margin below the lowest F0
 ROUND = 3
 
 _LOCK = threading.Lock()
@@ -135,6 +137,38 @@ def encoder():
         return _ENCODER[0]
 
 
+class _RunPitch:
+    """Median F0 (Hz) of speech runs by YIN (librosa), computed per run on first request and kept.
+
+    YIN, not the voicing autocorrelation: on a sharp phone band the fundamental is gone and an
+    autocorrelation peak lands an octave off, which would split one voice in two.
+    """
+
+    def __init__(self, y: np.ndarray, spans_s: np.ndarray) -> None:
+        self._y, self._spans = y, spans_s
+        self._f0: dict[int, float] = {}
+
+    def __call__(self, indices: np.ndarray) -> float:
+        """The median F0 over the voiced frames of runs ``indices`` (NaN when none is voiced)."""
+        import librosa
+
+        values = []
+        for i in (int(k) for k in indices):
+            if i not in self._f0:
+                a, b = (int(t * RATE_HZ) for t in self._spans[i])
+                seg = self._y[a:b]
+                f0 = np.array([np.nan])
+                if len(seg) > YIN_FRAME:
+                    f0 = librosa.yin(seg, fmin=F0_RANGE_HZ[0], fmax=F0_RANGE_HZ[1], sr=RATE_HZ,
+                                     frame_length=YIN_FRAME, hop_length=int(RATE_HZ * FRAME_S))
+                # YIN answers every frame; a frame at the range's edge is unvoiced or noise
+                f0 = f0[(f0 > F0_RANGE_HZ[0] * 1.05) & (f0 < F0_RANGE_HZ[1] * 0.95)]
+                self._f0[i] = float(np.median(f0)) if f0.size else float("nan")
+            values.append(self._f0[i])
+        finite = [v for v in values if np.isfinite(v)]
+        return float(np.median(finite)) if finite else float("nan")
+
+
 @dataclass(frozen=True)
 class VoiceRuns:
     """Speaker embeddings of the speech runs of one signal.
@@ -149,7 +183,9 @@ class VoiceRuns:
 
     spans_s: np.ndarray
     vectors: np.ndarray
-    f0_hz: np.ndarray | None = None  # each run's median F0 over its voiced frames, Hz (never alone)
+    # each run's median F0 (Hz) by YIN, computed only when asked (a close split): pitch is a second
+    # feature, never alone; None: no signal kept
+    pitch: _RunPitch | None = None
 
     def __len__(self) -> int:
         return len(self.spans_s)
@@ -162,8 +198,7 @@ class VoiceRuns:
         """The runs whose middle lies in [start_s, end_s)."""
         mid = self.spans_s.mean(axis=1) if len(self) else np.zeros(0)
         keep = (mid >= start_s) & (mid < end_s)
-        f0 = None if self.f0_hz is None else self.f0_hz[keep]
-        return VoiceRuns(self.spans_s[keep], self.vectors[keep], f0)
+        return VoiceRuns(self.spans_s[keep], self.vectors[keep])
 
     def centroid(self) -> np.ndarray | None:
         """The unit mean of the runs' embeddings, weighted by length (None when there are none)."""
@@ -226,7 +261,7 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
     runs = speech_runs(speech, len(y) / RATE_HZ)
     if not runs:
         return empty
-    f0, voiced = voiced_f0(y, RATE_HZ)
+    voiced = voiced_frames(y, RATE_HZ)
     runs = [(s, e) for s, e in runs if voiced[int(s / FRAME_S) : int(e / FRAME_S)].mean() >= MIN_RUN_VOICED]
     if not runs:
         return empty
@@ -251,17 +286,17 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
         vectors = encoder()(torch.from_numpy(np.stack(windows))).numpy()
     owner_arr = np.asarray(owner)
     means = np.stack([_unit(vectors[owner_arr == k].mean(axis=0)) for k in range(len(runs))])
-    pitch = []
-    for s, e in runs:
-        sl = slice(int(s / FRAME_S), int(e / FRAME_S))
-        pitch.append(float(np.median(f0[sl][voiced[sl]])) if voiced[sl].any() else np.nan)
-    return VoiceRuns(np.asarray(runs, float), means.astype(np.float32), np.asarray(pitch))
+    spans = np.asarray(runs, float)
+    return VoiceRuns(spans, means.astype(np.float32), _RunPitch(y, spans))
 
 
 def _split_two(
-    vectors: np.ndarray, durations_s: np.ndarray, f0_hz: np.ndarray | None = None
+    vectors: np.ndarray, durations_s: np.ndarray, idx: np.ndarray, pitch: _RunPitch | None = None
 ) -> np.ndarray | None:
-    """The top split of an average-linkage tree of the runs (labels 0/1), or None when one voice."""
+    """The top split of an average-linkage tree of the runs (labels 0/1), or None when one voice.
+
+    ``idx``: the runs' indices in the whole recording (for ``pitch``).
+    """
     n = len(vectors)
     if n < 2 * MIN_PARTY_RUNS:
         return None
@@ -281,25 +316,25 @@ def _split_two(
     # a closer pair of voices stands only with pitch as a second, independent feature: two voices of one
     # synthesiser embed alike, but a man and a woman of it do not speak at one pitch
     closer = between < PITCH_SPLIT_MAX_SIMILARITY and cohesion - between >= PITCH_SPLIT_MIN_GAP
-    if f0_hz is not None and closer:
-        pitches = [np.nanmedian(f0_hz[m]) if np.isfinite(f0_hz[m]).any() else np.nan for m in sides]
-        if np.all(np.isfinite(pitches)) and abs(np.log2(pitches[0] / pitches[1])) >= PITCH_SPLIT_MIN_OCT:
+    if pitch is not None and closer:
+        f0 = [pitch(idx[m]) for m in sides]
+        if all(np.isfinite(f0)) and abs(np.log2(f0[0] / f0[1])) >= PITCH_SPLIT_MIN_OCT:
             return labels
     return None
 
 
-def _clusters(vectors: np.ndarray, durations_s: np.ndarray, f0_hz: np.ndarray | None = None,
+def _clusters(vectors: np.ndarray, durations_s: np.ndarray, idx: np.ndarray, pitch: _RunPitch | None = None,
               depth: int = 0) -> np.ndarray:
     """Voice labels of the runs: split in two while a split stands (at most ``MAX_PARTIES`` voices)."""
     labels = np.zeros(len(vectors), int)
-    split = _split_two(vectors, durations_s, f0_hz) if depth < MAX_PARTIES - 1 else None
+    split = _split_two(vectors, durations_s, idx, pitch) if depth < MAX_PARTIES - 1 else None
     if split is None:
         return labels
     offset = 0
     for k in (0, 1):
-        idx = np.flatnonzero(split == k)
-        sub = _clusters(vectors[idx], durations_s[idx], None if f0_hz is None else f0_hz[idx], depth + 1)
-        labels[idx] = sub + offset
+        sub_idx = np.flatnonzero(split == k)
+        sub = _clusters(vectors[sub_idx], durations_s[sub_idx], idx[sub_idx], pitch, depth + 1)
+        labels[sub_idx] = sub + offset
         offset += int(sub.max()) + 1
     return labels
 
@@ -370,7 +405,7 @@ def voices(runs: VoiceRuns) -> Voices:
     if n == 0:
         return Voices(0, ())
     durations = runs.durations_s
-    labels = _clusters(runs.vectors, durations, runs.f0_hz)
+    labels = _clusters(runs.vectors, durations, np.arange(n), runs.pitch)
     order: dict[int, int] = {}
     for k in labels:
         order.setdefault(int(k), len(order))
