@@ -35,7 +35,7 @@ from .asr.transcribe import (
 from .asr.weights import DEFAULT_MODEL
 from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S, Audio, load
 from .calls import CallSegmentation, pick_channel, segment_call
-from .calls.kinds import RecordingKind, live_call, live_call_reason, refuse
+from .calls.kinds import RecordingKind, live_call, live_call_reason, refuse, voices_after_beep
 from .calls.span import resolve
 from .errors import file_error, printable
 from .report import ChannelChoice, ErrorInfo, Report
@@ -187,7 +187,8 @@ class Grader:
                 segmentation = segment_call(audio.samples, audio.sample_rate)  # the mix: the beep is far-side
                 timings["segment"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                live = live_call(audio.channels, graded.samples, graded.sample_rate, segmentation)
+                heard = voices_after_beep(audio.channels, graded.samples, graded.sample_rate, segmentation)
+                live = live_call(audio.channels, graded.samples, graded.sample_rate, segmentation, heard)
                 timings["voices"] = time.perf_counter() - t0
                 if live is not None:
                     raise refuse(live, name, live_call_reason(live))
@@ -201,7 +202,7 @@ class Grader:
             else:
                 segmentation, span, transcript, metrics, recording = resolve(
                     segmentation, audio.duration_s, graded.samples, graded.sample_rate, measure,
-                    self._encode, name)
+                    self._encode, name, heard)
             if _no_speech(transcript, metrics, None if segmentation is None else segmentation.evidence):
                 vad_s = round(sum(e - s for s, e in metrics.speech_intervals), 3)
                 heard = {"words": len(transcript.words), "vad_speech_s": vad_s,

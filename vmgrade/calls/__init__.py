@@ -304,12 +304,18 @@ def _is_message(speech: list[tuple[float, float]]) -> bool:
 
 
 def _head_tones_end(tones: list[Tone], speech: list[tuple[float, float]]) -> float:
-    """End (s) of the run of tones that comes before any speech (ringback, dialling)."""
+    """End (s) of the run of tones that comes before any speech (ringback, dialling).
+
+    Ringback ends when the far end answers, so every ring belongs to the head, whatever noise
+    (a cafe, a car) the VAD finds between rings; other tones only while the speech between them
+    stays under ``HEAD_BLIP_S``.
+    """
     head_end = 0.0
+    last_ring = max((t.end_s for t in tones if t.kind == "ringback"), default=0.0)
     for t in tones:
         between = sum(min(e, t.start_s) - max(s, head_end)
                       for s, e in speech if s < t.start_s and e > head_end)
-        if between >= HEAD_BLIP_S:
+        if between >= HEAD_BLIP_S and t.start_s > last_ring:
             break
         head_end = t.end_s
     return head_end

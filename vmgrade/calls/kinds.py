@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import NotGradedError
 from . import CallSegmentation
 from .channels import conversation_evidence
-from .speakers import SAME_VOICE_MIN_SIMILARITY, embed_runs, voices
+from .speakers import SAME_VOICE_MIN_SIMILARITY, Voices, embed_runs, voices
 
 RECORDING_KINDS = ("voicemail", "call_recording", "greeting_only", "live_call", "no_speech")
 GRADED_KINDS = ("voicemail", "call_recording")
@@ -74,34 +74,50 @@ class RecordingKind:
                 "evidence": dict(self.evidence)}
 
 
-def live_call(
+def voices_after_beep(
     channels: np.ndarray | None, graded: np.ndarray, sample_rate_hz: int, seg: CallSegmentation
-) -> RecordingKind | None:
-    """A ``live_call`` kind when two or more people take turns after the last beep, else None.
+) -> Voices:
+    """The voices that speak after the last beep (the whole file without one), and their turns.
 
     Parameters
     ----------
     channels : np.ndarray, shape (n_channels, n), or None
-        The decoded channels of a multi-channel file (None for mono).
+        The decoded channels of a multi-channel file (None for mono): their mix is heard, since
+        its sides may hold one party each.
     graded : np.ndarray, shape (n,)
         The signal to be graded (the chosen side, or the mix).
     sample_rate_hz : int
     seg : CallSegmentation
         The file's segmentation (its speech and beeps).
+    """
+    start_s = seg.beeps[-1].end_s if seg.beeps else 0.0
+    speech = [(s, e) for s, e in seg.speech if e > start_s]
+    heard = graded if channels is None or len(channels) < 2 else np.mean(channels, axis=0)
+    return voices(embed_runs(heard, sample_rate_hz, speech))
+
+
+def live_call(
+    channels: np.ndarray | None, graded: np.ndarray, sample_rate_hz: int, seg: CallSegmentation,
+    heard: Voices | None = None,
+) -> RecordingKind | None:
+    """A ``live_call`` kind when two or more people take turns after the last beep, else None.
+
+    Parameters
+    ----------
+    channels, graded, sample_rate_hz, seg
+        As for :func:`voices_after_beep`.
+    heard : Voices, optional
+        :func:`voices_after_beep`'s result, when already computed.
 
     Returns
     -------
     RecordingKind or None
     """
-    start_s = seg.beeps[-1].end_s if seg.beeps else 0.0
     if channels is not None and len(channels) >= 2:
         found = conversation_evidence(channels, sample_rate_hz)
         if found is not None:
             return RecordingKind("live_call", CHANNELS_CONFIDENCE, {**found, "method": "channels"})
-    speech = [(s, e) for s, e in seg.speech if e > start_s]
-    # every party's voice: the mix of a multi-channel file (its sides may hold one party each)
-    heard = graded if channels is None or len(channels) < 2 else np.mean(channels, axis=0)
-    found_voices = voices(embed_runs(heard, sample_rate_hz, speech))
+    found_voices = heard if heard is not None else voices_after_beep(channels, graded, sample_rate_hz, seg)
     if not found_voices.taking_turns():
         return None
     sim = found_voices.centroid_similarity
@@ -109,7 +125,7 @@ def live_call(
     confidence = float(np.clip(LIVE_BASE_CONFIDENCE + LIVE_CONFIDENCE_PER_UNIT * margin, 0.5, 0.99))
     evidence = found_voices.to_dict()
     if seg.beeps:
-        evidence["after_beep_s"] = round(start_s, ROUND)
+        evidence["after_beep_s"] = round(seg.beeps[-1].end_s, ROUND)
     return RecordingKind("live_call", confidence, evidence)
 
 

@@ -30,7 +30,7 @@ from ..transcript import Transcript
 from . import CallSegment, CallSegmentation
 from .greetings import GreetingFound, leading_greeting
 from .kinds import RecordingKind, refuse
-from .speakers import SAME_VOICE_MIN_SIMILARITY, embed_runs, similarity
+from .speakers import MIN_PARTY_S, SAME_VOICE_MIN_SIMILARITY, Voices, embed_runs, similarity
 from .words import after_prompt_start_from_words, greeting_end_from_words
 
 BEEP_GUARD_S = 0.03  # the graded span starts this far after the beep (its tail smears into 10 ms frames)
@@ -140,6 +140,25 @@ def after_prompt(
     return refined, (span[0], min(span[1], rep_end_s + TRAIL_PAD_S, start_s))
 
 
+def _voice_change_s(heard: Voices | None, speech: tuple[tuple[float, float], ...]) -> float | None:
+    """Where one voice hands over to another for good (turns A then B, each a party), else None.
+
+    The hand-over is the longest pause between A's last run and B's first (runs under MIN_RUN_S are
+    not embedded, so B's first run may start after the rep's first words): the end of the speech
+    before that pause.
+    """
+    if heard is None or heard.parties != 2 or len(heard.turns) != 2:
+        return None
+    (a, _, a_end_s), (b, b_start_s, _) = heard.turns
+    talk = heard.party_speech_s
+    if a == b or min(talk.get(a, 0.0), talk.get(b, 0.0)) < MIN_PARTY_S:
+        return None
+    inside = sorted((max(s, a_end_s), min(e, b_start_s)) for s, e in speech if e > a_end_s and s < b_start_s)
+    edges = [(a_end_s, a_end_s)] + inside + [(b_start_s, b_start_s)]
+    gaps = [(nxt[0] - cur[1], cur[1]) for cur, nxt in zip(edges, edges[1:])]
+    return float(max(gaps)[1]) if gaps else float(a_end_s)
+
+
 def _voice_similarity(samples: np.ndarray, sample_rate_hz: int, seg: CallSegmentation,
                       a: tuple[float, float], b: tuple[float, float]) -> float | None:
     """Cosine similarity of the voices speaking in spans ``a`` and ``b`` (None without enough speech)."""
@@ -159,6 +178,7 @@ def resolve(
     measure: Measure,
     encode: Callable[[list[str]], np.ndarray] | None,
     name: str,
+    heard: Voices | None = None,
 ) -> tuple[CallSegmentation, tuple[float, float] | None, Transcript, object, RecordingKind]:
     """The rep's message in a recording, its first transcript, and what kind of recording it is.
 
@@ -177,6 +197,9 @@ def resolve(
         Sentence texts to embeddings, for greetings by meaning (None: phrase cues).
     name : str
         The file's name, for error messages.
+    heard : Voices, optional
+        The voices after the last beep (:func:`vmgrade.calls.kinds.voices_after_beep`): a change
+        of voice from one to another is where a greeting ends when its words do not say so.
 
     Returns
     -------
@@ -198,6 +221,15 @@ def resolve(
     if boundary == "beep_before_end_tone":
         evidence["end_tone"] = True
     found = leading_greeting(transcript.words, encode)
+    change_s = _voice_change_s(heard, seg.speech) if boundary in ("whole_file", "after_call_tones") else None
+    if change_s is not None and (found.whole or found.end_s is None):
+        # one voice, then another for good: the first was the mailbox's, whatever its words read as
+        # (a garbled or missing transcript), if none of its sentences reads as a message
+        head = [x for x in found.sentences if x["start_s"] < change_s]
+        if (boundary == "after_call_tones" or any(x["label"] == "greeting" for x in head)) and not any(
+                x["label"] == "message" for x in head):
+            found = GreetingFound(change_s, False, found.sentences)
+            evidence["greeting_from"] = "voice_change"
     if found.whole and found.greeting_sentences:  # after a beep too: an intercept or a carrier message
         kind = RecordingKind("greeting_only", CONFIDENCE["greeting_only"],
                              {**evidence, "greeting": _greeting_evidence(found)})
