@@ -10,13 +10,16 @@ clock, arrays in and dataclasses out (no file I/O, no ASR):
 2. Tones come from a 128 ms power spectrum (:mod:`vmgrade.calls.tones`): one
    or two spectral peaks holding >= 92% of the telephone band, steady within
    1%; named beep / ringback / DTMF / other by frequency and length.
-3. Speech is the project's VAD (:func:`vmgrade.vad.detect_speech`) minus the tones.
-4. The message is the speech after the LAST beep, up to the next tone; speech
-   before it is the greeting, anything after the message is ``after``.  Without
-   a beep, call-progress tones at the head still mark a call recording and the
-   message starts after them; the greeting, if any, is then left to the
-   transcript (:func:`greeting_end_from_words`).  Without any tone the file is
-   a plain voicemail: the message is the whole speech.
+3. Speech is the project's VAD (:func:`vmgrade.vad.detect_speech`) minus the
+   tones, and only where it is voiced (line noise and clatter are not speech).
+4. The message is the speech after the last beep that has a second of speech
+   after it (a later beep is an end tone), up to the next tone; speech before
+   it is the greeting, anything after the message is ``after``.  Without a beep,
+   call-progress tones at the head (every ring, whatever noise lies between)
+   still mark a call recording and the message starts after them; the
+   greeting, if any, is then found by meaning or by the change of voice
+   (:mod:`vmgrade.calls.span`).  Without any tone the file is a plain
+   voicemail: the message is the whole speech.
 
 Figures (``python bench/call_segmentation.py``): see docs/calls.md.
 """

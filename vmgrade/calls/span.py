@@ -11,7 +11,8 @@ what the pipeline cuts out and transcribes on its own:
 * :func:`after_prompt`: a mailbox prompt after the message ("press 1 to send
   it"), found by its words, cut off.
 * :func:`resolve`: all of the above in order, with greetings found by meaning
-  (:mod:`vmgrade.calls.greetings`) and a beep after a complete message taken
+  (:mod:`vmgrade.calls.greetings`) or by one voice handing over to another
+  (:mod:`vmgrade.calls.speakers`), and a beep after a complete message taken
   for an end tone; returns the span, the transcript and the recording's kind.
 
 Arrays and dataclasses in, spans (s, on the file's clock) out; the pipeline
