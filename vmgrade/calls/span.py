@@ -244,9 +244,11 @@ def resolve(
             evidence["greeting"] = {**_greeting_evidence(found),
                                     "voice_similarity": None if voice is None else round(voice, 3)}
             same_voice = voice is not None and voice >= SAME_VOICE_MIN_SIMILARITY
-            # with no call tone at all, one voice opening its own message ("sorry I missed your call")
-            # is the rep, not a mailbox, unless the greeting says more than one sentence
-            if not (boundary == "whole_file" and same_voice and found.greeting_sentences < 2):
+            head = sum(1 for x in found.sentences
+                       if x["label"] == "greeting" and x["end_s"] <= found.end_s + 1e-3)
+            # with no call tone at all, a mailbox greeting and the rep's message are two voices: the rep's
+            # own voice opening the message ("sorry I missed your call"; "I'm Brian Foley.") is the rep
+            if not (boundary == "whole_file" and (same_voice or (voice is None and head < 2))):
                 refined, cut = after_greeting(seg, transcript, metrics, whole, name, end_s=found.end_s)
                 if cut is not None:
                     seg, span = refined, cut
