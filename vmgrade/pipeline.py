@@ -205,9 +205,9 @@ class Grader:
                     self._encode, name, heard)
             if _no_speech(transcript, metrics, None if segmentation is None else segmentation.evidence):
                 vad_s = round(sum(e - s for s, e in metrics.speech_intervals), 3)
-                heard = {"words": len(transcript.words), "vad_speech_s": vad_s,
+                found = {"words": len(transcript.words), "vad_speech_s": vad_s,
                          "syllables": metrics.syllable_count}
-                quiet = RecordingKind("no_speech", NO_SPEECH_CONFIDENCE, heard)
+                quiet = RecordingKind("no_speech", NO_SPEECH_CONFIDENCE, found)
                 raise refuse(quiet, name, "no speech found (noise, hum or music?); nothing to grade")
 
             t0 = time.perf_counter()
