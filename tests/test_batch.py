@@ -325,7 +325,8 @@ def test_mixed_folder_good_bad_copies_manifest_history_and_rerun(tmp_path):
     assert rows[str(bad["empty_file"].resolve())]["error_code"] == "empty_file"
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["totals"] == {"files": 7, "graded": 2, "errors": 4, "pending": 0, "duplicates": 1}
+    assert summary["totals"] == {"files": 7, "graded": 2, "not_graded": 0, "errors": 4, "pending": 0,
+                                 "duplicates": 1}
     assert sum(summary["grade_distribution"].values()) == 2
     assert set(summary["reps"]) == {"anna", "ben"} and summary["reps"]["ben"]["recordings"] == 1
     assert summary["errors"] == {"empty_file": 1, "not_audio": 1, "too_long": 1, "truncated": 1}
