@@ -43,6 +43,26 @@ def test_bad_rubric_files(tmp_path):
         load_rubric(partial)
 
 
+@pytest.mark.parametrize("old, new", [
+    ("weight = 10", "weight = nan"),
+    ("weight = 10", "weight = inf"),
+    ("weight = 10", "weight = 1e308"),
+    ("one_clear_ask = 35", "one_clear_ask = -5"),
+    ("B = 80", "B = 180"),
+    ("rate_ideal_min_wpm = { value = 140.0", "rate_ideal_min_wpm = { value = nan"),
+])
+def test_rubric_numbers_must_be_finite_and_in_range(tmp_path, old, new):
+    """NaN, infinite or absurd rubric numbers are refused with the file named (a 1e308 weight once gave
+    a NaN score and invalid JSON)."""
+    text = default_rubric_path().read_text()
+    assert old in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(old, new, 1))
+    with pytest.raises(RubricError, match="out of range") as caught:
+        load_rubric(bad)
+    assert str(bad) in str(caught.value) and caught.value.code == "rubric_invalid"
+
+
 @pytest.fixture(scope="module")
 def sample_grades(graded):
     names = ["strong_wideband.flac", "after_practice.wav", "followup_phone.wav",

@@ -7,6 +7,7 @@ labels take their cut-offs from :func:`label_thresholds`.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +34,11 @@ REQUIRED_THRESHOLDS = (
 )  # fmt: skip
 # Added after rubrics were first written: a rubric file without them takes the
 # packaged rubric's value (:func:`label_thresholds`), so older files still load.
+# The numbers a rubric may hold: a weight is relative (so any size up to this), points and letter
+# lines are on the 0-100 scale, a threshold is any finite number of sane size.
+WEIGHT_RANGE = (0.0, 1e6)
+SCORE_RANGE = (0.0, 100.0)
+THRESHOLD_RANGE = (-1e9, 1e9)
 LATER_THRESHOLDS = ("pause_min_ms", "level_low_dbfs", "level_peak_high_dbfs", "reason_specific_details",
                     "number_mismatch_min_probability", "pace_min_speech_s", "pace_min_words")
 REQUIRED_POINTS = {
@@ -109,9 +115,11 @@ def load_rubric(path: str | os.PathLike | None = None) -> Rubric:
             absent = [n for n in names if n not in points[d]]
             if absent:
                 raise RubricError(f"{path}: [points.{d}] lacks {', '.join(absent)}", code="rubric_invalid")
+        letters = {k: float(v) for k, v in data["letters"].items()}
+        _check_ranges(path, weights, thresholds, points, letters)
         return Rubric(
             version=str(data.get("version", "unversioned")),
-            letters={k: float(v) for k, v in data["letters"].items()},
+            letters=letters,
             labels={d: str(dims[d].get("label", d)) for d in DIMENSIONS},
             weights=weights,
             thresholds=thresholds,
@@ -122,6 +130,23 @@ def load_rubric(path: str | os.PathLike | None = None) -> Rubric:
     except (KeyError, TypeError, ValueError) as exc:
         raise RubricError(f"{path}: malformed rubric ({type(exc).__name__}: {exc})",
                           code="rubric_invalid") from exc
+
+
+def _check_ranges(path, weights: dict, thresholds: dict, points: dict, letters: dict) -> None:
+    """Refuse numbers no grade can be made of: NaN, infinities, and values past their range (a
+    weight of 1e308 overflows the weighted mean into NaN, and NaN is not JSON)."""
+    problems = []
+    groups = (("weight", weights, WEIGHT_RANGE), ("threshold", thresholds, THRESHOLD_RANGE),
+              ("letter", letters, SCORE_RANGE))
+    for group, values, (lo, hi) in groups:
+        problems += [f"{group} {k} = {v}" for k, v in values.items()
+                     if not (math.isfinite(v) and lo <= v <= hi)]
+    for d, checks in points.items():
+        problems += [f"points.{d}.{k} = {v}" for k, v in checks.items()
+                     if not (math.isfinite(v) and SCORE_RANGE[0] <= v <= SCORE_RANGE[1])]
+    if problems:
+        raise RubricError(f"{path}: numbers out of range (weights 0-{WEIGHT_RANGE[1]:g}, points and letters "
+                          f"0-100, thresholds finite): {'; '.join(problems[:5])}", code="rubric_invalid")
 
 
 _PACKAGED: dict[str, float] = {}
