@@ -393,3 +393,24 @@ def test_postgresql_round_trip(pg_url, reports):
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     store.close()
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_history_tables_show_odd_names_as_text(monkeypatch, tty):
+    """A '[/]' in a name is shown, never read as rich markup (it crashed `history`); escapes and bidi
+    controls are escaped, on a terminal and in plain text alike."""
+    import io
+
+    from vmgrade.render.history_table import print_tables
+
+    class Out(io.StringIO):
+        def isatty(self):
+            return tty
+
+    out = Out()
+    monkeypatch.setattr("sys.stdout", out)
+    name = "rep[/]x \x1b[2J evil\u202egnp.wav"
+    print_tables("History", [(["FILE", "SCORE"], [[name, "81.0"]])])
+    text = out.getvalue()
+    assert "rep[/]x" in text and "\x1b[2J" not in text and "\\x1b[2J" in text
+    assert "\u202e" not in text and "\\u202e" in text

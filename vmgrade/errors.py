@@ -25,10 +25,12 @@ FILE_ERROR_CODES = {
     "silent": "the loudest sample is below -60 dBFS",
     "no_speech": "sound but no speech: noise, music or hum; no transcript words and little voice activity",
     "not_a_voicemail": "a live conversation (two parties taking turns), not a voicemail",
-    "no_message": "a call recording with a greeting (and beep) but no message from the rep after it",
+    "no_message": "a mailbox greeting or announcement (beep or not) with no message from the rep after it",
     "internal_error": "an unexpected failure inside vmgrade (the message names the exception)",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0/C1 controls, and the bidirectional controls that reorder what a terminal shows (a name can make
+# "evil\u202egnp.wav" read as "evilvaw.png")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class VmgradeError(Exception):
@@ -96,7 +98,8 @@ def printable(text: str) -> str:
 
 
 def terminal_safe(text: str) -> str:
-    """:func:`printable` with control characters escaped (``\\x1b``, ``\\n``), for one terminal line.
+    """:func:`printable` with control and bidi characters escaped (``\\x1b``, ``\\n``, ``\\u202e``), for one
+    terminal line.
 
     A file name can hold an ANSI escape or a newline that would otherwise
     fake a line of output.

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from ..errors import terminal_safe
 
 if TYPE_CHECKING:
     from ..store.history import RecordingRow, RepSummary, Trend
@@ -104,11 +107,12 @@ def print_tables(title: str, tables: list[tuple[list[str], list[list[str]]]]) ->
             for name, numeric in zip(header, numeric_columns(cells, len(header))):
                 table.add_column(name, justify="right" if numeric else "left")
             for row in cells:
-                table.add_row(*row)
+                # Text, not str: a "[/]" in a file or rep name is shown, never read as rich markup
+                table.add_row(*(Text(terminal_safe(c)) for c in row))
             console.print(table)
         return
 
     print(title)
     for header, cells in tables:
         print()
-        print(format_table(header, cells))
+        print(format_table(header, [[terminal_safe(c) for c in row] for row in cells]))
