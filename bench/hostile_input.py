@@ -58,6 +58,11 @@ CHUNK_S = 60  # seconds of audio written per call, so building a bomb stays smal
 # Both children report their own peak RSS with this.
 _PEAK = r"""
 import resource
+def decoder_peak_mb():
+    # The decoding child's peak (vmgrade.isolate): stop it, so its rusage reaches this process.
+    from vmgrade.audio import stop_decoder
+    stop_decoder()
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 def peak_mb():
     # VmHWM: this process's own peak. ru_maxrss carries the parent's peak across fork and exec
     # (Linux), so under a test runner holding a model it would report the runner.
@@ -86,13 +91,15 @@ try:
 except VmgradeError as exc:
     code, detail = exc.code, exc.message
 seconds = time.perf_counter() - t0
-print(json.dumps({"code": code, "detail": detail, "seconds": seconds, "peak_rss_mb": peak_mb(),
-                  "baseline_rss_mb": base_mb}))
+own_mb, child_mb = peak_mb(), decoder_peak_mb()
+print(json.dumps({"code": code, "detail": detail, "seconds": seconds, "peak_rss_mb": own_mb + child_mb,
+                  "baseline_rss_mb": base_mb, "decoder_peak_mb": child_mb}))
 """
 
 
-# The web child: a real app (no grading worker) and a logged-in rep who uploads the same
-# file from ``uploads`` threads at once; the server's validation is what is measured.
+# The web child: a real app (no grading worker) and ``uploads`` logged-in reps who each upload
+# the file at the same moment; the server's validation is what is measured. (One rep's own
+# uploads past the per-user limit are answered 429 before any decoding.)
 _WEB_CHILD = _PEAK + r"""
 import json, sys, tempfile, threading, time
 from pathlib import Path
@@ -101,26 +108,35 @@ from vmgrade.web.accounts import add_user
 from vmgrade.web.app import create_app
 app = create_app(Path(tempfile.mkdtemp()) / "data", secret_key="bench", start_worker=False,
                  max_duration_s=float(sys.argv[2]))
+password = "a long enough bench passphrase"
+n_uploads = int(sys.argv[3])
 with app.state.sessions() as session:
-    add_user(session, "rep", "a long enough password", "rep", "east")
-client = TestClient(app)
-token = client.get("/api/csrf").json()["csrf_token"]
-token = client.post("/api/login", json={"username": "rep", "password": "a long enough password"},
-                    headers={"X-CSRF-Token": token}).json()["csrf_token"]
+    for i in range(n_uploads):
+        add_user(session, f"rep{i}", password, "rep", "east")
+clients = []
+for i in range(n_uploads):
+    client = TestClient(app)
+    token = client.get("/api/csrf").json()["csrf_token"]
+    token = client.post("/api/login", json={"username": f"rep{i}", "password": password},
+                        headers={"X-CSRF-Token": token}).json()["csrf_token"]
+    clients.append((client, token))
 answers = []
-def upload():
+def upload(client, token):
     with open(sys.argv[1], "rb") as f:
         r = client.post("/api/uploads", files={"file": ("bomb", f, "application/octet-stream")},
                         headers={"X-CSRF-Token": token})
     answers.append(f"{r.status_code} {r.json().get('code')}")
 base_mb = peak_mb()
 t0 = time.perf_counter()
-threads = [threading.Thread(target=upload) for _ in range(int(sys.argv[3]))]
+threads = [threading.Thread(target=upload, args=pair) for pair in clients]
 for t in threads: t.start()
 for t in threads: t.join()
 codes = sorted(set(a.split()[1] for a in answers))
+seconds = time.perf_counter() - t0
+own_mb, child_mb = peak_mb(), decoder_peak_mb()
 print(json.dumps({"code": codes[0] if len(codes) == 1 else ",".join(codes), "detail": "; ".join(answers),
-                  "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_mb(), "baseline_rss_mb": base_mb}))
+                  "seconds": seconds, "peak_rss_mb": own_mb + child_mb, "baseline_rss_mb": base_mb,
+                  "decoder_peak_mb": child_mb}))
 """
 
 
@@ -139,7 +155,8 @@ def measure(path: str | os.PathLike, max_duration_s: float = 600.0, timeout_s: f
                          timeout=timeout_s)
     if out.returncode != 0:
         return {"code": f"crashed (exit {out.returncode})", "detail": out.stderr.strip()[-300:],
-                "seconds": float("nan"), "peak_rss_mb": float("nan"), "baseline_rss_mb": float("nan")}
+                "seconds": float("nan"), "peak_rss_mb": float("nan"), "baseline_rss_mb": float("nan"),
+                "decoder_peak_mb": float("nan")}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -229,6 +246,88 @@ def _adts_unit(path: Path, sr: int = 16000, unit_s: float = 10.0) -> None:
             out.mux(packet)
 
 
+def surround_speech(path: Path, codec: str = "aac", layout: str = "7.1", speech: Path | None = None,
+                    seconds: float = 32.0) -> Path:
+    """A real recording's speech on every channel of a ``layout`` file (7.1: 8 channels), via PyAV.
+
+    A phone or a conferencing tool writes such files; PyAV's per-plane access crashed on 8.
+    """
+    import av
+
+    x = _speech(speech, 48000, seconds)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=48000, layout=layout)
+        channels = stream.codec_context.layout.nb_channels
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=48000)
+        for start in range(0, len(x), 4800):
+            block = np.repeat(x[start:start + 4800, None], channels, axis=1)  # packed: one plane
+            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout=layout)
+            frame.sample_rate = 48000
+            for f in resampler.resample(frame):
+                for packet in stream.encode(f):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def _speech(speech: Path | None, sr: int, seconds: float) -> np.ndarray:
+    """``seconds`` of a bundled sample's speech (looped) at ``sr``, float32 mono."""
+    from vmgrade.audio import load
+
+    audio = load(speech or ROOT / "samples" / "strong_wideband.flac", sample_rate=sr)
+    reps = int(np.ceil(seconds * sr / len(audio.samples)))
+    return np.tile(audio.samples, reps)[: int(seconds * sr)].astype(np.float32)
+
+
+def alac_declaring(path: Path, frame_samples: int = 1 << 24, channels: int = 7, sr: int = 48000) -> Path:
+    """A short ALAC .m4a whose magic cookie declares ``frame_samples`` per frame.
+
+    FFmpeg's decoder accepts up to 4096 x 4096 = 16.7 M and allocates a frame of that
+    many samples per channel: 470 MB at 7 channels, before a caller sees any of it.
+    """
+    import av
+
+    layout = {1: "mono", 2: "stereo", 7: "6.1(back)", 8: "7.1(wide)"}[channels]  # what ALAC takes
+    x = (_speech(None, sr, 2.0) * 32767).astype(np.int16)
+    with av.open(str(path), "w", format="ipod") as out:
+        stream = out.add_stream("alac", rate=sr, layout=layout)
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=sr)
+        for start in range(0, len(x), 4096):
+            block = np.repeat(x[start:start + 4096, None], channels, axis=1)
+            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout=layout)
+            frame.sample_rate = sr
+            for f in resampler.resample(frame):
+                for packet in stream.encode(f):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    data = bytearray(path.read_bytes())
+    # The cookie: size (36), 'alac', version (4 bytes), then frameLength.
+    at = data.find(b"\x00\x00\x00\x24alac") + 4
+    assert at > 3, "no ALAC magic cookie written"
+    data[at + 8:at + 12] = frame_samples.to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def wav_sparse(path: Path, size_bytes: int = 2 * 2**30) -> Path:
+    """A RIFF/WAVE header followed by ``size_bytes`` of holes (4 KB on disk): zero-size chunks all the way."""
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + (0xFFFFFFF0).to_bytes(4, "little") + b"WAVE")
+        f.truncate(size_bytes)
+    return path
+
+
+def float_over_range(path: Path, gain: float = 1000.0, seconds: float = 10.0) -> Path:
+    """A 32-bit float WAV of real speech at ``gain`` times full scale (+60 dB)."""
+    import soundfile as sf
+
+    x = _speech(None, 16000, seconds)
+    sf.write(str(path), x / np.max(np.abs(x)) * gain, 16000, subtype="FLOAT")
+    return path
+
+
 HOUR_S = 3600.0
 BOMBS: dict[str, Callable[[Path], Path]] = {
     "flac_10h_8ch": lambda d: flac_silence(d / "a.flac", 10 * HOUR_S),
@@ -238,6 +337,11 @@ BOMBS: dict[str, Callable[[Path], Path]] = {
     "mp3_chained": lambda d: chained(d / "e.mp3", 10 * HOUR_S, _sf_unit("MP3")),
     "ogg_chained": lambda d: chained(d / "f.ogg", 10 * HOUR_S, _sf_unit("OGG", "VORBIS")),
     "aac_adts_chained": lambda d: chained(d / "g.aac", 10 * HOUR_S, _adts_unit),
+    "m4a_7.1_speech": lambda d: surround_speech(d / "h.m4a", "aac"),
+    "webm_7.1_speech": lambda d: surround_speech(d / "i.webm", "libopus"),
+    "alac_16.7M_frames": lambda d: alac_declaring(d / "j.m4a"),
+    "wav_sparse_2gb": lambda d: wav_sparse(d / "k.wav"),
+    "wav_float_+60dB": lambda d: float_over_range(d / "l.wav"),
 }
 
 

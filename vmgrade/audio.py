@@ -12,6 +12,14 @@ the limit is refused before decoding, and decoding runs in blocks of at most
 soon as the limit is passed (headers lie; a 2 MB FLAC can hold hours of
 8-channel silence).
 
+Decoding runs in a child process (:mod:`vmgrade.isolate`): a decoder that crashes on a
+crafted file costs that file a ``decoder_crashed`` error, a decode past
+:data:`DECODE_TIMEOUT_S` is killed (``decode_timeout``) and one whose allocations pass the
+child's address-space cap (800 MB) fails as ``decode_over_budget``, never taking the
+calling process (a CLI run, a batch worker, the web server) with it. On the PyAV path each
+decoded frame is bounded too (:data:`MAX_FRAME_BYTES`), and ALAC's declared frame length is
+read from its header before anything is decoded.
+
 ``load(..., keep_channels=True)`` also keeps both sides of a two-channel file
 (dialer exports put the rep on one side, the far end on the other) as
 ``Audio.channels``; mono files and files of more channels keep only the mix,
@@ -24,12 +32,13 @@ import errno
 import os
 import stat
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import AudioError, printable
+from .isolate import CALL_TIMEOUT_S, ChildFailed, Isolated
 
 SAMPLE_RATE = 16000  # Hz, what Whisper and the delivery metrics expect
 DEFAULT_MAX_DURATION_S = 600.0  # 10 min: far past any voicemail
@@ -41,6 +50,16 @@ MAX_KEPT_CHANNELS = 2  # a dialer export's rep + far end; more channels are mixe
 # batch manifest's and the web upload's "channel"): auto (vmgrade.calls.pick_channel), a side, the mix.
 CHANNEL_CHOICES = ("auto", "left", "right", "mix")
 UNKNOWN_FRAMES = 1 << 62  # libsndfile reports SF_COUNT_MAX frames when a header leaves the length open
+DECODE_TIMEOUT_S = CALL_TIMEOUT_S  # wall clock per file: a real decode of 10 min of audio takes ~1 s
+# One decoded frame, all channels, as 32-bit samples: real codecs produce at most ~65 k samples a
+# frame (FLAC's limit; AAC 1024, Opus 5760), a few MB at 8 channels. ALAC lets a header declare
+# 16.7 M, which FFmpeg allocates (470 MB at 7 channels) before anything can be checked.
+MAX_FRAME_BYTES = 64 * 2**20
+MAX_CHANNELS = 64  # more than any recording setup; a header may claim thousands
+MAX_RIFF_CHUNKS = 4096  # a real WAV has a handful before its data; a crafted one millions of empty ones
+# Float files can hold samples past full scale; a player clips them. Up to +1 dB is an editor's
+# overshoot, graded as is; past it the level (and so every loudness figure) is not a recording's.
+OVER_RANGE_PEAK = 10 ** (1 / 20)
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,7 @@ def load(
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
     sample_rate: int = SAMPLE_RATE,
     keep_channels: bool = False,
+    isolate: bool = True,
 ) -> Audio:
     """Decode ``path`` to mono float32 at ``sample_rate`` Hz.
 
@@ -101,6 +121,9 @@ def load(
     keep_channels : bool
         Also keep the two sides of a two-channel file as ``Audio.channels``
         (shape (2, n)); other files are unaffected.
+    isolate : bool
+        Decode in the child process (default). False decodes in this process, where a
+        decoder crash would end it: for code that is itself such a child.
 
     Returns
     -------
@@ -111,16 +134,67 @@ def load(
     AudioError
         With ``code`` one of ``file_not_found``, ``symlink_loop``, ``not_a_file``,
         ``unreadable``, ``empty_file``, ``not_audio``, ``unsupported_codec``,
-        ``truncated``, ``zero_length``, ``too_long``, ``silent``.
+        ``truncated``, ``zero_length``, ``too_long``, ``silent``, ``out_of_range``,
+        ``decoder_crashed``, ``decode_timeout``, ``decode_over_budget``.
     """
-    path = Path(path)
     name = printable(os.fspath(path))
-    size_bytes = _check_file(path, name)
-    _check_riff_truncation(path, name)
+    kwargs = dict(path=os.fspath(path), max_duration_s=max_duration_s, sample_rate=sample_rate,
+                  keep_channels=keep_channels)
+    if not isolate:
+        return decode(**kwargs)
+    # The child keeps the parent's working directory from its start; a relative path is the caller's.
+    kwargs["open_path"] = os.path.abspath(kwargs["path"])
     try:
-        mix, info = _decode_soundfile(path, name, size_bytes, max_duration_s, sample_rate, keep_channels)
+        return _DECODER.call("vmgrade.audio", "decode", kwargs, timeout_s=DECODE_TIMEOUT_S)
+    except ChildFailed as exc:
+        raise _child_error(name, exc) from None
+
+
+def start_decoder() -> None:
+    """Start the decoding child process now, so its start overlaps other work (a model load)."""
+    _DECODER.start()
+
+
+def stop_decoder() -> None:
+    """Stop the decoding child process (the next :func:`load` starts a new one)."""
+    _DECODER.stop()
+
+
+_DECODER = Isolated()
+_CHILD_ERRORS = {  # ChildFailed.reason: (code, what the message says)
+    "crashed": ("decoder_crashed", "the decoder crashed on this file"),
+    "timeout": ("decode_timeout", "decoding took too long and was stopped"),
+    "memory": ("decode_over_budget", "decoding needs more memory than a recording may take"),
+}
+
+
+def _child_error(name: str, exc: ChildFailed) -> AudioError:
+    code, what = _CHILD_ERRORS[exc.reason]
+    return AudioError(f"{name}: {what} ({exc.detail})", code=code, path=name)
+
+
+def decode(
+    path: str | os.PathLike,
+    *,
+    max_duration_s: float = DEFAULT_MAX_DURATION_S,
+    sample_rate: int = SAMPLE_RATE,
+    keep_channels: bool = False,
+    open_path: str | os.PathLike | None = None,
+) -> Audio:
+    """:func:`load`'s work, in this process: what the decoding child runs.
+
+    ``open_path`` is the file to open when it differs from ``path``, the name messages
+    and :class:`SourceInfo` give (the child gets an absolute path).
+    """
+    name = printable(os.fspath(path))
+    opened = Path(open_path if open_path is not None else path)
+    size_bytes = _check_file(opened, name)
+    _check_riff_truncation(opened, name)
+    try:
+        mix, info = _decode_soundfile(opened, name, size_bytes, max_duration_s, sample_rate, keep_channels)
     except _NotReadable:
-        mix, info = _decode_pyav(path, name, size_bytes, max_duration_s, sample_rate, keep_channels)
+        mix, info = _decode_pyav(opened, name, size_bytes, max_duration_s, sample_rate, keep_channels)
+    info = replace(info, path=str(Path(path)))
 
     if mix.frames == 0 or info.duration_s < MIN_DURATION_S:
         raise AudioError(
@@ -128,6 +202,12 @@ def load(
         )
     if not mix.finite:
         raise AudioError(f"{name}: decoded samples contain NaN or infinity", code="not_audio", path=name)
+    if mix.peak > OVER_RANGE_PEAK:
+        raise AudioError(
+            f"{name}: samples reach {20 * np.log10(mix.peak):+.1f} dB over full scale (a float file "
+            "out of range; a player would clip it): normalise it and try again",
+            code="out_of_range", path=name,
+        )
     mono = mix.samples()
     peak = float(np.max(np.abs(mono))) if mono.size else 0.0
     if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
@@ -160,6 +240,7 @@ class _Mixdown:
         self.name, self.sr_in, self.sr_out, self.max_duration_s = name, sr_in, sr_out, max_duration_s
         self.frames = 0  # at the source rate, all channels counted once
         self.finite = True
+        self.peak = 0.0  # largest |sample| at the source rate, any channel
         self._out: list[np.ndarray] = []
         self._stream = None
         self._keep_sides = keep_sides
@@ -181,6 +262,8 @@ class _Mixdown:
                 path=self.name,
             )
         self.finite = self.finite and bool(np.isfinite(block).all())
+        if self.finite and block.size:
+            self.peak = max(self.peak, float(np.max(np.abs(block))))
         mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
         mono = np.ascontiguousarray(mono, dtype=np.float32)
         self._out.append(self._stream.resample_chunk(mono) if self._stream else mono.copy())
@@ -321,22 +404,37 @@ def _decode_pyav(
         )
         if declared_s and declared_s > max_duration_s:
             raise _too_long_declared(name, declared_s, max_duration_s)
+        declared_channels = _pyav_channels(stream.codec_context)
+        if declared_channels > MAX_CHANNELS:
+            raise AudioError(f"{name}: audio stream declares {declared_channels} channels (at most "
+                             f"{MAX_CHANNELS} are read)", code="decode_over_budget", path=name)
+        _check_declared_frame(name, codec, stream.codec_context, declared_channels)
         mix = _Mixdown(name, int(sr), sample_rate, max_duration_s, keep_channels)
         channels = 0
-        # Decode to float planar at the native rate; the mixdown resamples.
-        resampler = av.AudioResampler(format="fltp", layout=None, rate=None)
+        # Decode to packed float at the native rate (one plane: PyAV's per-plane access crashes on
+        # exactly 8 channels, a 7.1 phone recording); the mixdown resamples.
+        resampler = av.AudioResampler(format="flt", layout=None, rate=None)
         damaged = False
+        pending: list[np.ndarray] = []  # codec frames are small (AAC: 1024): mixed a block at a time
+        pending_frames = 0
         try:
             for frame in container.decode(stream):
+                channels = frame.layout.nb_channels
+                _check_frame_bytes(name, frame.samples, channels, frame.format.bytes)
                 for out in resampler.resample(frame):
-                    planes = out.to_ndarray()
-                    channels = planes.shape[0]
-                    mix.add(planes.T)
+                    if pending and out.layout.nb_channels != pending[-1].shape[1]:
+                        pending_frames = _flush(mix, pending)
+                    pending.append(_packed(out).copy())
+                    pending_frames += out.samples
+                if pending_frames * channels >= BLOCK_SAMPLES // 16:
+                    pending_frames = _flush(mix, pending)
             for out in resampler.resample(None):
-                mix.add(out.to_ndarray().T)
+                pending.append(_packed(out).copy())
+            _flush(mix, pending)
         except (av.error.InvalidDataError, av.error.FFmpegError, EOFError) as exc:
             damaged = True
             detail = _first_line(exc)
+            _flush(mix, pending)  # what decoded before the damage counts (truncated, not not_audio)
     decoded_s = mix.frames / sr
     if damaged and not mix.frames:
         raise AudioError(f"{name}: not a decodable audio file ({detail})", code="not_audio", path=name)
@@ -358,6 +456,49 @@ def _decode_pyav(
         decoder="pyav",
     )
     return mix, info
+
+
+def _flush(mix: _Mixdown, pending: list[np.ndarray]) -> int:
+    """Hand the pending frames to ``mix`` as one block; empties ``pending`` and returns 0."""
+    if pending:
+        mix.add(pending[0] if len(pending) == 1 else np.concatenate(pending))
+        pending.clear()
+    return 0
+
+
+def _packed(frame) -> np.ndarray:
+    """A packed-float PyAV frame as a (samples, channels) array (a view, no copy)."""
+    return frame.to_ndarray().reshape(frame.samples, frame.layout.nb_channels)
+
+
+def _pyav_channels(codec_context) -> int:
+    layout = getattr(codec_context, "layout", None)
+    return int(getattr(layout, "nb_channels", 0) or getattr(codec_context, "channels", 0) or 0)
+
+
+def _check_frame_bytes(name: str, samples: int, channels: int, sample_bytes: int) -> None:
+    """Refuse a frame over :data:`MAX_FRAME_BYTES` before it is converted or copied."""
+    size = samples * max(channels, 1) * max(sample_bytes, 4)
+    if size > MAX_FRAME_BYTES:
+        raise AudioError(
+            f"{name}: a frame of {samples} samples x {channels} channels would take "
+            f"{size / 2**20:.0f} MB to decode (at most {MAX_FRAME_BYTES / 2**20:.0f} MB a frame)",
+            code="decode_over_budget", path=name,
+        )
+
+
+def _check_declared_frame(name: str, codec: str, codec_context, channels: int) -> None:
+    """Refuse a stream whose header declares frames over the budget, before any is decoded.
+
+    ALAC's magic cookie (FFmpeg's extradata: size, 'alac', version, then the config) states
+    the most samples a frame holds, and FFmpeg's decoder allocates that much per frame.
+    """
+    declared = int(getattr(codec_context, "frame_size", 0) or 0)
+    extradata = codec_context.extradata or b""
+    if codec == "alac" and len(extradata) >= 16:
+        declared = max(declared, struct.unpack(">I", extradata[12:16])[0])
+    if declared:
+        _check_frame_bytes(name, declared, channels, 4)
 
 
 def _check_file(path: Path, name: str) -> int:
@@ -399,7 +540,9 @@ def _check_riff_truncation(path: Path, name: str) -> None:
             return
         size = os.fstat(f.fileno()).st_size
         pos = 12
-        while pos + 8 <= size:
+        for _ in range(MAX_RIFF_CHUNKS):
+            if pos + 8 > size:
+                break
             f.seek(pos)
             chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
             if chunk_id == b"data":
@@ -414,6 +557,13 @@ def _check_riff_truncation(path: Path, name: str) -> None:
                     )
                 return
             pos += 8 + chunk_size + (chunk_size & 1)
+        else:
+            raise AudioError(
+                f"{name}: not a recognised audio file: WAV header has over {MAX_RIFF_CHUNKS} chunks "
+                "before its data",
+                code="not_audio",
+                path=name,
+            )
         raise AudioError(
             f"{name}: file is truncated: WAV header has no data chunk",
             code="truncated",
@@ -422,5 +572,6 @@ def _check_riff_truncation(path: Path, name: str) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    # FFmpeg's errors end with the path it opened (the child's absolute one): its reason alone
+    text = (getattr(exc, "strerror", None) or str(exc)).strip().splitlines()
     return text[0] if text else type(exc).__name__

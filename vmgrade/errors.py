@@ -23,6 +23,11 @@ FILE_ERROR_CODES = {
     "zero_length": "the audio stream holds no samples (or under 0.1 s)",
     "too_long": "longer than --max-duration (default 600 s)",
     "silent": "the loudest sample is below -60 dBFS",
+    "out_of_range": "float samples more than 1 dB past full scale (a player would clip them)",
+    "decoder_crashed": "the decoder crashed on this file (in its own process; the run goes on)",
+    "decode_timeout": "decoding took longer than 20 s and was stopped",
+    "decode_over_budget": "decoding would take more memory than a recording may (a crafted frame size, "
+                          "channel count or allocation)",
     "no_speech": "sound but no speech: noise, music or hum; no transcript words and little voice activity",
     "not_a_voicemail": "a live conversation (two parties taking turns), not a voicemail",
     "no_message": "a mailbox greeting or announcement (beep or not) with no message from the rep after it",

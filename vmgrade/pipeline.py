@@ -33,7 +33,7 @@ from .asr.transcribe import (
     make_transcriber,
 )
 from .asr.weights import DEFAULT_MODEL
-from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S, Audio, load
+from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S, Audio, load, start_decoder
 from .calls import CallSegmentation, pick_channel, segment_call
 from .calls.kinds import RecordingKind, live_call, live_call_reason, refuse, voices_after_beep
 from .calls.span import resolve
@@ -140,6 +140,7 @@ class Grader:
 
     def __init__(self, options: GradeOptions | None = None, transcriber: Transcriber | None = None):
         self.options = options or GradeOptions()
+        start_decoder()  # the decoding child imports while the model loads
         if transcriber is None:
             transcriber = make_transcriber(
                 self.options.engine,
