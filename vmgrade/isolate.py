@@ -23,6 +23,7 @@ would pull in the whole pipeline). Results and exceptions travel pickled over a 
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -87,6 +88,7 @@ class Isolated:
         self.address_space_bytes = address_space_bytes
         self._lock = threading.Lock()
         self._child: _Child | None = None
+        self._atexit = False
 
     def start(self) -> None:
         """Start the child now (it otherwise starts with the first call), without waiting for it."""
@@ -113,6 +115,9 @@ class Isolated:
                 kind, payload = child.replies.recv()
             except (EOFError, OSError) as exc:
                 raise ChildFailed("crashed", self._death(exc)) from None
+            except BaseException:  # Ctrl-C mid-call: the child's late answer would go to the next call
+                self._kill()
+                raise
         if kind == "ok":
             return payload
         if kind == "memory":
@@ -124,9 +129,17 @@ class Isolated:
         raise RuntimeError(payload)  # an unexpected exception in the child: type and message
 
     def stop(self) -> None:
-        """Ask the child to exit (killed if it does not within a moment)."""
-        with self._lock:
+        """Ask the child to exit (killed if it does not within a moment).
+
+        If a call is under way (another thread; at interpreter exit) and does not end within a
+        moment, the child is left to end by itself: it does once this process's pipe closes.
+        """
+        if not self._lock.acquire(timeout=_STOP_WAIT_S):
+            return
+        try:
             self._kill(gently=True)
+        finally:
+            self._lock.release()
 
     # ------------------------------------------------------------------ internals
 
@@ -157,6 +170,9 @@ class Isolated:
             os.close(rep_w)
         for fd in (req_w, rep_r):
             os.set_inheritable(fd, False)
+        if not self._atexit:
+            atexit.register(self.stop)  # a clean exit reaps the child (else it sees EOF and ends alone)
+            self._atexit = True
         return _Child(proc, Connection(req_w, readable=False), Connection(rep_r, writable=False), os.getpid())
 
     def _death(self, exc: BaseException) -> str:
