@@ -13,9 +13,14 @@ Security model
 * CSRF: a random per-session token; every POST form carries it as
   ``csrf_token`` and every state-changing API call as the ``X-CSRF-Token`` header.
 * Failed logins: each attempt is counted atomically before its password is checked,
-  locked per (username, client address) after ``accounts.MAX_FAILED_LOGINS`` and per
-  username after ``accounts.MAX_FAILED_LOGINS_PER_ACCOUNT``; the counts live in the database.
-* Bodies: uploads are capped at their limit, every other request at 64 KiB (413).
+  locked per (username, client address) after ``accounts.MAX_FAILED_LOGINS``; after
+  ``accounts.MAX_FAILED_LOGINS_PER_ACCOUNT`` per username only addresses without a failure
+  may try. Known usernames are counted in the database, unknown ones in bounded memory; at
+  most two argon2 checks run at once (memory).
+* Bodies: uploads are capped at their limit, every other request at 64 KiB (413); an
+  upload's sender must be logged in before a byte of it is read; stalled bodies time out (408).
+* Fairness: per-user limits on uploads in flight, database slots answered 503 ``busy``
+  rather than a 30 s wait (:mod:`vmgrade.web.limits`).
 * One server per data dir (a lock file); data-dir folders 0700, secret files 0600.
 * Access: a rep sees only their own uploads, a trainer their team's; anything
   else answers 404 (not 403, so ids of others' recordings are not confirmed).
@@ -30,8 +35,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -42,11 +50,21 @@ from .._version import __version__
 from ..audio import DEFAULT_MAX_DURATION_S
 from ..pipeline import GradeOptions, Grader
 from ..store.history import DB_FILENAME
-from .deps import LoginRequired, Settings
+from .accounts import LoginCounters
+from .deps import LoginRequired, Settings, WebError, busy
 from .jobs import Worker, requeue_interrupted
-from .middleware import FORM_OVERHEAD_BYTES, BodySizeLimit, security_headers
+from .limits import Limits, Slots
+from .middleware import FORM_OVERHEAD_BYTES, BodySizeLimit, RequestGate, security_headers
 from .routes import api, pages
-from .storage import MAX_UPLOAD_BYTES, clean_tmp, ensure_layout, lock_data_dir, unlock_data_dir
+from .storage import (
+    MAX_UPLOAD_BYTES,
+    clean_tmp,
+    ensure_layout,
+    is_storage_full,
+    lock_data_dir,
+    storage_full_message,
+    unlock_data_dir,
+)
 
 log = logging.getLogger("vmgrade.web")
 
@@ -54,6 +72,15 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "vmgrade_session"
 SESSION_MAX_AGE_S = 12 * 3600
 MAX_QUEUED_PER_USER = 10  # recordings one user may have waiting; the worker takes users in turn
+# Requests that may wait for a database slot at once; more are answered 503 ``busy`` at once.
+DB_MAX_WAITING = 64
+# What `vmgrade serve` tells uvicorn (docs/web.md, "Limits"): an idle keep-alive connection
+# is closed after 5 s; a request head (line and headers) may not pass 16 KiB; past 200 open
+# connections and requests new ones are answered 503 at once, so stalled clients cannot pile
+# up without end (uvicorn has no timeout for a request head that never completes; request
+# bodies are timed out by RequestGate).
+UVICORN_LIMITS = dict(timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+                      limit_concurrency=200, timeout_graceful_shutdown=30)
 
 
 def create_app(
@@ -68,6 +95,7 @@ def create_app(
     secret_key: str | None = None,
     https_only: bool = False,
     max_queued_per_user: int = MAX_QUEUED_PER_USER,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """Build the web app.
 
@@ -97,6 +125,9 @@ def create_app(
     max_queued_per_user : int
         Most recordings one user may have waiting to be graded (default 10); more answer 429
         ``queue_full``. The worker takes reps in turn, so nobody waits behind one rep's pile.
+    limits : Limits, optional
+        Uploads in flight per user, database slots, body and job timeouts
+        (:class:`vmgrade.web.limits.Limits`; docs/web.md, "Limits").
     """
     from ..store.history import data_dir as default_data_dir
     from ..store.history import open_store
@@ -112,8 +143,10 @@ def create_app(
     # driver opens a transaction only at the first write, so reads never hold the write lock.
     sessions = sessionmaker(store.engine, expire_on_commit=False)
     options = grade_options or GradeOptions()
+    limits = limits or Limits()
     worker = Worker(sessions, store, data_dir,
-                    (lambda: grader) if grader is not None else (lambda: Grader(options)))
+                    (lambda: grader) if grader is not None else (lambda: Grader(options)),
+                    job_timeout_s=limits.job_timeout_s)
 
     app = FastAPI(
         title="vmgrade",
@@ -128,7 +161,10 @@ def create_app(
     )
     # What deps.py hands the routes.
     app.state.store, app.state.sessions, app.state.worker = store, sessions, worker
-    app.state.settings = Settings(data_dir, max_upload_bytes, max_duration_s, https_only, max_queued_per_user)
+    app.state.settings = Settings(data_dir, max_upload_bytes, max_duration_s, https_only, max_queued_per_user,
+                                  limits)
+    app.state.db_slots = Slots(limits.db_slots, DB_MAX_WAITING)
+    app.state.login_counters = LoginCounters()
     app.state.start_worker = start_worker
     app.state.data_dir_lock = None  # taken at startup (or before it, by `vmgrade serve`)
     app.state.docs_assets = _swagger_ui_dir()
@@ -138,9 +174,11 @@ def create_app(
     templates.env.globals["max_duration_s"] = max_duration_s
     app.state.templates = templates
 
-    # Added innermost first: the session wraps the headers, which wrap the size limit.
+    # Added innermost first: the session wraps the headers, which wrap the gate (login before an
+    # upload's body; body timeouts), which wraps the size limit (so only logged-in bodies are drained).
     app.add_middleware(BodySizeLimit, max_upload_body_bytes=max_upload_bytes + FORM_OVERHEAD_BYTES,
                        max_upload_bytes=max_upload_bytes)
+    app.add_middleware(RequestGate, limits=limits)
     app.add_middleware(BaseHTTPMiddleware, dispatch=security_headers)
     app.add_middleware(SessionMiddleware, secret_key=secret_key or _secret_key(data_dir),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE_S, same_site="lax",
@@ -151,6 +189,9 @@ def create_app(
         app.mount(api.DOCS_ASSETS, StaticFiles(directory=str(app.state.docs_assets)), name="docs-assets")
     app.add_exception_handler(StarletteHTTPException, pages.http_error)
     app.add_exception_handler(LoginRequired, pages.to_login)
+    app.add_exception_handler(PoolTimeout, _pool_timeout)
+    app.add_exception_handler(OSError, _storage_full)
+    app.add_exception_handler(OperationalError, _storage_full)
     app.include_router(pages.router)
     app.include_router(api.router)
     return app
@@ -188,6 +229,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if own_lock:
             unlock_data_dir(app.state.data_dir_lock)
             app.state.data_dir_lock = None
+
+
+async def _pool_timeout(request: Request, exc: PoolTimeout) -> Response:
+    """No pooled connection came in time (the pool's own wait): 503 ``busy``, not a 500."""
+    return await pages.http_error(request, busy())
+
+
+async def _storage_full(request: Request, exc: Exception) -> Response:
+    """A full disk (ENOSPC, or SQLite's "database or disk is full"): 507 ``storage_full``; others raise."""
+    if not is_storage_full(exc):
+        raise exc
+    log.error("storage full: %s", exc)
+    return await pages.http_error(request, WebError(507, storage_full_message(), code="storage_full"))
 
 
 def _secret_key(data_dir: Path) -> str:

@@ -18,11 +18,16 @@ from typing import Annotated
 
 from fastapi import Depends, Form, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .accounts import revoke_sessions
 from .jobs import Worker
+from .limits import Limits
 from .tables import User
+
+BUSY_RETRY_AFTER_S = 5  # what a 503 ``busy`` tells the client to wait
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,25 @@ class Settings:
     max_duration_s: float
     https_only: bool
     max_queued_per_user: int = 10
+    limits: Limits = Limits()
 
 
 class LoginRequired(Exception):
     """Raised by page dependencies; answered with a redirect to /login."""
+
+
+class WebError(HTTPException):
+    """An HTTP error with its own code: answered ``{"detail", "code"}`` under /api/, a page elsewhere."""
+
+    def __init__(self, status_code: int, detail: str, *, code: str, headers: dict[str, str] | None = None):
+        super().__init__(status_code, detail, headers=headers)
+        self.code = code
+
+
+def busy() -> WebError:
+    """503 ``busy``: every database slot stayed taken for ``Limits.db_wait_s``."""
+    return WebError(503, "the server is busy: retry in a few seconds", code="busy",
+                    headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
 
 
 # ---------------------------------------------------------------- app state
@@ -67,14 +87,51 @@ def get_worker(request: Request) -> Worker:
 
 
 def db(request: Request) -> Iterator[Session]:
-    """A database session for the request, closed after the response."""
+    """A database session for the request, closed after the response.
+
+    Each takes one of the app's database slots (``Limits.db_slots``) for its whole request, so
+    requests never wait on the connection pool (30 s, then a 500); with every slot taken for
+    ``Limits.db_wait_s`` the request is answered 503 ``busy``.
+    """
+    state = request.app.state
+    if not state.db_slots.acquire(state.settings.limits.db_wait_s):
+        raise busy()
+    try:
+        with state.sessions() as s:
+            yield s
+    finally:
+        state.db_slots.release()
+
+
+def login_db(request: Request) -> Iterator[Session]:
+    """A database session for a login, outside the slots: :func:`vmgrade.web.accounts.authenticate`
+    touches the database only once it holds one of its two argon2 slots, so logins waiting
+    for one hold no connection, and a flood of them cannot take every database slot."""
     with request.app.state.sessions() as s:
         yield s
+
+
+def session_still_valid(state, uid: int, session_version) -> bool | None:
+    """Whether user ``uid`` is active with this session version (the upload gate's check).
+
+    Returns None when the database is busy (no slot within ``Limits.db_wait_s``, or an error).
+    """
+    if not state.db_slots.acquire(state.settings.limits.db_wait_s):
+        return None
+    try:
+        with state.sessions() as s:
+            row = s.execute(select(User.active, User.session_version).where(User.id == uid)).first()
+    except SQLAlchemyError:
+        return None
+    finally:
+        state.db_slots.release()
+    return row is not None and bool(row.active) and row.session_version == session_version
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
 GradingWorker = Annotated[Worker, Depends(get_worker)]
 DB = Annotated[Session, Depends(db)]
+LoginDB = Annotated[Session, Depends(login_db)]
 
 
 # ---------------------------------------------------------------- users
@@ -121,7 +178,12 @@ def csrf_token(request: Request) -> str:
 
 def csrf_ok(request: Request, token: str | None) -> bool:
     """Whether ``token`` is the session's CSRF token (compared in constant time)."""
-    expected = request.session.get("csrf")
+    return csrf_matches(request.session, token)
+
+
+def csrf_matches(session: dict, token: str | None) -> bool:
+    """Whether ``token`` is the CSRF token of the session data ``session`` (constant time)."""
+    expected = session.get("csrf")
     return bool(expected and token) and hmac.compare_digest(str(expected), str(token))
 
 

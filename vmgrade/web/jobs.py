@@ -17,18 +17,34 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..pipeline import Context, Grader
-from .storage import make_private, write_json_atomic
+from ..store.history import HistoryError
+from .limits import JOB_TIMEOUT_S
+from .storage import is_storage_full, make_private, write_json_atomic
 from .tables import Job, Upload, utcnow
+
+T = TypeVar("T")
 
 log = logging.getLogger("vmgrade.web")
 
 MAX_ATTEMPTS = 3  # a job whose grading killed the server this often is failed, not retried forever
 IDLE_POLL_S = 1.0  # how often an idle worker looks for jobs queued by another process
+# A database write of the worker (a job's result, the history row) is tried this often, the
+# pause doubling from DB_RETRY_BACKOFF_S (0.5, 1, 2, 4 s: SQLite's own 30 s busy wait comes on
+# top of each), before the job is failed with ``db_error``.
+DB_RETRIES = 5
+DB_RETRY_BACKOFF_S = 0.5
+ERROR_PAUSE_S = 1.0  # the worker's pause after an error it did not expect, before it goes on
+
+
+class JobTimeout(Exception):
+    """The grading ran past the worker's ``job_timeout_s``."""
 
 
 def requeue_interrupted(sessions: sessionmaker) -> tuple[int, int]:
@@ -148,16 +164,36 @@ class Worker:
         Where finished grades are recorded.
     data_dir : Path
     grader_factory : callable
-        Builds the Grader; called once, on the first job (model load takes seconds).
+        Builds the Grader; called on the first job (model load takes seconds), and again
+        after a job timed out.
+    job_timeout_s : float
+        Longest grading of one job. Grading runs in its own thread, which Python cannot kill:
+        past the limit the job is failed with ``job_timeout`` at once and its grading runs on
+        with its result thrown away; the next job gets a fresh Grader from the factory (or,
+        when the factory hands out the same one, waits for that grading to end). At most one
+        such leftover runs at a time: a second timeout waits for the first to end.
+    db_retries : int
+        Tries of each database write before the job is failed with ``db_error``.
+    db_backoff_s : float
+        First pause between those tries, doubled after each.
+
+    The thread never dies of an exception: a failing database is retried, a job whose
+    result cannot be written is failed with ``db_error``, and a job that cannot even be marked
+    failed is retried at every turn of the loop until it can.
     """
 
     def __init__(self, sessions: sessionmaker, store, data_dir: Path,
-                 grader_factory: Callable[[], Grader]):
+                 grader_factory: Callable[[], Grader], *, job_timeout_s: float = JOB_TIMEOUT_S,
+                 db_retries: int = DB_RETRIES, db_backoff_s: float = DB_RETRY_BACKOFF_S):
         self.sessions = sessions
         self.store = store
         self.data_dir = Path(data_dir)
         self.grader_factory = grader_factory
         self.grader: Grader | None = None
+        self.job_timeout_s, self.db_retries, self.db_backoff_s = job_timeout_s, db_retries, db_backoff_s
+        self._stranded: dict[int, dict] = {}  # job id -> final values not written yet
+        self._runaway: threading.Thread | None = None  # a timed-out grading still running
+        self._runaway_grader: Grader | None = None
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -186,34 +222,112 @@ class Worker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                job_id = claim_next(self.sessions, self.id)
-            except Exception:  # the DB may be briefly locked; never let the thread die
-                log.exception("claiming a job failed")
-                job_id = None
-            if job_id is None:
-                self._wake.wait(IDLE_POLL_S)
-                self._wake.clear()
-                continue
+                self._step()
+            except Exception:  # never let the thread die: the queue would stall for good
+                log.exception("grading worker error; going on")
+                self._stop.wait(ERROR_PAUSE_S)
+
+    def _step(self) -> None:
+        """Write what could not be written before, then claim and run one job (or wait for one)."""
+        for job_id, values in list(self._stranded.items()):
+            self._finish(job_id, **values)
+            del self._stranded[job_id]
+        job_id = claim_next(self.sessions, self.id)  # the DB may be briefly locked: _run pauses
+        if job_id is None:
+            self._wake.wait(IDLE_POLL_S)
+            self._wake.clear()
+            return
+        try:
+            self.run_job(job_id)
+        except JobTimeout:
+            log.error("job %s: grading ran over %g s; failed with job_timeout", job_id, self.job_timeout_s)
+            self._give_up(job_id, "job_timeout", f"grading took longer than {self.job_timeout_s:g} s and was "
+                                                 "given up; upload it again, or a shorter recording")
+        except (SQLAlchemyError, HistoryError) as exc:
+            log.exception("job %s: the database failed", job_id)
+            self._give_up(job_id, "db_error", "the database was unavailable while this recording was graded "
+                                              f"({type(exc).__name__}); upload it again")
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            if is_storage_full(exc):
+                self._give_up(job_id, "storage_full", "the server's storage is full, so the report could not "
+                                                      "be saved; upload it again later")
+            else:
+                self._give_up(job_id, "internal_error",
+                              f"grading failed unexpectedly: {type(exc).__name__}: {exc}")
+
+    def _give_up(self, job_id: int, code: str, message: str) -> None:
+        """Mark the job failed; when even that cannot be written, keep it to retry at the next turn."""
+        values = dict(state="failed", error_code=code, error_message=message)
+        try:
+            self._finish(job_id, **values)
+        except (SQLAlchemyError, HistoryError):
+            log.exception("job %s: could not be marked failed; retrying later", job_id)
+            self._stranded[job_id] = values
+
+    def _retrying(self, what: str, action: Callable[[], T]) -> T:
+        """``action()``, tried :attr:`db_retries` times on database errors with a doubling pause."""
+        pause_s = self.db_backoff_s
+        for attempt in range(1, self.db_retries + 1):
             try:
-                self.run_job(job_id)
-            except Exception as exc:
-                log.exception("job %s failed", job_id)
-                self._finish(job_id, state="failed", error_code="internal_error",
-                             error_message=f"grading failed unexpectedly: {type(exc).__name__}: {exc}")
+                return action()
+            except (SQLAlchemyError, HistoryError) as exc:
+                if attempt == self.db_retries:
+                    raise
+                log.warning("%s failed (%s); try %d of %d in %g s", what, exc, attempt + 1, self.db_retries,
+                            pause_s)
+                self._stop.wait(pause_s)
+                pause_s *= 2
+        raise AssertionError("unreachable")
+
+    def _grade(self, audio_path: Path, context: Context):
+        """Grade in a thread of its own, waiting at most :attr:`job_timeout_s`.
+
+        Raises
+        ------
+        JobTimeout
+            The grading still runs at the limit (it goes on; its result is thrown away).
+        """
+        if self.grader is None:
+            self.grader = self.grader_factory()
+        runaway = self._runaway
+        if runaway is not None and runaway.is_alive() and self.grader is self._runaway_grader:
+            runaway.join()  # one Grader never grades two files at once
+        result: dict = {}
+
+        def grade() -> None:
+            try:
+                result["report"] = grader.grade(audio_path, context)
+            except BaseException as exc:  # handed to the worker thread below
+                result["error"] = exc
+
+        grader = self.grader
+        thread = threading.Thread(target=grade, name="vmgrade-grading", daemon=True)
+        thread.start()
+        thread.join(self.job_timeout_s)
+        if thread.is_alive():
+            if runaway is not None and runaway.is_alive():
+                runaway.join()  # at most one timed-out grading runs on
+            self._runaway, self._runaway_grader = thread, grader
+            self.grader = None  # the next job gets a fresh one
+            raise JobTimeout()
+        if "error" in result:
+            raise result["error"]
+        return result["report"]
 
     def run_job(self, job_id: int) -> None:
         """Grade one claimed job and store its result."""
-        with self.sessions() as s:
-            job = s.get(Job, job_id)
-            upload: Upload = job.upload
-            audio_path = self.data_dir / upload.stored_path
-            context = Context(**{k: v for k, v in (upload.context or {}).items() if v})
-            filename, sha, rep_id, created_at = (upload.filename, upload.sha256, upload.user.username,
-                                                 upload.created_at)
-            upload_id = upload.id
-        if self.grader is None:
-            self.grader = self.grader_factory()
-        report = self.grader.grade(audio_path, context).to_dict()
+        def read():
+            with self.sessions() as s:
+                upload: Upload = s.get(Job, job_id).upload
+                return (upload.stored_path, dict(upload.context or {}), upload.filename, upload.sha256,
+                        upload.user.username, upload.created_at, upload.id)
+
+        stored_path, context, filename, sha, rep_id, created_at, upload_id = self._retrying(
+            f"job {job_id}: reading it", read)
+        audio_path = self.data_dir / stored_path
+        context = Context(**{k: v for k, v in context.items() if v})
+        report = self._grade(audio_path, context).to_dict()
         report["file"] = filename  # the rep's name for it, not the content-addressed one
         if "error" in report:
             message = report["error"]["message"].replace(str(audio_path), filename)
@@ -224,11 +338,13 @@ class Worker:
         write_json_atomic(report_file, report)
         self._write_html(report, upload_id, audio_path)
         recording_id = None
-        if self._history_owner(sha) in (None, rep_id):
+        owner = self._retrying(f"job {job_id}: history lookup", lambda: self._history_owner(sha))
+        if owner in (None, rep_id):
             # The history keeps one row per audio content: byte-identical audio from a
             # second rep stays attributed to the first (the web app shows it to both).
-            recording_id = self.store.record(report, content_hash=sha, rep_id=rep_id, recorded_at=created_at,
-                                             report_path=str(report_file))
+            recording_id = self._retrying(f"job {job_id}: history record", lambda: self.store.record(
+                report, content_hash=sha, rep_id=rep_id, recorded_at=created_at,
+                report_path=str(report_file)))
         codes = [f.get("code") for f in report.get("feedback", []) if f.get("code")]
         self._finish(job_id, state="done", score=report.get("score"), letter=report.get("grade"),
                      finding_codes=codes, report_path=relpath, recording_id=recording_id)
@@ -250,10 +366,14 @@ class Worker:
                                                            Recording.rep_id.is_not(None)).limit(1))
 
     def _finish(self, job_id: int, **values) -> None:
-        with self.sessions() as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.worker == self.id, Job.state == "running")
-                .values(finished_at=utcnow(), **values)
-            )
-            s.commit()
+        """Write a job's end (retried, :meth:`_retrying`); raises the database's error when it cannot."""
+        def write() -> None:
+            with self.sessions() as s:
+                s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.worker == self.id, Job.state == "running")
+                    .values(finished_at=utcnow(), **values)
+                )
+                s.commit()
+
+        self._retrying(f"job {job_id}: writing its result", write)

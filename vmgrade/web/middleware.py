@@ -1,22 +1,34 @@
-"""The app's own middleware: security headers on every response, and request body size limits.
+"""The app's own middleware: security headers, the request gate (login before an upload's body,
+per-user upload limits, body timeouts) and request body size limits.
 
 Session cookies come from Starlette's ``SessionMiddleware`` (registered in :mod:`vmgrade.web.app`).
 """
 
 from __future__ import annotations
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+import time
+from urllib.parse import quote
 
+import anyio
+from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from .deps import csrf_matches, session_still_valid
+from .limits import InFlight, Limits
 from .storage import format_size
 
 APP_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self'; "
            "script-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'")
 UPLOAD_PATHS = ("/upload", "/api/uploads")
+# GETs that render or compare several reports (seconds of CPU each): limited per user like uploads.
+EXPENSIVE_PATHS = ("/compare", "/api/compare")
+WAIT_POLL_S = 0.05  # how often a waiting upload looks for a free place
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the context fields around the file
 MAX_BODY_BYTES = 64 * 1024  # every other request body (logins, forms, JSON): far above any real one
-# Read (and drop) up to this much of an oversized upload, so browsers show the 413 and not a reset.
-DRAIN_LIMIT_BYTES = 256 * 1024 * 1024
+# Read (and drop) up to this much of a logged-in user's oversized upload, for at most this
+# long, so browsers show the 413 and not a reset. Anonymous bodies are never read.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+DRAIN_TIMEOUT_S = 10.0
 CACHEABLE_PREFIXES = ("/static/", "/api/docs-assets/")  # the only responses caches may keep
 
 _TOO_LARGE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -120,13 +132,165 @@ class BodySizeLimit:
 
 
 async def _drain(receive) -> bool:
-    """Read and drop up to :data:`DRAIN_LIMIT_BYTES` of the body; False if the client went away."""
+    """Read and drop up to :data:`DRAIN_LIMIT_BYTES` of the body, for up to :data:`DRAIN_TIMEOUT_S`;
+    False if the client went away."""
     drained = 0
-    while drained <= DRAIN_LIMIT_BYTES:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return False
-        drained += len(message.get("body", b""))
-        if not message.get("more_body"):
-            break
+    with anyio.move_on_after(DRAIN_TIMEOUT_S):
+        while drained <= DRAIN_LIMIT_BYTES:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return False
+            drained += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
     return True
+
+
+class BodyTimeout(Exception):
+    """The client sent no body data for too long (or the whole body took too long)."""
+
+
+def _error(scope, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """A JSON ``{"detail", "code"}`` under /api/, else a small page; the connection is closed after it."""
+    headers = {"Connection": "close", **(headers or {})}  # the body may be unread: no keep-alive
+    if scope["path"].startswith("/api/"):
+        return JSONResponse({"detail": message, "code": code}, status_code=status, headers=headers)
+    back = "/upload" if scope["path"] in UPLOAD_PATHS else "/"
+    return HTMLResponse(_TOO_LARGE_PAGE.replace("Too large", "Refused").format(message=message, back=back),
+                        status_code=status, headers=headers)
+
+
+class RequestGate:
+    """Admit requests before their body is read (pure ASGI; inside the session middleware).
+
+    * An upload (POST to ``upload_paths``) needs a valid session of an active user, and
+      under /api/ the ``X-CSRF-Token`` header, checked *before* a byte of its body is read
+      or spooled: anonymous API calls get 401 ``not_logged_in``, pages a redirect to
+      /login, both with ``Connection: close``.
+    * At most ``limits.uploads_in_flight_per_user`` uploads (and as many comparisons) of one
+      user at once; ``limits.uploads_waiting_per_user`` more wait for a place (their bodies
+      unread) up to ``limits.upload_wait_s``; the rest are answered 429 ``too_many_requests``
+      (an upload's body is drained first, bounded as for a 413, and never stored).
+    * Every request body must keep coming: no data for ``limits.body_idle_timeout_s``, or a
+      body taking longer than ``limits.body_total_timeout_s``, is answered 408
+      ``body_timeout`` and whatever was spooled of it is dropped.
+
+    Parameters
+    ----------
+    app : ASGI app
+    limits : Limits
+    upload_paths : tuple of str
+    """
+
+    def __init__(self, app, limits: Limits, upload_paths: tuple[str, ...] = UPLOAD_PATHS):
+        self.app, self.limits, self.upload_paths = app, limits, upload_paths
+        self.in_flight = InFlight(limits.uploads_in_flight_per_user)
+        self.waiting = InFlight(limits.uploads_waiting_per_user)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        key = None
+        if scope["method"] == "POST" and scope["path"] in self.upload_paths:
+            refusal, key = await self._admit_upload(scope)
+            if refusal is not None:
+                if refusal.status_code == 429 and not await _drain(receive):
+                    return  # a logged-in user's extra upload: read and dropped (bounded), so it sees the 429
+                await refusal(scope, receive, send)
+                return
+        elif scope["method"] == "GET" and scope["path"] in EXPENSIVE_PATHS:
+            uid = (scope.get("session") or {}).get("uid")
+            if isinstance(uid, int):  # else the route answers (login page or 401)
+                key = (uid, "expensive")
+                if not await self._enter(key):
+                    await self._too_many(scope)(scope, receive, send)
+                    return
+        try:
+            await self._timed(scope, receive, send)
+        finally:
+            if key is not None:
+                self.in_flight.leave(key)
+
+    async def _admit_upload(self, scope) -> tuple[Response | None, tuple | None]:
+        session = scope.get("session") or {}
+        uid, api = session.get("uid"), scope["path"].startswith("/api/")
+        valid = isinstance(uid, int) and await anyio.to_thread.run_sync(
+            session_still_valid, scope["app"].state, uid, session.get("sv"))
+        if valid is None:
+            return _error(scope, 503, "busy", "The server is busy; retry in a few seconds.",
+                          {"Retry-After": "5"}), None
+        if not valid:
+            if api:
+                return _error(scope, 401, "not_logged_in", "not logged in: POST /api/login first",
+                              {"WWW-Authenticate": 'Cookie realm="vmgrade"'}), None
+            return RedirectResponse(f"/login?next={quote(scope['path'])}", status_code=303,
+                                    headers={"Connection": "close"}), None
+        token = dict(scope["headers"]).get(b"x-csrf-token", b"").decode("latin-1")
+        if api and not csrf_matches(session, token):
+            return _error(scope, 403, "csrf_failed",
+                          "missing or wrong X-CSRF-Token header (GET /api/csrf)"), None
+        key = (uid, "upload")
+        if not await self._enter(key):
+            return self._too_many(scope), None
+        return None, key
+
+    async def _enter(self, key) -> bool:
+        """Take one of ``key``'s places in flight, waiting (without reading the body) if there is room to."""
+        if self.in_flight.enter(key):
+            return True
+        if not self.waiting.enter(key):
+            return False
+        try:
+            with anyio.move_on_after(self.limits.upload_wait_s):
+                while True:
+                    await anyio.sleep(WAIT_POLL_S)
+                    if self.in_flight.enter(key):
+                        return True
+            return False
+        finally:
+            self.waiting.leave(key)
+
+    def _too_many(self, scope) -> Response:
+        limit = self.limits.uploads_in_flight_per_user
+        return _error(scope, 429, "too_many_requests",
+                      f"You already have {limit} such requests in progress; wait for them to finish.",
+                      {"Retry-After": "2"})
+
+    async def _timed(self, scope, receive, send):
+        idle_s, total_s = self.limits.body_idle_timeout_s, self.limits.body_total_timeout_s
+        deadline = time.monotonic() + total_s
+        body_done = timed_out = started = False
+
+        async def timed_receive():
+            nonlocal body_done, timed_out
+            if body_done:
+                return await receive()  # e.g. a streaming response listening for a disconnect
+            wait_s = min(idle_s, deadline - time.monotonic())
+            try:
+                if wait_s <= 0:
+                    raise TimeoutError
+                with anyio.fail_after(wait_s):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                raise BodyTimeout() from None
+            if message["type"] != "http.request" or not message.get("more_body"):
+                body_done = True
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if timed_out and not started:
+                return  # the route's answer to a body cut short: ours replaces it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except BodyTimeout:
+            pass
+        if timed_out and not started:
+            message = (f"The request body stopped arriving (nothing for {idle_s:g} s, or over "
+                       f"{total_s:g} s in all); send it again.")
+            await _error(scope, 408, "body_timeout", message)(scope, receive, send)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..audio import CHANNEL_CHOICES
 from . import dashboard
-from .deps import Settings
+from .deps import Settings, WebError
 from .jobs import Worker, pending_count, queue_position, requeue_failed
 from .schemas import RecordingOut
 from .storage import UploadError, context_key, receive
@@ -97,6 +97,9 @@ def accept_upload(s: Session, user: User, file: UploadFile, context: dict[str, s
         The file is too large, not audio, or unusable; or the rep already has
         ``settings.max_queued_per_user`` recordings waiting (429 ``queue_full``).
     """
+    # Reading and checking the file takes a while: the pooled connection (taken when the user was
+    # looked up) goes back meanwhile, so uploads waiting for a check hold none.
+    s.commit()
     stored = receive(file.file, settings.data_dir, file.filename or "upload",
                      max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s)
     key = context_key(context)
@@ -145,16 +148,41 @@ def recording_out(s: Session, upload: Upload, duplicate: bool = False) -> Record
 
 
 def load_report(upload: Upload, data_dir: Path) -> dict:
-    """The upload's JSON report; 409 while it is not graded, 404 when its file is gone or damaged."""
+    """The upload's JSON report.
+
+    Raises
+    ------
+    HTTPException
+        409 while it is not graded, 404 when its file is gone.
+    WebError
+        422 ``report_damaged`` when the file is not a JSON report (truncated, corrupt, not an
+        object, no numeric score nor error).
+    """
     job = upload.job
     if job.state != "done" or not job.report_path:
         raise HTTPException(409, f"recording {upload.id} is {job.state}, not graded yet")
     try:
         with open(data_dir / job.report_path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as exc:
-        raise HTTPException(404, f"the report of recording {upload.id} is missing or damaged; "
+            report = json.load(f)
+    except FileNotFoundError as exc:
+        raise HTTPException(404, f"the report of recording {upload.id} is missing; "
                                  "upload the recording again") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+        raise report_damaged(upload.id) from exc
+    # a report has a score, or (a failed one) an error; anything else is not one of ours
+    if not isinstance(report, dict) or not ("error" in report or _is_number(report.get("score"))):
+        raise report_damaged(upload.id)
+    return report
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def report_damaged(upload_id: int) -> WebError:
+    """422 ``report_damaged``: the stored report of a recording cannot be read or shown."""
+    return WebError(422, f"the report of recording {upload_id} is damaged and cannot be shown; "
+                         "upload the recording again to grade it anew", code="report_damaged")
 
 
 def audio_path(upload: Upload, data_dir: Path) -> Path | None:
@@ -201,7 +229,11 @@ def comparison_for(s: Session, user: User, ids: list[int], data_dir: Path) -> Co
     labels = [f"{u.user.username} {u.created_at:%Y-%m-%d %H:%M} #{u.id}" for u in uploads]
     from ..compare import compare_reports
 
-    return compare_reports(reports, labels)
+    try:
+        return compare_reports(reports, labels)
+    except Exception as exc:  # noqa: BLE001 - a report of the wrong shape
+        raise WebError(422, "a report of these recordings is damaged and cannot be compared; "
+                            "upload it again to grade it anew", code="report_damaged") from exc
 
 
 def _check_quota(s: Session, user: User, limit: int) -> None:

@@ -12,6 +12,7 @@ Folders are created 0700 and files 0600: they hold password hashes, recordings a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -38,6 +39,8 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 SUBDIRS = ("uploads", "reports", "tmp")
 LOCK_NAME = "serve.lock"
+# errno values of a full disk or quota: answered 507 ``storage_full``, not a 500.
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 _validation_slots = threading.BoundedSemaphore(VALIDATION_SLOTS)
 
@@ -175,11 +178,36 @@ def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
     Raises
     ------
     UploadError
-        ``too_large`` (413), ``empty_file``, ``not_audio`` (415), or any decoding
+        ``too_large`` (413), ``empty_file``, ``not_audio`` (415), any decoding
         problem of :func:`vmgrade.audio.load` (422: ``too_long``, ``silent``,
-        ``truncated``...), with a message naming ``filename``.
+        ``truncated``...), or ``storage_full`` (507: the disk is full; nothing is left
+        behind), with a message naming ``filename``.
     """
     display = os.path.basename(filename or "") or "upload"
+    try:
+        return _receive(stream, data_dir, display, max_bytes, max_duration_s)
+    except OSError as exc:
+        if not is_storage_full(exc):
+            raise
+        raise UploadError(f"{display}: {storage_full_message()}", code="storage_full", status=507) from exc
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or quota) is full: ENOSPC, EDQUOT, or SQLite's "disk is full"."""
+    if isinstance(exc, OSError):
+        return exc.errno in STORAGE_FULL_ERRNOS
+    return "database or disk is full" in str(exc)
+
+
+def storage_full_message() -> str:
+    """What a user is told when the server's disk is full."""
+    return ("the server's storage is full, so nothing was saved; try again later "
+            "(and tell the administrator)")
+
+
+def _receive(stream: BinaryIO, data_dir: Path, display: str, max_bytes: int,
+             max_duration_s: float) -> StoredAudio:
+    """:func:`receive` without the full-disk translation; the temp file is removed whatever happens."""
     fd, tmp_name = tempfile.mkstemp(dir=data_dir / "tmp", prefix="upload-")
     tmp = Path(tmp_name)
     try:

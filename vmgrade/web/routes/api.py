@@ -12,6 +12,7 @@ from ..deps import (
     ApiUser,
     AppSettings,
     GradingWorker,
+    LoginDB,
     api_csrf,
     client_ip,
     context_form,
@@ -66,9 +67,14 @@ def api_get_csrf(request: Request):
 
 
 @router.post("/api/login", response_model=LoginOut, tags=["auth"],
-             responses={401: {"description": "wrong credentials"}, 429: {"description": "locked out"}})
-def api_login(request: Request, body: LoginIn, s: DB, _: CsrfChecked):
-    result = accounts.authenticate(s, body.username, body.password, client_ip(request))
+             responses={401: {"description": "wrong credentials"},
+                        429: {"description": "locked out, or too_many_logins at once"}})
+def api_login(request: Request, body: LoginIn, s: LoginDB, _: CsrfChecked):
+    result = accounts.authenticate(s, body.username, body.password, client_ip(request),
+                                   counters=request.app.state.login_counters)
+    if result.busy:
+        return JSONResponse({"detail": "too many logins are being checked at once; retry in a few seconds",
+                             "code": "too_many_logins"}, status_code=429, headers={"Retry-After": "2"})
     if result.locked_for_s:
         raise HTTPException(429, f"too many failed logins; retry in {result.locked_for_s:.0f} s",
                             headers={"Retry-After": str(int(result.locked_for_s) + 1)})
@@ -94,7 +100,10 @@ def api_me(user: ApiUser):
 
 @router.post("/api/uploads", response_model=RecordingOut, status_code=202, tags=["recordings"],
              responses={200: {"description": "the same upload already exists (dedup)"},
+                        408: {"description": "body_timeout: the body stopped arriving"},
                         413: {"description": "file too large"}, 415: {"description": "not audio"},
+                        429: {"description": "queue_full, or too_many_requests (uploads in flight)"},
+                        507: {"description": "storage_full: the server's disk is full"},
                         422: {"description": "audio unusable (too long, silent, truncated...)"}})
 def api_upload(user: ApiUser, s: DB, _: CsrfChecked, settings: AppSettings, worker: GradingWorker,
                values: Annotated[dict, Depends(context_form)],
@@ -128,7 +137,8 @@ def api_recording(upload_id: int, user: ApiUser, s: DB):
 
 
 @router.get("/api/recordings/{upload_id}/report", tags=["recordings"],
-            responses={409: {"description": "not graded yet"}})
+            responses={409: {"description": "not graded yet"},
+                       422: {"description": "report_damaged: the stored report cannot be read"}})
 def api_report(upload_id: int, user: ApiUser, s: DB, settings: AppSettings) -> dict[str, Any]:
     """The JSON report (README: "JSON report")."""
     return load_report(visible(s, user, upload_id), settings.data_dir)

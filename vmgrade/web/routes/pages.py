@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import accounts, dashboard
@@ -13,6 +13,7 @@ from ..deps import (
     DB,
     AppSettings,
     GradingWorker,
+    LoginDB,
     LoginRequired,
     PageUser,
     check_form_csrf,
@@ -29,6 +30,7 @@ from ..recordings import (
     audio_path,
     comparison_for,
     load_report,
+    report_damaged,
     team_overview,
     upload_context,
     visible,
@@ -50,9 +52,16 @@ router = APIRouter(include_in_schema=False)
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     """HTTP errors: JSON under /api/, the error page everywhere else."""
+    code = getattr(exc, "code", None)  # a WebError's
     if request.url.path.startswith("/api/"):
-        return await http_exception_handler(request, exc)
-    return render(request, "error.html", exc.status_code, status=exc.status_code, message=exc.detail)
+        if code is None:
+            return await http_exception_handler(request, exc)
+        return JSONResponse({"detail": exc.detail, "code": code}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+    response = render(request, "error.html", exc.status_code, status=exc.status_code, message=exc.detail)
+    for name, value in (getattr(exc, "headers", None) or {}).items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
@@ -80,13 +89,17 @@ def login_page(request: Request, s: DB, next: str = "/"):
 
 
 @router.post("/login")
-def login_submit(request: Request, s: DB, username: Annotated[str, Form()] = "",
+def login_submit(request: Request, s: LoginDB, username: Annotated[str, Form()] = "",
                  password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
                  next: Annotated[str, Form()] = "/"):
     if not csrf_ok(request, csrf_token):
         return render(request, "login.html", 403, next=_safe_next(next), user=None,
                       error="The form expired. Please try again.")
-    result = accounts.authenticate(s, username, password, client_ip(request))
+    result = accounts.authenticate(s, username, password, client_ip(request),
+                                   counters=request.app.state.login_counters)
+    if result.busy:
+        return render(request, "login.html", 429, next=_safe_next(next), user=None,
+                      error="Too many logins at once. Try again in a few seconds.")
     if result.locked_for_s:
         minutes = max(1, round(result.locked_for_s / 60))
         return render(request, "login.html", 429, next=_safe_next(next), user=None,
@@ -156,10 +169,15 @@ def report_page(upload_id: int, user: PageUser, s: DB, settings: AppSettings):
         from ...render.html import write_report_html
 
         audio = audio_path(upload, settings.data_dir)
+        shown = report if audio else without_audio(report, settings.data_dir)
         try:
-            write_report_html(report if audio else without_audio(report, settings.data_dir), cached, audio)
-        except VmgradeError:  # the stored audio no longer decodes: the page goes without it
-            write_report_html(without_audio(report, settings.data_dir), cached)
+            try:
+                write_report_html(shown, cached, audio)
+            except VmgradeError:  # the stored audio no longer decodes: the page goes without it
+                write_report_html(without_audio(report, settings.data_dir), cached)
+        except Exception as exc:  # noqa: BLE001 - valid JSON, yet not a report the renderer can draw
+            cached.unlink(missing_ok=True)
+            raise report_damaged(upload.id) from exc
         make_private(cached)
     return FileResponse(cached, media_type="text/html; charset=utf-8",
                         headers={"Content-Security-Policy": REPORT_CSP})
