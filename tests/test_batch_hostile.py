@@ -330,3 +330,153 @@ def test_summary_csv_neutralises_formulas_from_the_manifest(tmp_path, lazy_grade
         "'@SUM(1)", "'=HYPERLINK(\"http://x\")", "'-2+3")
     (line,) = jsonl(out)  # the JSON keeps the values as given
     assert line["batch"]["rep_id"] == "@SUM(1)"
+
+
+# --- Issue 29 (round 3): symbolic links, a foreign --out, a full disk ---
+
+
+def output_text(out: Path) -> str:
+    """Every file the batch wrote, as one text (to look for what must not be in any of them)."""
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in sorted(out.rglob("*")) if p.is_file())
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_symlink_loops_end_in_globs_and_folder_walks(tmp_path, lazy_grader):
+    calls = tmp_path / "calls"
+    (calls / "sub").mkdir(parents=True)
+    (calls / "one.wav").write_bytes(b"not audio")
+    (calls / "sub" / "two.wav").write_bytes(b"not audio")
+    os.symlink(calls, calls / "loop")  # a folder that holds itself
+    os.symlink(calls, calls / "sub" / "back")  # two ways back up: glob.glob followed 2^40 paths
+    os.symlink(calls / "b.wav", calls / "a.wav")  # a -> b -> a
+    os.symlink(calls / "a.wav", calls / "b.wav")
+    expected = [calls / "a.wav", calls / "b.wav", calls / "one.wav", calls / "sub" / "two.wav"]
+
+    for pattern in (str(calls / "**" / "*.wav"), str(calls / "**"), str(calls)):
+        found = finishes(lambda pattern=pattern: discover([pattern]), timeout_s=10)  # before: never returned
+        assert found == expected, pattern  # each real file once, the loops as themselves
+
+    out = tmp_path / "out"
+    result = finishes(lambda: batch([str(calls / "**" / "*.wav")], out, lazy_grader), timeout_s=30)
+    codes = {Path(r["file"]).relative_to(calls).as_posix(): r["error"]["code"] for r in jsonl(out)}
+    assert codes == {"a.wav": "symlink_loop", "b.wav": "symlink_loop", "one.wav": "not_audio",
+                     "sub/two.wav": "not_audio"}
+    assert result.files == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_links_out_of_the_input_folder_are_recorded_not_read(tmp_path, lazy_grader):
+    secret = tmp_path / "private"
+    secret.mkdir()
+    target = secret / "secret-target.wav"
+    sf.write(str(target), np.zeros(8000, dtype=np.float32), 8000)  # other bytes than mine.wav
+    target_hash = hashlib.sha256(target.read_bytes()).hexdigest()
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    silent_wav(calls / "mine.wav")
+    os.symlink(target, calls / "leak.wav")  # a file link out of the folder
+    os.symlink(secret, calls / "elsewhere")  # a folder link out of it
+    os.symlink(calls / "mine.wav", calls / "alias.wav")  # a link inside: fine, and graded once
+
+    for inputs in ([calls], [str(calls / "**" / "*.wav")]):
+        out = tmp_path / f"out-{len(str(inputs[0]))}"
+        result = batch(inputs, out, lazy_grader)  # before: secret-target.wav was graded, its hash kept
+        codes = {Path(r["file"]).name: r["error"]["code"] for r in jsonl(out)}
+        assert codes == {"mine.wav": "silent", "leak.wav": "outside_folder", "elsewhere": "outside_folder"}
+        text = output_text(out)
+        assert "secret-target" not in text and str(secret) not in text and target_hash not in text
+        assert result.summary["errors"] == {"outside_folder": 2} and result.exit_status == 1
+        message = next(r for r in jsonl(out) if Path(r["file"]).name == "leak.wav")["error"]["message"]
+        assert "leak.wav" in message and "--follow-links" in message
+
+    followed = batch([calls], tmp_path / "followed", lazy_grader, follow_links=True)
+    assert target_hash in output_text(tmp_path / "followed")  # asked for: the link is followed
+    assert followed.files == 2  # mine.wav (alias.wav is the same real file) and secret-target.wav
+
+
+def test_an_out_folder_that_is_no_batch_output_is_refused(tmp_path, lazy_grader, capsys):
+    from vmgrade.cli import main
+
+    (tmp_path / "a.wav").write_bytes(b"not audio")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>my own site</h1>", encoding="utf-8")
+    code = main(["batch", str(tmp_path / "a.wav"), "--out", str(site), "--model", TEST_MODEL,
+                 "--no-history", "--no-progress", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "[out_not_batch]" in err and "index.html" in err and "Traceback" not in err
+    assert (site / "index.html").read_text(encoding="utf-8") == "<h1>my own site</h1>"  # before: overwritten
+    assert sorted(p.name for p in site.iterdir()) == ["index.html"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    first = batch([tmp_path / "a.wav"], empty, lazy_grader)  # an empty folder is fine
+    again = batch([tmp_path / "a.wav"], empty, lazy_grader)  # and then it is a batch output: resumed
+    assert (first.graded, again.graded, again.skipped) == (1, 0, 1)
+
+
+def tear_on(name: str, monkeypatch, after_writes: int = 0) -> dict:
+    """Make ``os.write`` to a file called ``name`` write half its bytes and fail with ENOSPC (a disk
+    that fills mid-line) after ``after_writes`` whole writes; from then on every write_atomic fails too."""
+    real_write, real_atomic = os.write, batch_run.write_atomic
+    state = {"writes": 0, "full": False}
+
+    def write(fd: int, data) -> int:
+        if not os.readlink(f"/proc/self/fd/{fd}").endswith(name):
+            return real_write(fd, data)
+        if state["full"] or state["writes"] >= after_writes:
+            state["full"] = True
+            real_write(fd, bytes(data[: max(1, len(data) // 2)]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        state["writes"] += 1
+        return real_write(fd, data)
+
+    def atomic(path, data):
+        if state["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_atomic(path, data)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(batch_run, "write_atomic", atomic)
+    return state
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_append_whole_leaves_no_torn_line_when_the_disk_fills(tmp_path, monkeypatch):
+    from vmgrade.fileio import append_whole
+
+    path = tmp_path / "results.jsonl"
+    append_whole(path, '{"n": 1}\n')
+    tear_on("results.jsonl", monkeypatch)
+    with pytest.raises(OSError) as info:
+        append_whole(path, '{"n": 2, "padding": "' + "x" * 100 + '"}\n')
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_bytes() == b'{"n": 1}\n'  # before: '{"n": 1}\n{"n": 2, "padd' stayed
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_disk_that_fills_mid_line_leaves_results_jsonl_whole_and_exits_2(tmp_path, monkeypatch, capsys):
+    from vmgrade.cli import main
+
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    for name in ("p1.wav", "p2.wav", "p3.wav"):  # recorded while planning: appended one by one
+        os.mkfifo(calls / name)
+    out = tmp_path / "out"
+    state = tear_on("results.jsonl", monkeypatch, after_writes=1)  # the second line tears
+
+    code = main(["batch", str(calls), "--out", str(out), "--model", TEST_MODEL, "--no-history",
+                 "--no-progress", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert state["full"], "the fault was never hit"
+    assert code == 2 and "[out_unwritable]" in err and "the disk is full" in err and "Traceback" not in err
+    text = (out / "results.jsonl").read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    lines = [json.loads(line) for line in text.splitlines()]  # before: the last line was cut mid-JSON
+    assert [Path(r["file"]).name for r in lines] == ["p1.wav"]
+    assert lines[0]["error"]["code"] == "not_a_file"
+
+    monkeypatch.undo()  # space again: the rerun resumes and finishes
+    again = batch([calls], out, Grader(GradeOptions(model=TEST_MODEL)))
+    assert (again.skipped, again.files) == (2, 3)  # p1 and p2 reached the ledger before the disk filled
+    assert len(jsonl(out)) == 3

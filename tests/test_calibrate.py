@@ -250,3 +250,25 @@ def test_calibrate_command_end_to_end(tmp_path, capsys):
     expected = sum(d["score"] * d["weight"] for d in dims) / 100.0
     assert record["score"] == pytest.approx(expected, abs=0.2)
     assert record["score"] == pytest.approx(float(rows[4][3]), abs=0.15)
+
+
+def test_one_recording_rated_twice_with_two_scores_is_ratings_invalid(tmp_path, capsys):
+    (tmp_path / "audio").mkdir()
+    shutil.copy(SAMPLES / "followup_phone.wav", tmp_path / "audio" / "a.wav")
+    shutil.copy(SAMPLES / "followup_phone.wav", tmp_path / "audio" / "copy.wav")  # same bytes, other name
+    other = SAMPLES / "rambling_phone.wav"
+    path = _csv(tmp_path, f"file,score\naudio/a.wav,80\n{other},30\naudio/./a.wav,55\naudio/copy.wav,60\n")
+    with pytest.raises(CalibrationError) as err:  # before: both rows went into the fit
+        read_ratings(path)
+    message = err.value.message
+    assert err.value.code == "ratings_invalid"
+    assert f"{path} line 4: a.wav rated 55, but line 2 rates the same file 80" in message
+    assert f"{path} line 5: copy.wav rated 60, but line 2 rates the same recording (identical bytes) 80" \
+        in message
+    assert main(["calibrate", str(path), "--model", "no-such-model"]) == EXIT_USAGE  # before any model
+    assert "[ratings_invalid]" in capsys.readouterr().err
+
+    same = _csv(tmp_path, f"file,score\naudio/a.wav,80\n{other},30\naudio/copy.wav,80\n")
+    ratings = read_ratings(same)  # the same score twice: one rating, counted once
+    assert [(r.file.name, r.score, r.line) for r in ratings.rows] == [("a.wav", 80.0, 2),
+                                                                       ("rambling_phone.wav", 30.0, 3)]

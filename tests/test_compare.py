@@ -288,3 +288,123 @@ def test_warns_when_reports_were_graded_with_different_rubric_versions():
     # an error report's rubric does not count
     failed = {"file": "x.wav", "error": {"code": "not_audio", "message": "no"}, "rubric": {"version": "9"}}
     assert compare_reports([before, failed, same]).warnings == []
+
+
+# --- issue 29: report JSON is checked at the edge ---
+
+
+def _set(report: dict, dotted: str, value) -> dict:
+    node = report
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return report
+
+
+@pytest.mark.parametrize("dotted, value, said", [
+    ("score", "90", "score: '90' is not a number"),
+    ("score", 1e308, "score: 1e+308 is outside 0..100"),
+    ("score", -3, "score: -3 is outside 0..100"),
+    ("score", True, "score: True is not a number"),
+    ("grade", None, "grade: missing"),
+    ("file", 7, "file: 7 is not text"),
+    ("dimensions", {"pace": 80}, "dimensions: {'pace': 80} is not a list"),
+    ("dimensions.0.score", 250.0, "dimensions[0].score: 250 is outside 0..100"),
+    ("metrics.rate_wpm", -150.0, "metrics.rate_wpm: -150 is outside"),
+    ("metrics.clipping_ratio", 3.0, "metrics.clipping_ratio: 3 is outside 0..1"),
+    ("metrics", [1, 2], "metrics: [1, 2] is not an object"),
+    ("content.callback.mentions.0.digits_per_s", "fast", "digits_per_s: 'fast' is not a number"),
+    ("transcript.words", "hello", "transcript.words: 'hello' is not a list"),
+    ("feedback", [{"dimension": "pace"}], "feedback[0].code: missing"),
+    ("error", "boom", "error: not an object"),
+])
+def test_damaged_report_json_is_report_invalid_naming_the_file(tmp_path, capsys, dotted, value, said):
+    from vmgrade.cli import main
+
+    good = tmp_path / "before.json"
+    good.write_text(json.dumps(make_report("a.wav")), encoding="utf-8")
+    bad = tmp_path / "after.json"
+    bad.write_text(json.dumps(_set(make_report("b.wav"), dotted, value)), encoding="utf-8")
+    code = main(["compare", str(good), str(bad)])  # before: a TypeError traceback, or a silent comparison
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"vmgrade: error [report_invalid]: {bad}: ") and said in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("text", ['{"file": "a.wav", "score": NaN, "grade": "C"}',
+                                  '{"file": "a.wav", "score": Infinity, "grade": "C"}',
+                                  "[1, 2]", "[]", "[" * 100_000, '{"file": "a.wav"}'])
+def test_report_json_that_is_no_report_is_report_invalid(tmp_path, text):
+    path = tmp_path / "x.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(VmgradeError, match=r"x\.json: not") as info:
+        load_reports(path)
+    assert info.value.code == "report_invalid"
+
+
+def test_a_torn_last_line_of_json_lines_is_dropped_other_damage_is_not(tmp_path):
+    lines = [json.dumps(make_report(name)) for name in ("a.wav", "b.wav", "c.wav")]
+    torn = tmp_path / "results.jsonl"
+    torn.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:40], encoding="utf-8")  # a crash mid-append
+    assert [r["file"] for r in load_reports(torn)] == ["a.wav", "b.wav"]
+    middle = tmp_path / "middle.jsonl"
+    middle.write_text(lines[0] + "\n" + lines[1][:40] + "\n" + lines[2] + "\n", encoding="utf-8")
+    with pytest.raises(VmgradeError, match=r"middle\.jsonl: not JSON \(line 2") as info:
+        load_reports(middle)
+    assert info.value.code == "report_invalid"
+
+
+# --- issue 29: resampling artefacts are no audible change ---
+
+
+def test_a_band_edge_grazed_by_measurement_noise_is_not_heard_a_real_change_is():
+    before = make_report("a.wav", snr_db=20.4, f0_sd_st=2.95, word_loudness_sd_db=3.05)
+    grazed = make_report("b.wav", snr_db=19.6, f0_sd_st=3.05, word_loudness_sd_db=2.95)
+    c = compare_reports([before, grazed])
+    for key in ("snr_db", "f0_sd_st", "word_loudness_sd_db"):  # each crossed a band edge, by a hair
+        assert metric(c, key).band_before != metric(c, key).band_after, key
+        assert not metric(c, key).noticeable, key  # before: "Signal to noise fell … out of the clean band"
+    assert not dimension(c, "audio_quality").noticeable and not dimension(c, "voice").noticeable
+
+    heard = compare_reports([before, make_report("c.wav", snr_db=15.0, f0_sd_st=1.8)])
+    assert metric(heard, "snr_db").noticeable and metric(heard, "f0_sd_st").noticeable
+
+
+def test_recogniser_findings_follow_the_audio_not_the_delivery():
+    def with_audio(name: str, rate_hz: int, feedback=()):
+        report = make_report(name, feedback=feedback)
+        report["audio"] = {"format": "WAV", "codec": "PCM_16", "sample_rate_hz": rate_hz}
+        return report
+
+    wide = with_audio("wide.wav", 16000)
+    narrow = with_audio("narrow.wav", 8000, feedback=[("hard_to_transcribe", "opening")])
+    c = compare_reports([wide, narrow])  # the same message at 8 kHz
+    assert dimension(c, "opening").new == () and not dimension(c, "opening").noticeable
+    assert any("8000 Hz" in w and "hard_to_transcribe" in w for w in c.warnings)
+    assert "No change a listener would notice." in c.summary
+
+    same_audio = compare_reports([wide, with_audio("later.wav", 16000, [("hard_to_transcribe", "opening")])])
+    assert dimension(same_audio, "opening").new == ("hard_to_transcribe",)  # same audio: the delivery
+    assert dimension(same_audio, "opening").noticeable and not same_audio.warnings
+
+
+@pytest.mark.slow
+def test_the_same_sample_resampled_to_8_khz_is_no_audible_change(graded, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    source = SAMPLES / "strong_wideband.flac"
+    audio, rate_hz = sf.read(str(source), dtype="float32")
+    narrow = tmp_path / "strong_8k.wav"
+    mono = np.atleast_2d(audio.T).mean(axis=0)
+    sf.write(str(narrow), resample_poly(mono, 8000, rate_hz).astype(np.float32), 8000)
+    c = compare_reports([graded(source).to_dict(), graded(narrow).to_dict()])
+    assert c.ok
+    heard = [d.key for d in c.noticeable]
+    assert heard == [] and not c.score.noticeable, heard  # before: opening, by a new hard_to_transcribe
+    assert "No change a listener would notice." in c.summary

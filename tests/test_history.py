@@ -414,3 +414,98 @@ def test_history_tables_show_odd_names_as_text(monkeypatch, tty):
     text = out.getvalue()
     assert "rep[/]x" in text and "\x1b[2J" not in text and "\\x1b[2J" in text
     assert "\u202e" not in text and "\\u202e" in text
+
+
+# -- damaged databases (issue 29): history_error naming the file, never a traceback --
+
+
+def _fake_report(i: int) -> dict:
+    return {"file": f"f{i}.wav", "score": 70.0 + i % 10, "grade": "C", "model": {"name": "t", "engine": "e"},
+            "dimensions": [{"key": "opening", "score": 60.0}], "metrics": {"note": "x" * 300}}
+
+
+def _filled_db(path) -> str:
+    """A real history database with enough rows to span many pages, checkpointed into the file."""
+    import sqlite3
+
+    url = f"sqlite:///{path}"
+    with open_store(url) as store:
+        for i in range(300):
+            store.record(_fake_report(i), content_hash=f"{i:064x}", rep_id="ana", rubric_version="v",
+                         recorded_at=T0 + timedelta(minutes=i))
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return url
+
+
+def _damage(kind: str, tmp_path):
+    import sqlite3
+
+    path = tmp_path / f"{kind}.sqlite3"
+    if kind == "not_sqlite":
+        path.write_text("these are a user's notes, not a database\n" * 20, encoding="utf-8")
+    elif kind in ("truncated", "garbled"):
+        good = tmp_path / "good.sqlite3"
+        _filled_db(good)
+        data = bytearray(good.read_bytes())
+        if kind == "truncated":
+            data = data[:3000]  # cut inside the first pages
+        else:  # the header survives; the pages that hold the rows do not
+            data[len(data) // 3:] = os.urandom(len(data) - len(data) // 3)
+        path.write_bytes(bytes(data))
+    elif kind in ("wrong_schema", "wrong_schema_at_head", "unknown_revision"):
+        conn = sqlite3.connect(path)
+        if kind != "unknown_revision":
+            conn.execute("CREATE TABLE recordings (x INTEGER)")
+        if kind != "wrong_schema":
+            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+            revision = head_revision() if kind == "wrong_schema_at_head" else "zzzz"
+            conn.execute("INSERT INTO alembic_version VALUES (?)", (revision,))
+        conn.commit()
+        conn.close()
+    elif kind == "bad_row":
+        _filled_db(path)
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE recordings SET dimensions = '{not json' WHERE id = 7")
+        conn.commit()
+        conn.close()
+    return path
+
+
+@pytest.mark.parametrize("kind, said", [
+    ("not_sqlite", "not a SQLite database"),
+    ("truncated", "damaged"),
+    ("garbled", "damaged"),
+    ("wrong_schema", "another schema"),
+    ("wrong_schema_at_head", "lacks content_hash"),
+    ("unknown_revision", "Can't locate revision"),
+    ("bad_row", "JSONDecodeError"),
+])
+def test_a_damaged_history_database_is_history_error_naming_the_file(tmp_path, capsys, kind, said):
+    path = _damage(kind, tmp_path)
+    url = f"sqlite:///{path}"
+    for argv in (["history", "--db", url], ["history", "--db", url, "--rep", "ana"]):
+        code = main(argv)  # before: an OperationalError / DatabaseError traceback for several of these
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.startswith("vmgrade: error [history_error]: ") and str(path) in err, err
+        assert said in err and "Traceback" not in err and "[SQL:" not in err, err
+        assert err.count("\n") == 1  # one line, not the driver's SQL dump
+
+
+def test_a_read_only_history_database_reads_but_refuses_writes_with_history_error(tmp_path, capsys):
+    good = tmp_path / "good.sqlite3"
+    _filled_db(good)
+    read_only = f"sqlite:///file:{good}?mode=ro&uri=true"  # chmod is no test as root: the driver's mode
+    assert main(["history", "--db", read_only, "--rep", "ana"]) == EXIT_OK
+    assert "Rep ana: 300 recordings" in capsys.readouterr().out
+    with open_store(read_only) as store, pytest.raises(HistoryError, match="read-only") as info:
+        store.record(_fake_report(999), content_hash="f" * 64, rubric_version="v")
+    assert str(good) in info.value.message
+
+    never_migrated = tmp_path / "empty.sqlite3"
+    never_migrated.write_bytes(b"")
+    code = main(["history", "--db", f"sqlite:///file:{never_migrated}?mode=ro&uri=true"])
+    err = capsys.readouterr().err
+    assert code == 2 and "[history_error]" in err and "read-only" in err and str(never_migrated) in err

@@ -47,6 +47,7 @@ from scipy.optimize import nnls
 from . import scoring
 from .csvtable import raise_listed, read_table
 from .errors import VmgradeError
+from .fileio import write_atomic
 from .pipeline import CONTEXT_FIELDS, Context, GradeOptions, Grader
 
 REQUIRED_COLUMNS = ("file", "score")
@@ -102,13 +103,16 @@ def read_ratings(csv_path: str | os.PathLike) -> Ratings:
     Returns
     -------
     Ratings
-        Rows whose audio file does not exist are skipped, with a message.
+        Rows whose audio file does not exist are skipped, with a message. A
+        recording listed twice (the same path, or a copy with the same bytes)
+        with the same score is counted once.
 
     Raises
     ------
     CalibrationError
         When the CSV cannot be read, lacks a required column, or has a row with an
-        empty file or a score that is not a number in 0-100 (every such row is listed).
+        empty file or a score that is not a number in 0-100, or rates one recording
+        twice with different scores (every such row is listed, with the other line).
     """
     path = Path(csv_path)
     columns, lines = read_table(path, what="ratings file", error=CalibrationError,
@@ -137,8 +141,38 @@ def read_ratings(csv_path: str | os.PathLike) -> Ratings:
             continue
         context = Context(**{c: cell.get(c) or None for c in CONTEXT_FIELDS})
         rows.append(Rating(audio, score, line, context))
+    rows = _once_each(path, rows, errors)
     raise_listed(errors, title="bad ratings", error=CalibrationError, code="ratings_invalid")
     return Ratings(path, tuple(rows), tuple(skipped))
+
+
+def _once_each(path: Path, rows: list[Rating], errors: list[str]) -> list[Rating]:
+    """Each recording once: by its resolved path or, for a copy under another name, its bytes.
+
+    The same recording rated twice with different scores is two answers to one
+    question, and a fit would split the difference silently: each such pair goes
+    to ``errors`` naming both lines. Rated twice with the same score it is one
+    rating, counted once (the first line kept).
+    """
+    from .fileio import content_hash
+
+    first: dict[object, Rating] = {}
+    kept: list[Rating] = []
+    for row in rows:
+        keys: list[object] = [("path", row.file.resolve())]
+        try:
+            keys.append(("bytes", content_hash(row.file)))
+        except OSError:
+            pass  # unreadable: grading it reports why; its path still keys it
+        earlier = next((first[k] for k in keys if k in first), None)
+        if earlier is None:
+            first.update(dict.fromkeys(keys, row))
+            kept.append(row)
+        elif earlier.score != row.score:
+            same = "the same file" if keys[0] in first else "the same recording (identical bytes)"
+            errors.append(f"{path} line {row.line}: {row.file.name} rated {row.score:g}, but line "
+                          f"{earlier.line} rates {same} {earlier.score:g}; keep one score per recording")
+    return kept
 
 
 def _parse_score(raw: str) -> tuple[float, str | None]:
@@ -545,8 +579,8 @@ def write_rubric(base_path: str | os.PathLike | None, weights: Mapping[str, floa
     wrapped = [part for line in note.splitlines() for part in (wrap.wrap(line) or [""])]
     header = "".join(f"# {line}".rstrip() + "\n" for line in wrapped)
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(header + ("#\n" if header else "") + tomlkit.dumps(doc), encoding="utf-8")
+    # whole or not at all: a full disk must not leave half a rubric that a later grade would load
+    write_atomic(out, header + ("#\n" if header else "") + tomlkit.dumps(doc))
     return scoring.load_rubric(out)
 
 

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="history database URL (default $VMGRADE_DB_URL, else SQLite in the data dir)")
     b.add_argument("--no-history", action="store_true", help="do not record results in the history store")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.add_argument("--follow-links", action="store_true",
+                   help="follow symbolic links in the input folders even where they lead out of them "
+                        "(default: such a link gets an outside_folder record and is not read)")
     return parser
 
 
@@ -451,6 +454,7 @@ def _batch(args: argparse.Namespace) -> int:
         db_url=args.db,
         history=not args.no_history,
         progress=not args.no_progress,
+        follow_links=args.follow_links,
     ))
     print(format_summary(result.summary))
     print(f"\nWrote {result.out}/index.html, results.jsonl, summary.csv, summary.json and reports/.")
@@ -458,13 +462,21 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from .store import history
+
+    store = history.open_store(args.db)  # a damaged or foreign database: history_error, exit 2
+    try:
+        return _history_tables(args, store)
+    finally:
+        store.close()
+
+
+def _history_tables(args: argparse.Namespace, store) -> int:
     import json
 
     from .render.history_table import print_tables, recordings_table, reps_table, trend_table
     from .scoring import load_rubric
-    from .store import history
 
-    store = history.open_store(args.db)
     if args.rep is None:
         reps = store.reps()
         if args.format == "json":
@@ -536,9 +548,11 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn would trust X-Forwarded-For from 127.0.0.1 by default: every login guess could
     # claim a new address. Proxies are trusted only when named.
     trusted = args.forwarded_allow_ips or ""
+    from .web.app import UVICORN_LIMITS
+
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info",
-                    proxy_headers=bool(trusted), forwarded_allow_ips=trusted)
+                    proxy_headers=bool(trusted), forwarded_allow_ips=trusted, **UVICORN_LIMITS)
     finally:
         unlock_data_dir(lock)
     return EXIT_OK

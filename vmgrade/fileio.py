@@ -3,12 +3,14 @@ and files hashed without being read whole.
 
 Batch ledgers and reports, HTML reports, the web app's stored reports and the
 converted model cache all go through :func:`replacing` (:func:`write_atomic`
-for data already in memory). :func:`content_hash` keys recordings (history,
+for data already in memory); lines appended to a file (a batch's ``results.jsonl``)
+go through :func:`append_whole`, all or nothing. :func:`content_hash` keys recordings (history,
 batch resume) and checks the sentence-embedding weights.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -51,6 +53,45 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     with replacing(path) as tmp:
         tmp.write_bytes(payload)
     return path
+
+
+def append_whole(path: Path, data: str | bytes) -> None:
+    """Append ``data`` to ``path`` all or nothing: a full disk never leaves part of it behind.
+
+    The bytes go in with :func:`os.write` on an ``O_APPEND`` descriptor (one call
+    unless the system writes short), then the file is fsynced. When a write fails
+    or stops short (``ENOSPC``, ``EDQUOT``, an I/O error) the file is truncated back
+    to its length before the call and the error raised with the path in it, so a
+    line-per-record file (``results.jsonl``) never ends in a torn line. Meant for
+    one writer at a time (the batch holds its output folder's lock).
+
+    Raises
+    ------
+    OSError
+        The append failed; ``path`` is as it was (unless even the truncation failed).
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        size_before = os.fstat(fd).st_size
+        try:
+            view = memoryview(payload)
+            while view:
+                written = os.write(fd, view)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
+                view = view[written:]
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size_before)  # all or nothing: no torn last line
+            except OSError:
+                pass
+            if exc.filename is None:  # os.write's errors name no file: the caller's message should
+                raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
+            raise
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

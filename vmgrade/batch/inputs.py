@@ -7,9 +7,11 @@ recording time and call context (:class:`vmgrade.pipeline.Context`).
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,26 +39,40 @@ class BatchError(VmgradeError):
 
 
 def discover(inputs: Sequence[str | os.PathLike], exclude: str | os.PathLike | None = None,
-             unreadable: list[tuple[Path, OSError]] | None = None) -> list[Path]:
+             unreadable: list[tuple[Path, OSError]] | None = None, outside: list[Path] | None = None,
+             follow_links: bool = False) -> list[Path]:
     """Audio files named by ``inputs``: files, folders (searched recursively) and globs.
+
+    The search is bounded: each real folder is entered at most once (by its
+    ``(st_dev, st_ino)``), so symbolic-link loops (``calls/loop -> calls``,
+    ``a -> b -> a``) end, and, unless ``follow_links``, a link found in an input
+    folder (or below a glob's fixed part) is followed only when its target lies
+    inside that folder: a link leading out is not read, and is listed in ``outside``.
 
     Parameters
     ----------
     inputs : sequence of str or PathLike
         A file is taken whatever its extension (a bad one gets an error
-        record); a folder contributes its files with an audio extension
-        (:data:`AUDIO_EXTENSIONS`), hidden files and folders left out; a glob
-        (``*``, ``?``, ``[``; ``**`` recursive) expands to files and folders.
+        record), and followed when it is a link (it was named); a folder
+        contributes its files with an audio extension (:data:`AUDIO_EXTENSIONS`),
+        hidden files and folders left out; a glob (``*``, ``?``, ``[``;
+        ``**`` recursive) expands to files and folders, searched from the
+        folder its fixed part names (``calls`` for ``calls/**/*.wav``).
     exclude : str or PathLike, optional
         A folder to leave out (the batch's own output folder).
     unreadable : list, optional
         Receives ``(folder, OSError)`` for each folder that could not be
         listed (permissions, I/O error): its files are missing from the result.
+    outside : list, optional
+        Receives each symbolic link that would have been an input but leads
+        out of its input folder (not followed; ``outside_folder`` in a batch).
+    follow_links : bool
+        Follow links wherever they lead (loops are still cut).
 
     Returns
     -------
     list of Path
-        Absolute, de-duplicated by path, sorted.
+        Absolute, resolved, de-duplicated by path, sorted.
 
     Raises
     ------
@@ -64,37 +80,142 @@ def discover(inputs: Sequence[str | os.PathLike], exclude: str | os.PathLike | N
         ``input_not_found`` when an input matches nothing.
     """
     skip = Path(exclude).resolve() if exclude is not None else None
-    found: set[Path] = set()
+    search = _Search(skip=skip, follow_links=follow_links)
     missing: list[str] = []
     for raw in inputs:
-        text = os.fspath(raw)
+        text = os.path.expanduser(os.fspath(raw))
         if glob.has_magic(text):
-            matches = [Path(m) for m in sorted(glob.glob(os.path.expanduser(text), recursive=True))]
+            base, parts = _glob_base(text)
+            matched = os.path.isdir(base) and search.run(Path(base), parts)
+        elif os.path.isdir(text):
+            matched = search.run(Path(text).resolve(), None) or True
+        elif os.path.exists(text):
+            real = Path(text).resolve()  # named: followed wherever it leads
+            matched = True
+            if not (skip and _inside(real, skip)):
+                search.files.add(real)
         else:
-            matches = [Path(text).expanduser()] if Path(text).expanduser().exists() else []
-        if not matches:
-            missing.append(text)
-        for match in matches:
-            if match.is_dir():
-                found.update(_walk(match.resolve(), skip, unreadable))
-            elif not (skip and _inside(match.resolve(), skip)):
-                found.add(match.resolve())
+            matched = False
+        if not matched:
+            missing.append(os.fspath(raw))
     if missing:
         raise BatchError(f"no such file, folder or match: {', '.join(missing)}", code="input_not_found")
-    return sorted(found)
+    if unreadable is not None:
+        unreadable.extend(search.unreadable)
+    if outside is not None:
+        outside.extend(sorted(set(search.outside) - search.files))
+    return sorted(search.files)
 
 
-def _walk(folder: Path, skip: Path | None, unreadable: list[tuple[Path, OSError]] | None) -> Iterator[Path]:
-    def failed(exc: OSError) -> None:  # os.walk skips a folder it cannot list: say which
-        if unreadable is not None:
-            unreadable.append((Path(exc.filename) if exc.filename else folder, exc))
+def _glob_base(pattern: str) -> tuple[str, tuple[str, ...]]:
+    """A glob's fixed leading folder and the remaining components (``calls``, ``("**", "*.wav")``)."""
+    parts = [p for p in pattern.split(os.sep) if p not in ("", ".")] if pattern else []
+    fixed: list[str] = []
+    while parts and not glob.has_magic(parts[0]):
+        fixed.append(parts.pop(0))
+    root = os.sep if pattern.startswith(os.sep) else ""
+    return (root + os.sep.join(fixed)) or ".", tuple(parts)
 
-    for root, dirs, files in os.walk(folder, onerror=failed):
-        here = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (skip and here / d == skip))
-        for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS:
-                yield here / name
+
+@dataclass
+class _Search:
+    """One bounded walk over the input folders (:func:`discover`): what it found, what it refused."""
+
+    skip: Path | None
+    follow_links: bool
+    files: set[Path] = field(default_factory=set)
+    unreadable: list[tuple[Path, OSError]] = field(default_factory=list)
+    outside: list[Path] = field(default_factory=list)
+
+    def run(self, base: Path, parts: tuple[str, ...] | None) -> bool:
+        """Search ``base``: every audio file (``parts`` None) or what the glob ``parts`` match.
+
+        Returns whether anything matched (a glob); links out of ``base`` count, as the shell would.
+        """
+        try:
+            root = base.resolve(strict=True)
+            st = os.stat(root)
+        except (OSError, RuntimeError):
+            return False
+        if self.skip and _inside(root, self.skip):
+            return parts is None
+        start = _advance_closure(parts, {0}) if parts is not None else None
+        whole = parts is None or len(parts) in start  # 'calls/**' matches calls itself: all of it
+        visited = {(st.st_dev, st.st_ino)}
+        stack: list[tuple[Path, Path, frozenset[int] | None, bool]] = [(base, root, start, whole)]
+        before = len(self.files) + len(self.outside)
+        while stack:
+            folder, real_folder, state, whole = stack.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda e: e.name, reverse=True)
+            except OSError as exc:  # a glob passing through an unreadable folder matches nothing there
+                if whole:
+                    self.unreadable.append((real_folder, exc))
+                continue
+            for entry in entries:
+                name = entry.name
+                if whole and name.startswith("."):
+                    continue  # hidden files and folders are left out of a folder
+                after = None if whole else _advance(parts, state, name)
+                if not whole and not after:
+                    continue
+                link = entry.is_symlink()
+                try:
+                    real = Path(os.path.realpath(entry.path, strict=True)) if link else real_folder / name
+                    est = os.stat(real)
+                except OSError:  # a dangling link or a loop (a -> b -> a): its record says which
+                    if (whole and Path(name).suffix.lower() in AUDIO_EXTENSIONS) or (
+                            not whole and len(parts) in after):
+                        self.files.add(real_folder / name)
+                    continue
+                if self.skip and _inside(real, self.skip):
+                    continue
+                is_dir = stat.S_ISDIR(est.st_mode)
+                wanted = (is_dir or Path(name).suffix.lower() in AUDIO_EXTENSIONS) if whole else (
+                    is_dir or len(parts) in after)
+                if not wanted:
+                    continue
+                if link and not self.follow_links and not _inside(real, root):
+                    self.outside.append(real_folder / name)  # never leave the folder unasked
+                    continue
+                if not is_dir:
+                    self.files.add(real)
+                elif (est.st_dev, est.st_ino) not in visited:  # each real folder once: loops end
+                    visited.add((est.st_dev, est.st_ino))
+                    stack.append((Path(entry.path), real, after, whole or len(parts) in after))
+        return len(self.files) + len(self.outside) > before
+
+
+def _advance_closure(parts: tuple[str, ...], state: set[int]) -> frozenset[int]:
+    """``state`` plus the positions reached by letting each ``**`` match no folder."""
+    out = set(state)
+    for i in sorted(out):
+        while i < len(parts) and parts[i] == "**":
+            i += 1
+            out.add(i)
+    return frozenset(out)
+
+
+def _advance(parts: tuple[str, ...], state: frozenset[int], name: str) -> frozenset[int]:
+    """The glob positions after matching one path component ``name`` (empty: no match can follow).
+
+    As :func:`glob.glob` with ``recursive=True``: ``*``, ``?`` and ``[…]`` match within one
+    component, ``**`` any number of components; neither matches a hidden name (one starting
+    with ``.``) unless the pattern component itself starts with ``.``.
+    """
+    hidden = name.startswith(".")
+    nxt: set[int] = set()
+    for i in state:
+        if i >= len(parts):
+            continue
+        part = parts[i]
+        if part == "**":
+            if not hidden:
+                nxt.add(i)
+        elif (not hidden or part.startswith(".")) and fnmatch.fnmatchcase(name, part):
+            nxt.add(i + 1)
+    return _advance_closure(parts, nxt)
 
 
 def _inside(path: Path, folder: Path) -> bool:

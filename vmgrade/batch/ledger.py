@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from ..content import CONTENT_VERSION
 from ..errors import printable
+from ..fileio import append_whole
 from ..pipeline import Context, GradeOptions
 from .inputs import BatchError, ManifestRow
 
@@ -147,16 +148,36 @@ def _printable_strings(data: Any) -> Any:
 
 
 def append_synced(path: Path, text: str) -> None:
-    """Append ``text`` with one write() on an O_APPEND descriptor, then fsync."""
-    data = text.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    """Append ``text`` all or nothing (:func:`vmgrade.fileio.append_whole`): a full disk tears no line."""
+    append_whole(path, text)
+
+
+def check_out(out: Path) -> None:
+    """Refuse an output folder that holds files but is no batch output (a site, someone's documents).
+
+    A batch writes ``index.html``, ``summary.csv`` … into ``--out``: pointed at a
+    folder of other files it would overwrite them. An empty or missing folder is
+    fine, and so is an earlier batch's output (its lock file :data:`LOCK_NAME`, or
+    its ledger folder beside ``results.jsonl``), which a rerun resumes.
+
+    Raises
+    ------
+    BatchError
+        ``out_not_batch``.
+    """
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        if not out.is_dir():
+            return  # missing (made later), or a file in the way (out_unwritable when it is made)
+        with os.scandir(out) as listing:
+            names = {entry.name for entry in listing}
+    except OSError:
+        return  # cannot be listed: making and locking it says why (out_unwritable)
+    if not names or LOCK_NAME in names or (LEDGER_DIR in names and JSONL_NAME in names):
+        return
+    shown_names = ", ".join(sorted(printable(n) for n in names)[:3]) + (", …" if len(names) > 3 else "")
+    raise BatchError(f"{shown(str(out))} holds other files ({shown_names}) and is no vmgrade batch output; "
+                     "a batch would overwrite its index.html and summaries: give --out an empty or new "
+                     "folder (or an earlier batch's output to resume it)", code="out_not_batch")
 
 
 def read_ledger(out: Path, key: str) -> dict | None:

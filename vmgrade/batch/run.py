@@ -52,6 +52,7 @@ from .ledger import (
     Row,
     Task,
     append_synced,
+    check_out,
     clean_tmp,
     dumps,
     lock_out,
@@ -86,7 +87,9 @@ class BatchOptions:
     ``workers``: worker processes (or Ray actors); ``ray``: None for local
     processes, else a Ray address (``"local"`` starts or joins a Ray instance on
     this machine); ``db_url``: the history database (None: the default store);
-    ``history``: False to skip it.
+    ``history``: False to skip it; ``follow_links``: follow symbolic links found in the input
+    folders even where they lead out of them (by default such a link gets an ``outside_folder``
+    record and is not read).
     """
 
     out: Path = Path("vmgrade-batch")
@@ -97,6 +100,7 @@ class BatchOptions:
     db_url: str | None = None
     history: bool = True
     progress: bool = True
+    follow_links: bool = False  # follow links found in input folders wherever they lead
 
 
 @dataclass
@@ -152,6 +156,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     options = options or BatchOptions()
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(options.out).resolve()
+    check_out(out)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         lock = lock_out(out)
@@ -159,8 +164,10 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     try:
         manifest = read_manifest(options.manifest) if options.manifest else {}
         unreadable: list[tuple[Path, OSError]] = []
-        paths = discover(inputs, exclude=out, unreadable=unreadable)
-        if not paths and not unreadable:
+        outside: list[Path] = []
+        paths = discover(inputs, exclude=out, unreadable=unreadable, outside=outside,
+                         follow_links=options.follow_links)
+        if not paths and not unreadable and not outside:
             raise BatchError(f"no audio files found in {', '.join(shown(os.fspath(i)) for i in inputs)}",
                              code="no_inputs")
         listed = set(paths)
@@ -182,7 +189,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
         settings = settings_of(grade_options, model_name, rubric_version(rubric))
         store = _open_history(options, echo)  # a bad database URL also stops the batch here
 
-        rows, tasks = _plan(paths, manifest, settings, content_hash, unreadable)
+        rows, tasks = _plan(paths, manifest, settings, content_hash, unreadable, outside)
         with writing(out):
             for d in (LEDGER_DIR, REPORTS_DIR):
                 (out / d).mkdir(exist_ok=True)
@@ -218,8 +225,10 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
 
 def _plan(paths: list[Path], manifest: dict[Path, ManifestRow], settings: dict,
           hasher: Callable[[Path], str],
-          unreadable: Sequence[tuple[Path, OSError]] = ()) -> tuple[list[Row], list[Task]]:
-    """One row per path and one task per distinct key (copies share a task); one per unreadable folder."""
+          unreadable: Sequence[tuple[Path, OSError]] = (),
+          outside: Sequence[Path] = ()) -> tuple[list[Row], list[Task]]:
+    """One row per path and one task per distinct key (copies share a task); one per unreadable folder
+    and one per link that leads out of its input folder (``outside_folder``: never opened)."""
     rows: list[Row] = []
     first: dict[str, Row] = {}
     tasks: list[Task] = []
@@ -245,6 +254,13 @@ def _plan(paths: list[Path], manifest: dict[Path, ManifestRow], settings: dict,
         task = Task(key=result_key(digest, settings), path=str(folder), content_hash=digest,
                     error=("unreadable", message))
         rows.append(Row(path=str(folder), task=task, manifest=None, folder=True))
+        tasks.append(task)
+    for link in dict.fromkeys(outside):
+        message = (f"{shown(str(link))}: a symbolic link that leads out of the input folder; not read "
+                   "(--follow-links follows it)")  # the target is not named: it is none of the inputs
+        task = Task(key=result_key(_path_digest("outside_folder", link), settings), path=str(link),
+                    content_hash=_path_digest("outside_folder", link), error=("outside_folder", message))
+        rows.append(Row(path=str(link), task=task, manifest=None))
         tasks.append(task)
     rows.sort(key=lambda r: Path(r.path))  # stable: the files keep their order, folders join it
     return rows, tasks

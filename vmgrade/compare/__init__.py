@@ -20,11 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import VmgradeError
+from ..errors import VmgradeError, printable
 from ..scoring import Rubric, load_rubric
 from ..timestamps import parse_timestamp
 from .deltas import (
     METRICS,
+    RECOGNISER_FINDINGS,
     Delta,
     DiffOp,
     Trend,
@@ -32,10 +33,12 @@ from .deltas import (
     _m,
     _metric_delta,
     _score_delta,
+    audio_differs,
     transcript_diff,
     trends_over,
 )
 from .summary import summarize
+from .validate import MAX_PROBLEMS, reject_constant, report_problems
 
 __all__ = ["METRICS", "Comparison", "Delta", "DiffOp", "Recording", "Trend", "compare_reports",
            "is_report_json", "load_reports", "transcript_diff"]
@@ -244,6 +247,12 @@ def compare_reports(
         return comparison
     comparison.before, comparison.after = graded[0], graded[-1]
     before, after = recordings[graded[0]].report, recordings[graded[-1]].report
+    differs = audio_differs(before, after)
+    if differs:
+        comparison.warnings.append(
+            f"the two recordings' audio differs ({differs}): changes under each quantity's audible floor, "
+            f"and findings of the recogniser's confidence ({', '.join(sorted(RECOGNISER_FINDINGS))}), "
+            "are not counted as heard")
     comparison.metrics = [_metric_delta(spec, before, after, rubric) for spec in METRICS]
     comparison.dimensions = _dimension_deltas(before, after, comparison.metrics, rubric)
     comparison.score = _score_delta(before, after, rubric)
@@ -258,33 +267,63 @@ def compare_reports(
 def load_reports(path: str | os.PathLike) -> list[dict]:
     """Read report dicts from a JSON file: one object, a list, or one object per line (JSON Lines).
 
+    Every report is checked at the edge (:func:`vmgrade.compare.validate.report_problems`:
+    required keys, types, finite numbers in range); ``NaN`` and ``Infinity`` are refused. In
+    JSON Lines a last line without its newline that does not parse is what an interrupted
+    append leaves (a batch's ``results.jsonl`` after a crash): it is dropped, not compared.
+
     Raises
     ------
     VmgradeError
-        When the file is missing or holds something other than vmgrade reports.
+        ``file_not_found`` when the file is missing; ``report_invalid``, naming the file and
+        where in it, when it holds anything but vmgrade reports.
     """
     path = Path(path)
+    shown = printable(str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise VmgradeError(f"{path}: file not found", code="file_not_found", path=str(path)) from exc
+        raise VmgradeError(f"{shown}: file not found", code="file_not_found", path=str(path)) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise VmgradeError(f"{path}: cannot read report JSON ({exc})", code="report_invalid",
+        raise VmgradeError(f"{shown}: cannot read report JSON ({exc})", code="report_invalid",
                            path=str(path)) from exc
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=reject_constant)
         items = data if isinstance(data, list) else [data]
+        where = [f"report {i + 1}" for i in range(len(items))] if isinstance(data, list) else ["the report"]
     except json.JSONDecodeError:
-        try:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise VmgradeError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})", code="report_invalid",
-                               path=str(path)) from exc
-    if not items or not all(isinstance(i, dict) and "file" in i and ("score" in i or "error" in i)
-                            for i in items):
-        raise VmgradeError(f"{path}: not a vmgrade report (expected the JSON of `vmgrade grade "
-                           "--format json`)", code="report_invalid", path=str(path))
+        items, where = _json_lines(text, path)
+    except (ValueError, RecursionError) as exc:
+        raise VmgradeError(f"{shown}: not a vmgrade report ({exc})", code="report_invalid",
+                           path=str(path)) from exc
+    problems = [f"{w}: {p}" for w, item in zip(where, items) for p in report_problems(item)]
+    if not items:
+        problems = ["no reports in it"]
+    if problems:
+        more = f" (and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""
+        raise VmgradeError(f"{shown}: not a vmgrade report (expected the JSON of `vmgrade grade "
+                           f"--format json`): {'; '.join(problems[:MAX_PROBLEMS])}{more}",
+                           code="report_invalid", path=str(path))
     return items
+
+
+def _json_lines(text: str, path: Path) -> tuple[list, list[str]]:
+    """The objects of a JSON Lines file and where each came from ("line 3"); a torn last line dropped."""
+    raws = text.split("\n")
+    items, where = [], []
+    for number, raw in enumerate(raws, start=1):
+        if not raw.strip():
+            continue
+        try:
+            items.append(json.loads(raw, parse_constant=reject_constant))
+        except (ValueError, RecursionError) as exc:
+            if number == len(raws) and items:
+                break  # no newline after it: cut off by a crash mid-append; what came before is whole
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise VmgradeError(f"{printable(str(path))}: not JSON (line {number}: {detail})",
+                               code="report_invalid", path=str(path)) from exc
+        where.append(f"line {number}")
+    return items, where
 
 
 def is_report_json(path: str | os.PathLike) -> bool:

@@ -20,6 +20,32 @@ from typing import Any
 from ..scoring import Rubric
 
 SCORE_DIGITS = 0  # scores are shown as whole points
+# The least change in each metric that counts as heard, even when it crosses a rubric band or passes a
+# relative JND: below it the difference is measurement, not delivery. The same recording at 22.05 and
+# 8 kHz, or re-encoded, measured up to 2 wpm, 0.08 digits/s and 0.05 dB of loudness spread apart
+# (samples/strong_wideband.flac), and a value sitting on a band edge would flip its band on such noise.
+# Each floor sits above that noise and at or under what a listener can tell apart: ~1 dB of level
+# (loudness JND), a few dB of noise floor, half a semitone of pitch spread, a pause of 200 ms, one
+# filler a minute. Counts (asks, times the number is said) have no floor: each step is other words.
+MIN_AUDIBLE_CHANGE: dict[str, float] = {
+    "rate_wpm": 5.0,
+    "message_length_s": 0.5,
+    "filler_rate_per_min": 1.0,
+    "longest_pause_s": 0.2,
+    "leading_silence_s": 0.2,
+    "name_at_s": 0.5,
+    "company_at_s": 0.5,
+    "number_digits_per_s": 0.3,
+    "f0_sd_st": 0.5,
+    "word_loudness_sd_db": 1.0,
+    "snr_db": 3.0,
+    "clipping_pct": 0.1,
+}
+# Findings about how confidently the recogniser read a word, not about how it was said: a lower sample
+# rate or a lossy re-encode of the very same message brings them (hard_to_transcribe appeared when
+# samples/strong_wideband.flac was resampled to 8 kHz). When the two recordings' audio differs they are
+# left out of a dimension's fixed and new findings, and the comparison warns why.
+RECOGNISER_FINDINGS = frozenset({"hard_to_transcribe"})
 _GLUE = set("-.,:;!?%)")  # a transcript token starting with one of these continues the previous word
 
 
@@ -363,8 +389,10 @@ def _metric_delta(spec: _Metric, before: dict, after: dict, rubric: Rubric) -> D
     delta = None if a is None or b is None else a - b
     relative = None if delta is None or not b else delta / abs(b)
     jnd = rubric.thresholds.get(spec.jnd) if spec.jnd else None
-    crossed = i0 != i1
-    over_jnd = jnd is not None and relative is not None and abs(relative) >= jnd
+    # a value that appeared or vanished is heard; a change under the floor is measurement noise
+    audible = delta is None or abs(delta) >= MIN_AUDIBLE_CHANGE.get(spec.key, 0.0)
+    crossed = i0 != i1 and audible
+    over_jnd = jnd is not None and relative is not None and abs(relative) >= jnd and audible
     cited = [rubric.sources.get(n, "") for n in spec.sources] if crossed else []
     if over_jnd:
         cited.append(rubric.sources.get(spec.jnd, ""))
@@ -383,28 +411,43 @@ def _codes(report: dict, dimension: str) -> list[str]:
                               if f.get("dimension") == dimension))
 
 
+def audio_differs(before: dict, after: dict) -> str | None:
+    """How the two recordings' audio differs (sample rate, format, codec), or None when alike or unknown."""
+    parts = []
+    for key, unit in (("sample_rate_hz", " Hz"), ("format", ""), ("codec", "")):
+        b, a = _m(before, "audio", key), _m(after, "audio", key)
+        if b is not None and a is not None and b != a:
+            parts.append(f"{b}{unit} vs {a}{unit}")
+    return ", ".join(parts) or None
+
+
 def _dimension_deltas(before: dict, after: dict, metrics: list[Delta], rubric: Rubric) -> list[Delta]:
+    """One delta per dimension; noticeable when a metric of it was heard or a finding came or went
+    that no metric speaks for (a metric's own findings follow its band, judged with its floor)."""
     scores_b = {d["key"]: d for d in before.get("dimensions") or []}
     scores_a = {d["key"]: d for d in after.get("dimensions") or []}
+    covered = {code for spec in METRICS for code in spec.covers}
+    unheard = RECOGNISER_FINDINGS if audio_differs(before, after) else frozenset()
     out = []
     for key in [k for k in scores_a if k in scores_b] or list(rubric.labels):
         b = _num(scores_b.get(key, {}).get("score"))
         a = _num(scores_a.get(key, {}).get("score"))
         codes_b, codes_a = _codes(before, key), _codes(after, key)
-        fixed = tuple(c for c in codes_b if c not in codes_a)
-        new = tuple(c for c in codes_a if c not in codes_b)
+        fixed = tuple(c for c in codes_b if c not in codes_a and c not in unheard)
+        new = tuple(c for c in codes_a if c not in codes_b and c not in unheard)
         heard = [m for m in metrics if m.dimension == key and m.noticeable]
         delta = None if a is None or b is None else a - b
         why = [m.source for m in heard]
-        if fixed or new:
-            changed = [f"fixed {c}" for c in fixed] + [f"new {c}" for c in new]
+        own = [c for c in fixed + new if c not in covered]
+        if own:
+            changed = [f"fixed {c}" for c in fixed if c in own] + [f"new {c}" for c in new if c in own]
             why.append("rubric checks: " + ", ".join(changed))
         label = scores_a.get(key, {}).get("label") or rubric.labels.get(key, key)
         out.append(Delta(
             key=key, kind="dimension", label=label,
             unit="points", dimension=key, before=b, after=a, delta=_round(delta, 1),
             relative=_round(delta / abs(b), 3) if delta is not None and b else None,
-            noticeable=bool(fixed or new or heard), direction=_points_direction(b, a),
+            noticeable=bool(own or heard), direction=_points_direction(b, a),
             source="; ".join(dict.fromkeys(w for w in why if w)), fixed=fixed, new=new,
         ))
     return out

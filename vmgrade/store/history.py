@@ -66,9 +66,46 @@ NAMING_CONVENTION = {
 
 
 class HistoryError(VmgradeError):
-    """The history database cannot be opened, migrated or written."""
+    """The history database cannot be opened, migrated, read or written."""
 
     code = "history_error"
+
+
+# What a damaged or foreign database raises: the driver's errors (not a database, a malformed
+# image, a read-only file, a missing column), alembic's (an unknown revision stamped in it) and
+# the decoders' on a row of the wrong types. Each becomes history_error naming the file.
+DB_FAULTS: tuple[type[BaseException], ...] = (SQLAlchemyError, ValueError, TypeError, KeyError, OSError)
+# The columns every vmgrade release reads: a table of that name without them is someone else's.
+REQUIRED_COLUMNS = frozenset({"id", "content_hash", "rep_id", "file", "recorded_at", "graded_at", "score",
+                              "letter", "dimensions", "metrics", "model", "engine", "rubric_version"})
+
+
+def _where(engine: Engine) -> str:
+    """The database as messages name it: a SQLite file's path, else the URL without its password."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _problem(exc: BaseException) -> str:
+    """One line on what is wrong with the database (the driver's own text, without the SQL)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    low = text.lower()
+    if "file is not a database" in low:
+        return "not a SQLite database (file is not a database)"
+    if "malformed" in low or "disk i/o error" in low:
+        return f"the database file is damaged ({text})"
+    if "readonly" in low or "read-only" in low:
+        return f"the database is read-only ({text})"
+    if "no such column" in low or "already exists" in low or "no such table" in low:
+        return f"not a vmgrade history database, or another schema ({text})"
+    return f"{type(orig).__name__}: {text}"
+
+
+def _fault(engine: Engine, action: str, exc: BaseException) -> HistoryError:
+    return HistoryError(f"{_where(engine)}: cannot {action} the history database: {_problem(exc)}; "
+                        "point --db at another file, or move this one aside")
 
 
 # The sha256 that keys a recording lives in vmgrade.fileio (content analysis checks model weights
@@ -377,7 +414,8 @@ class HistoryStore:
                 if attempt == RECORD_ATTEMPTS - 1:
                     raise
             except SQLAlchemyError as exc:
-                raise HistoryError(f"{self.url}: cannot record {values['file']}: {exc}") from exc
+                raise HistoryError(f"{_where(self.engine)}: cannot record {values['file']} in the history "
+                                   f"database: {_problem(exc)}") from exc
         raise AssertionError("unreachable")
 
     def recordings(self, rep_id: str | None = None, team_rep_ids: Iterable[str] | None = None
@@ -399,8 +437,11 @@ class HistoryStore:
             if not team:
                 return []
             query = query.where(Recording.rep_id.in_(team))
-        with self.session() as session:
-            return [_row(r) for r in session.scalars(query)]
+        try:
+            with self.session() as session:
+                return [_row(r) for r in session.scalars(query)]
+        except DB_FAULTS as exc:  # a damaged page or a row of the wrong types: no traceback
+            raise _fault(self.engine, "read", exc) from exc
 
     def trend(self, rep_id: str) -> Trend:
         """A rep's score and per-dimension series, oldest first, one point per
@@ -421,6 +462,13 @@ class HistoryStore:
         by_rep: dict[str | None, list[RecordingRow]] = {}
         for row in _latest_per_content(self.recordings()):
             by_rep.setdefault(row.rep_id, []).append(row)
+        try:
+            return self._summaries(by_rep)
+        except DB_FAULTS as exc:  # a score stored as text: someone else's rows
+            raise _fault(self.engine, "read", exc) from exc
+
+    @staticmethod
+    def _summaries(by_rep: dict[str | None, list[RecordingRow]]) -> list[RepSummary]:
         return [
             RepSummary(
                 rep_id=rep,
@@ -455,15 +503,32 @@ def open_store(url: str | None = None) -> HistoryStore:
         When the URL is malformed, its driver is missing, or the database
         cannot be reached or migrated.
     """
+    from alembic.util import CommandError
+
     url = url or default_db_url()
     engine = _create_engine(url)
     try:
         _upgrade(engine)
-    except SQLAlchemyError as exc:
+        _check_schema(engine)
+    except (*DB_FAULTS, CommandError) as exc:
         engine.dispose()
-        shown = engine.url.render_as_string(hide_password=True)
-        raise HistoryError(f"{shown}: cannot open the history database: {exc}") from exc
+        raise _fault(engine, "open", exc) from exc
+    except HistoryError:
+        engine.dispose()
+        raise
     return HistoryStore(engine)
+
+
+def _check_schema(engine: Engine) -> None:
+    """Refuse a database whose ``recordings`` table lacks the columns vmgrade reads (another schema)."""
+    from sqlalchemy import inspect
+
+    columns = {c["name"] for c in inspect(engine).get_columns(Recording.__tablename__)}
+    missing = sorted(REQUIRED_COLUMNS - columns)
+    if missing:
+        raise HistoryError(f"{_where(engine)}: not a vmgrade history database, or another schema: its "
+                           f"{Recording.__tablename__} table lacks {', '.join(missing)}; point --db at "
+                           "another file, or move this one aside")
 
 
 # -- migrations ------------------------------------------------------------
