@@ -32,7 +32,8 @@ LOCK_NAME = ".vmgrade-batch.lock"
 LEDGER_VERSION = 1
 # Failures that may not recur (a bug, a dead worker, a file changing while graded) are graded again
 # by the next run, up to MAX_ATTEMPTS runs; every other error record is final: same bytes, same error.
-RETRYABLE_CODES = frozenset({"internal_error", "worker_crashed", "file_changed"})
+# decode_timeout too: a decode stopped at 20 s on a host busy enough to slow a 1-s decode that far
+RETRYABLE_CODES = frozenset({"internal_error", "worker_crashed", "file_changed", "decode_timeout"})
 MAX_ATTEMPTS = 3
 # A file's identity when it was hashed: inode, size, modification and change times (ns). Not the
 # device: one shared file has another st_dev on each node of a Ray cluster.
