@@ -121,18 +121,17 @@ def test_float_samples_far_past_full_scale_are_refused_and_an_overshoot_is_kept(
     assert 1.0 < float(abs(audio.samples).max()) < 1.07  # graded as is, not rescaled
 
 
-class _CrashOn:
+def _crash_on(crash_name: str):
     """The real decoding child, told to crash (a real SIGSEGV, reading address 0) on one file."""
+    from vmgrade.isolate import Isolated
 
-    def __init__(self, crash_name: str):
-        from vmgrade.isolate import Isolated
+    class CrashOn(Isolated):
+        def call(self, module, function, kwargs, timeout_s):
+            if kwargs["path"].endswith(crash_name):
+                return super().call("ctypes", "string_at", {"ptr": 0}, timeout_s)
+            return super().call(module, function, kwargs, timeout_s)
 
-        self.crash_name, self.child = crash_name, Isolated()
-
-    def call(self, module, function, kwargs, timeout_s):
-        if kwargs["path"].endswith(self.crash_name):
-            return self.child.call("ctypes", "string_at", {"ptr": 0}, timeout_s)
-        return self.child.call(module, function, kwargs, timeout_s)
+    return CrashOn()
 
 
 def test_a_decoder_crash_costs_one_file_not_the_process(tmp_path, monkeypatch):
@@ -143,7 +142,7 @@ def test_a_decoder_crash_costs_one_file_not_the_process(tmp_path, monkeypatch):
 
     crash = tmp_path / "crash.wav"
     crash.write_bytes((SAMPLES / "followup_phone.wav").read_bytes())
-    monkeypatch.setattr(audio_mod, "_DECODER", _CrashOn("crash.wav"))
+    monkeypatch.setattr(audio_mod, "_DECODER", _crash_on("crash.wav"))
     first = audio_mod.load(SAMPLES / "before_practice.wav")
     with pytest.raises(AudioError) as err:
         audio_mod.load(crash)
@@ -191,7 +190,7 @@ def test_grade_goes_on_past_a_crashing_and_an_eight_channel_file(tmp_path, monke
     surround = bench.surround_speech(tmp_path / "surround.m4a", "aac", seconds=32.0)
     crash = tmp_path / "crash.wav"
     crash.write_bytes((SAMPLES / "followup_phone.wav").read_bytes())
-    monkeypatch.setattr(audio_mod, "_DECODER", _CrashOn("crash.wav"))
+    monkeypatch.setattr(audio_mod, "_DECODER", _crash_on("crash.wav"))
     status = main(["grade", str(surround), str(crash), str(SAMPLES / "followup_phone.wav"),
                    "--format", "json", "--model", "tiny.en"])
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

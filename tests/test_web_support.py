@@ -48,6 +48,17 @@ def add_users(app, *specs: tuple[str, str, str]) -> None:
             add_user(session, username, PASSWORD, role, team)
 
 
+def set_job(app, upload_id: int, **values) -> None:
+    """Set columns of the job behind ``upload_id`` (a state a test needs to start from)."""
+    from vmgrade.web.tables import Job
+
+    with app.state.sessions() as s:
+        job = s.query(Job).filter(Job.upload_id == upload_id).one()
+        for name, value in values.items():
+            setattr(job, name, value)
+        s.commit()
+
+
 def api_login(client, username: str, password: str = PASSWORD) -> str:
     """Log ``client`` in through the API; returns the CSRF token for later POSTs."""
     token = client.get("/api/csrf").json()["csrf_token"]
