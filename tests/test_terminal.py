@@ -152,3 +152,55 @@ def test_score_bands_are_shared_by_terminal_and_html():
         assert style.score_band(score) == band
         assert style.score_style(score) == style_name
         assert style.score_colour(score) == colour == charts.score_colour(score)
+
+
+# Escape sequences a file name, a context field, a transcript or a report JSON can carry.
+HOSTILE = ["\x1b[2J\x1b[31mfake.wav", "line\nvmgrade: all 9 files graded", "evil\u202egnp.wav", "[/]x[bold]"]
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_every_string_of_a_report_reaches_the_terminal_escaped(color):
+    r = small_report()
+    r["file"], r["transcript"]["text"] = HOSTILE[0], HOSTILE[1]
+    r["transcript"]["words"][0]["word"] = HOSTILE[2]
+    r["feedback"][0]["message"] = r["tips"][1]["message"] = HOSTILE[3] + HOSTILE[0]
+    r["strengths"] = [HOSTILE[1]]
+    visible = ANSI.sub("", render_report(r, color=color, width=200))  # the renderer's own styles gone
+    assert "\x1b" not in visible and "\u202e" not in visible
+    assert "vmgrade: all 9 files graded" not in visible.splitlines()  # no faked line
+    assert "\\x1b[2J" in visible and "\\u202e" in visible and "[/]x[bold]" in visible
+    error = render_report({"file": HOSTILE[0], "error": {"code": "not_audio", "message": HOSTILE[1]}},
+                          color=color)
+    assert "\x1b[2J" not in error and len(ANSI.sub("", error).strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_comparison_labels_and_report_strings_reach_the_terminal_escaped(color):
+    from test_compare import make_report
+
+    from vmgrade.compare import compare_reports
+    from vmgrade.render.terminal import render_comparison
+
+    before, after = make_report("a.wav", score=62, grade="D"), make_report("b.wav", score=81, grade="B")
+    after["transcript"]["text"] = HOSTILE[1]
+    c = compare_reports([before, after], labels=[HOSTILE[0], HOSTILE[2]])
+    visible = ANSI.sub("", render_comparison(c, color=color, width=200))
+    assert "\x1b" not in visible and "\u202e" not in visible
+    assert "\\x1b[2J" in visible
+
+
+def test_batch_lines_on_stderr_escape_the_names(tmp_path, capsys):
+    import os
+
+    from vmgrade.batch import BatchOptions, run_batch
+    from vmgrade.pipeline import GradeOptions, Grader
+
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    os.mkfifo(calls / "\x1b[2Jpipe\u202e.wav")  # a not_a_file record, echoed before any grading
+    (calls / "bad\nvmgrade: ok.wav").write_bytes(b"not audio")
+    run_batch([str(calls)], BatchOptions(out=tmp_path / "out", history=False, progress=False),
+              grader=Grader(GradeOptions(model="tiny.en")))
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err and "\\x1b[2Jpipe\\u202e.wav" in err
+    assert not any(line.startswith("vmgrade: ok.wav") for line in err.splitlines())

@@ -16,7 +16,7 @@ from ._version import __version__
 from .asr.transcribe import DEVICES
 from .asr.weights import DEFAULT_MODEL
 from .audio import CHANNEL_CHOICES, DEFAULT_MAX_DURATION_S
-from .errors import VmgradeError
+from .errors import VmgradeError, terminal_safe
 
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "users":
             return _users(args)
     except VmgradeError as exc:
-        print(f"vmgrade: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        print(f"vmgrade: error [{exc.code}]: {terminal_safe(exc.message)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("vmgrade: interrupted", file=sys.stderr)
@@ -282,7 +282,6 @@ def _context(args: argparse.Namespace):
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from .errors import terminal_safe
     from .render.terminal import print_report
 
     grader, context = _grader(args), _context(args)
@@ -330,7 +329,6 @@ def _json_line(text: str) -> str:
 
 def _for_terminal(report) -> dict:
     """The report dict with control characters in the file name escaped: a name cannot fake a line."""
-    from .errors import terminal_safe
 
     out = report.to_dict()
     out["file"] = terminal_safe(out["file"])
@@ -359,16 +357,17 @@ def _compare(args: argparse.Namespace) -> int:
     comparison = compare_reports(reports, args.labels, args.rubric,
                                  order="recorded_at" if args.by_time else "given")
     for message in comparison.errors:
-        print(f"vmgrade: {message}", file=sys.stderr)
+        print(f"vmgrade: {terminal_safe(message)}", file=sys.stderr)
     status = EXIT_OK if comparison.ok and all(r.ok for r in comparison.recordings) else EXIT_FILE_FAILED
     if args.html:
         from .render.html import write_comparison_html
 
         try:
-            print(f"vmgrade: wrote {write_comparison_html(comparison, args.html)}", file=sys.stderr)
-        except OSError as exc:
-            print(f"vmgrade: {args.html}: cannot write the HTML comparison ({exc.strerror or exc})",
+            print(f"vmgrade: wrote {terminal_safe(str(write_comparison_html(comparison, args.html)))}",
                   file=sys.stderr)
+        except OSError as exc:
+            print(f"vmgrade: {terminal_safe(args.html)}: cannot write the HTML comparison "
+                  f"({exc.strerror or exc})", file=sys.stderr)
             status = EXIT_FILE_FAILED
     if args.format == "json":
         print(_json_line(json.dumps(comparison.to_dict(), ensure_ascii=False)), flush=True)
@@ -391,7 +390,6 @@ def _html_paths(target: str, files: Sequence[str]) -> dict[str, Path]:
 
 
 def _write_html(report, path: Path) -> bool:
-    from .errors import terminal_safe
     from .render.html import write_report_html
 
     try:
@@ -410,11 +408,12 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     result = run(args.ratings, out=args.out, options=GradeOptions(model=args.model, rubric=args.rubric),
                  ridge=args.ridge, min_weight=args.min_weight,
-                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+                 progress=lambda line: print(terminal_safe(line), file=sys.stderr, flush=True))
     for message in result.skipped:
-        print(f"vmgrade: {message}", file=sys.stderr)
-    print(format_report(result.calibration, result.scores.files))
-    print(f"\nWrote {result.out_path} (rubric {result.rubric.version}); use it with "
+        print(f"vmgrade: {terminal_safe(message)}", file=sys.stderr)
+    print("\n".join(terminal_safe(line) for line in format_report(result.calibration, result.scores.files)
+                    .split("\n")))
+    print(f"\nWrote {terminal_safe(str(result.out_path))} (rubric {result.rubric.version}); use it with "
           f"`vmgrade grade --rubric {result.out_path}`.")
     return EXIT_FILE_FAILED if result.skipped else EXIT_OK
 

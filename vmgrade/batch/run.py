@@ -32,7 +32,7 @@ from pathlib import Path
 from .._version import __version__
 from ..asr.transcribe import cpu_cores
 from ..csvtable import csv_text
-from ..errors import file_error, printable
+from ..errors import file_error, printable, terminal_safe
 from ..fileio import write_atomic
 from ..pipeline import Context, GradeOptions, Grader
 from ..render.batch_index import render_index_html
@@ -154,7 +154,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     from ..store.history import rubric_version
 
     options = options or BatchOptions()
-    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    # every line escaped here: messages carry file names, and a name can hold an ANSI escape
+    echo = echo or (lambda line: print(terminal_safe(line), file=sys.stderr, flush=True))
     out = Path(options.out).resolve()
     check_out(out)
     with writing(out):
@@ -315,7 +316,7 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
     warned: set[str] = set()
 
     def note(line: str) -> None:
-        bar.write(line, file=sys.stderr)  # above the bar, not through it
+        bar.write(terminal_safe(line), file=sys.stderr)  # above the bar, not through it
 
     try:
         while todo:

@@ -12,6 +12,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import fields, is_dataclass, replace
 from typing import IO, Any
 
 from rich.console import Console, Group
@@ -70,9 +71,29 @@ def print_report(report: Any, file: IO[str] | None = None) -> None:
     file.flush()
 
 
+def terminal_strings(value: Any) -> Any:
+    """``value`` with every string in it made safe for a terminal (:func:`~vmgrade.errors.terminal_safe`).
+
+    The one place the terminal renderers escape what they show: report and comparison
+    strings come from file names, context fields, transcripts and report JSON a user
+    handed in, any of which can hold an ANSI escape, a newline that fakes a line or a
+    bidi control. Lists, tuples, dicts and dataclasses are copied with their strings escaped.
+    """
+    if isinstance(value, str):
+        return terminal_safe(value)
+    if isinstance(value, dict):
+        return {terminal_strings(k): terminal_strings(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(terminal_strings(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: terminal_strings(getattr(value, f.name))
+                                 for f in fields(value) if f.init})
+    return value
+
+
 def report_renderable(report: Any, *, plain: bool = False) -> Group:
     """The report as a rich renderable (for callers composing their own screen)."""
-    r = report.to_dict() if hasattr(report, "to_dict") else report
+    r = terminal_strings(report.to_dict() if hasattr(report, "to_dict") else report)
     if r.get("error"):
         err = r["error"]
         kind = not_graded_kind(r)
@@ -371,10 +392,10 @@ def render_comparison(comparison: Any, *, color: bool | None = None, width: int 
     from .compare_text import format_text, table_rows
 
     color = _is_tty(sys.stdout) if color is None else color
+    c = terminal_strings(comparison)
     if not color:
-        return format_text(comparison) + "\n"
+        return format_text(c) + "\n"
 
-    c = comparison
     console = _console(io.StringIO(), True, width)
     names = [r.label for r in c.recordings]
     title = (f"{c.recordings[c.before].label} → {c.recordings[c.after].label}" if c.ok else ", ".join(names))
