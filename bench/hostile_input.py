@@ -53,6 +53,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RSS_MB = 800.0
 GOAL_S = 20.0
+GOAL_OTHER_USER_S = 2.0  # another user's page under a login or upload flood
 CHUNK_S = 60  # seconds of audio written per call, so building a bomb stays small in memory
 
 # Both children report their own peak RSS with this.
@@ -138,6 +139,116 @@ print(json.dumps({"code": codes[0] if len(codes) == 1 else ",".join(codes), "det
                   "seconds": seconds, "peak_rss_mb": own_mb + child_mb, "baseline_rss_mb": base_mb,
                   "decoder_peak_mb": child_mb}))
 """
+
+
+# The flood server: a real app served by uvicorn (no grading worker, real argon2 hashes) in a
+# process of its own, so the flooding clients (this process) do not share its interpreter. It
+# prints its port, serves until its stdin closes, then prints its peak RSS.
+_FLOOD_SERVER = _PEAK + r"""
+import json, socket, sys, tempfile, threading, time
+from pathlib import Path
+import uvicorn
+from vmgrade.web.accounts import add_user
+from vmgrade.web.app import create_app
+app = create_app(Path(tempfile.mkdtemp()) / "data", secret_key="bench", start_worker=False)
+with app.state.sessions() as session:
+    for name in ("rita", "ravi"):
+        add_user(session, name, sys.argv[1], "rep", "east")
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+threading.Thread(target=server.run, daemon=True).start()
+while not server.started:
+    time.sleep(0.05)
+print(port, flush=True)
+sys.stdin.read()
+print(json.dumps({"peak_rss_mb": peak_mb()}), flush=True)
+"""
+_FLOOD_PASSWORD = "a long enough bench passphrase"
+
+
+async def _flood(url: str, kind: str, n: int, clip: bytes) -> dict:
+    """One flood of ``n`` requests while ravi polls /api/me every 0.1 s; what ravi and the flood saw."""
+    import asyncio
+    import time
+    import uuid
+
+    import httpx
+
+    async def login(client, user, password=_FLOOD_PASSWORD):
+        first = await client.get("/api/csrf")
+        if first.status_code != 200:  # refused at the door (429): that is the flood's answer
+            return first
+        token = first.json()["csrf_token"]
+        return await client.post("/api/login", json={"username": user, "password": password},
+                                 headers={"X-CSRF-Token": token})
+
+    async def slow_body():  # every upload is in flight at once
+        yield (b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+               b"Content-Type: audio/wav\r\n\r\n")
+        await asyncio.sleep(1.5)
+        yield clip + b"\r\n--zz--\r\n"
+
+    async def anonymous_login(client):
+        return await login(client, uuid.uuid4().hex, "wrong " + uuid.uuid4().hex)
+
+    limits = httpx.Limits(max_connections=n + 10)
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=120) as ravi, \
+            httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as rita:
+        await login(ravi, "ravi")
+        headers = {"X-CSRF-Token": (await login(rita, "rita")).json()["csrf_token"],
+                   "Content-Type": "multipart/form-data; boundary=zz"}
+        # Each anonymous client (its own cookies) is made before the clock starts: making one loads
+        # the CA certificates (~30 ms), which would stall this loop, not the server.
+        anonymous = [httpx.AsyncClient(base_url=url, timeout=120) for _ in range(n if kind == "login" else 0)]
+        tasks = [asyncio.create_task(anonymous_login(anonymous[i]) if kind == "login" else
+                                     rita.post("/api/uploads", content=slow_body(), headers=headers))
+                 for i in range(n)]
+        latencies, statuses = [], []
+        while not all(t.done() for t in tasks):
+            started = time.perf_counter()
+            response = await ravi.get("/api/me")
+            latencies.append(time.perf_counter() - started)
+            statuses.append(response.status_code)
+            await asyncio.sleep(0.1)
+        answers = [(await t).status_code for t in tasks]
+        for client in anonymous:
+            await client.aclose()
+    latencies.sort()
+    return {"flood": kind, "n": n, "seconds": time.perf_counter() - t0,
+            "other_user_max_s": latencies[-1], "other_user_p50_s": latencies[len(latencies) // 2],
+            "other_user_statuses": sorted(set(statuses)),
+            "flood_statuses": {str(c): answers.count(c) for c in sorted(set(answers))}}
+
+
+def floods(n: int = 60, timeout_s: float = 600.0) -> list[dict]:
+    """Login and upload floods of ``n`` requests against a live server; another user's latency.
+
+    Returns one dict per flood: ``other_user_max_s`` (the goal: <= ``GOAL_OTHER_USER_S``), the
+    statuses both saw, and the server's peak RSS over both floods.
+    """
+    import asyncio
+
+    import soundfile as sf
+
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip_path = Path(tmp) / "clip.wav"
+        sf.write(str(clip_path), _speech(None, 16000, 3.0), 16000)
+        clip = clip_path.read_bytes()
+    server = subprocess.Popen([sys.executable, "-c", _FLOOD_SERVER, _FLOOD_PASSWORD], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}"
+        results = [asyncio.run(_flood(url, kind, n, clip)) for kind in ("login", "upload")]
+        tail, _ = server.communicate("", timeout=timeout_s)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    peak = json.loads(tail.strip().splitlines()[-1])["peak_rss_mb"]
+    return [dict(r, peak_rss_mb=peak) for r in results]
 
 
 def measure(path: str | os.PathLike, max_duration_s: float = 600.0, timeout_s: float = 300.0,
@@ -351,7 +462,12 @@ def main() -> int:
     ap.add_argument("--only", action="append", choices=sorted(BOMBS), help="run only this bomb (repeat)")
     ap.add_argument("--web", type=int, default=0, metavar="N",
                     help="upload each bomb N times at once to a fresh web app instead of loading it")
+    ap.add_argument("--floods", type=int, default=0, metavar="N",
+                    help="instead: N made-up logins, then N uploads of one rep, at once against a live "
+                         "server, timing another rep's /api/me")
     args = ap.parse_args()
+    if args.floods:
+        return _print_floods(args.floods)
     failed = 0
     print(f"{'bomb':<24} {'size':>9} {'error':<12} {'time s':>7} {'peak MB':>8} {'base MB':>8}  goal")
     with tempfile.TemporaryDirectory() as tmp:
@@ -368,6 +484,21 @@ def main() -> int:
                   f"{r['peak_rss_mb']:>8.0f} {r['baseline_rss_mb']:>8.0f}  {'met' if ok else 'MISSED'}")
             path.unlink()
     print(f"\ngoal: <= {GOAL_RSS_MB:.0f} MB peak RSS and <= {GOAL_S:.0f} s to the error, every bomb")
+    return 1 if failed else 0
+
+
+def _print_floods(n: int) -> int:
+    print(f"{'flood':<8} {'n':>4} {'time s':>7} {'other p50 s':>12} {'other max s':>12} {'other saw':<10} "
+          f"{'peak MB':>8}  flood answers  goal")
+    failed = 0
+    for r in floods(n):
+        ok = r["other_user_max_s"] <= GOAL_OTHER_USER_S and r["other_user_statuses"] == [200]
+        failed += not ok
+        answers = ", ".join(f"{k}: {v}" for k, v in r["flood_statuses"].items())
+        print(f"{r['flood']:<8} {r['n']:>4} {r['seconds']:>7.1f} {r['other_user_p50_s']:>12.3f} "
+              f"{r['other_user_max_s']:>12.3f} {str(r['other_user_statuses']):<10} {r['peak_rss_mb']:>8.0f}  "
+              f"{answers:<14} {'met' if ok else 'MISSED'}")
+    print(f"\ngoal: another user's page answers 200 within {GOAL_OTHER_USER_S:.0f} s throughout")
     return 1 if failed else 0
 
 

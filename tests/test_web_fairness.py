@@ -504,3 +504,51 @@ def test_weak_passwords_are_refused_with_the_reason(app, password, why, monkeypa
     assert "account_error" in capsys.readouterr().err
     with TestClient(app) as client:
         api_login(client, "rita")  # the old password still works
+
+
+def test_anonymous_requests_past_the_limit_are_429_at_the_door(app):
+    """A login flood from one address: past the anonymous limit, requests are refused before any
+    work; a logged-in user's request is not counted among them and is served."""
+    limit = app.state.settings.limits.anonymous_in_flight_per_address
+    release = None
+    sent_by = []
+
+    async def flood():
+        nonlocal release
+        release = asyncio.Event()
+
+        async def stalled():  # a login body that has not arrived yet: the request stays in flight
+            await release.wait()
+            return {"type": "http.request", "body": b'{"username": "x", "password": "y"}', "more_body": False}
+
+        async def one(i):
+            sent = []
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                     "scheme": "http", "path": "/api/login", "raw_path": b"/api/login", "root_path": "",
+                     "query_string": b"", "headers": [(b"host", b"testserver"),
+                                                      (b"content-type", b"application/json")],
+                     "client": ("198.51.100.7", 5000 + i), "server": ("testserver", 80), "state": {}}
+            await app(scope, stalled, send)
+            sent_by.append(sent)
+
+        tasks = [asyncio.create_task(one(i)) for i in range(limit + 5)]
+        for _ in range(200):  # until the extra ones have been answered
+            await asyncio.sleep(0.01)
+            if len(sent_by) >= 5:
+                break
+        refused = [_status(s) for s in sent_by]
+        release.set()
+        await asyncio.gather(*tasks)
+        return refused
+
+    refused = asyncio.run(flood())
+    assert refused == [429] * 5, refused
+    assert all(_json(s)["code"] == "too_many_requests" for s in sent_by[:5])
+    assert {_status(s) for s in sent_by[5:]} <= {403, 401, 422}  # the admitted ones were handled
+    client = TestClient(app)
+    api_login(client, "rita")
+    assert client.get("/api/me").status_code == 200

@@ -23,6 +23,14 @@ UPLOADS_IN_FLIGHT_PER_USER = 2
 # beyond that they are answered 429 ``too_many_requests``.
 UPLOADS_WAITING_PER_USER = 8
 UPLOAD_WAIT_S = 30.0
+# Requests without a logged-in session (the login page, /api/csrf, logins, the error pages)
+# in progress at once, per client address and in all. Anonymous requests cost the server as
+# much as anyone's (a login's argon2 check much more); past these, more are answered 429
+# ``too_many_requests`` at the door, so a flood of them (one address or many) cannot queue
+# ahead of the logged-in users' requests. An office behind one address logging in at 9:00
+# still gets in: a login takes a fraction of a second, and the browser retries.
+ANONYMOUS_IN_FLIGHT_PER_ADDRESS = 8
+ANONYMOUS_IN_FLIGHT = 32
 # Requests holding a database session at once. SQLAlchemy's default pool has 5 + 10
 # connections and waits 30 s for one; the web requests take at most this many, which leaves
 # connections for the grading worker and the upload gate, so the pool itself never waits.
@@ -50,6 +58,9 @@ class Limits:
         Further uploads of one user that wait for a place (up to ``upload_wait_s``); more
         answer 429 ``too_many_requests``.
     upload_wait_s : float
+    anonymous_in_flight_per_address, anonymous_in_flight : int
+        Requests without a logged-in session in progress at once, per client address and in all;
+        more answer 429 ``too_many_requests`` before any work.
     db_slots : int
         Requests holding a database session at once.
     db_wait_s : float
@@ -65,6 +76,8 @@ class Limits:
     uploads_in_flight_per_user: int = UPLOADS_IN_FLIGHT_PER_USER
     uploads_waiting_per_user: int = UPLOADS_WAITING_PER_USER
     upload_wait_s: float = UPLOAD_WAIT_S
+    anonymous_in_flight_per_address: int = ANONYMOUS_IN_FLIGHT_PER_ADDRESS
+    anonymous_in_flight: int = ANONYMOUS_IN_FLIGHT
     db_slots: int = DB_SLOTS
     db_wait_s: float = DB_WAIT_S
     body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S

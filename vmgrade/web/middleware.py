@@ -22,6 +22,8 @@ APP_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; st
 UPLOAD_PATHS = ("/upload", "/api/uploads")
 # GETs that render or compare several reports (seconds of CPU each): limited per user like uploads.
 EXPENSIVE_PATHS = ("/compare", "/api/compare")
+# Cheap and needed by every visitor's login page: never counted as anonymous requests.
+FREE_PREFIXES = ("/static/", "/api/docs-assets/")
 WAIT_POLL_S = 0.05  # how often a waiting upload looks for a free place
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the context fields around the file
 MAX_BODY_BYTES = 64 * 1024  # every other request body (logins, forms, JSON): far above any real one
@@ -171,6 +173,10 @@ class RequestGate:
       user at once; ``limits.uploads_waiting_per_user`` more wait for a place (their bodies
       unread) up to ``limits.upload_wait_s``; the rest are answered 429 ``too_many_requests``
       (an upload's body is drained first, bounded as for a 413, and never stored).
+    * Requests without a logged-in session (static files aside) are counted per client address
+      and in all: past ``limits.anonymous_in_flight_per_address`` or ``limits.anonymous_in_flight``
+      in progress they are answered 429 ``too_many_requests`` before any work, so a login flood
+      never queues ahead of logged-in users.
     * Every request body must keep coming: no data for ``limits.body_idle_timeout_s``, or a
       body taking longer than ``limits.body_total_timeout_s``, is answered 408
       ``body_timeout`` and whatever was spooled of it is dropped.
@@ -186,13 +192,20 @@ class RequestGate:
         self.app, self.limits, self.upload_paths = app, limits, upload_paths
         self.in_flight = InFlight(limits.uploads_in_flight_per_user)
         self.waiting = InFlight(limits.uploads_waiting_per_user)
+        self.anonymous = InFlight(limits.anonymous_in_flight_per_address)
+        self.anonymous_all = InFlight(limits.anonymous_in_flight)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = scope["method"] == "POST" and scope["path"] in self.upload_paths
+        if not upload and not isinstance((scope.get("session") or {}).get("uid"), int) \
+                and not scope["path"].startswith(FREE_PREFIXES):
+            await self._anonymous(scope, receive, send)  # (an anonymous upload is refused below)
+            return
         key = None
-        if scope["method"] == "POST" and scope["path"] in self.upload_paths:
+        if upload:
             refusal, key = await self._admit_upload(scope)
             if refusal is not None:
                 if refusal.status_code == 429 and not await _drain(receive):
@@ -211,6 +224,29 @@ class RequestGate:
         finally:
             if key is not None:
                 self.in_flight.leave(key)
+
+    async def _anonymous(self, scope, receive, send):
+        """A request without a logged-in session: admitted within the anonymous limits, else 429."""
+        address = (scope.get("client") or ("unknown",))[0]
+        if not self.anonymous.enter(address):
+            await self._too_many_anonymous(scope)(scope, receive, send)
+            return
+        try:
+            if not self.anonymous_all.enter(None):
+                await self._too_many_anonymous(scope)(scope, receive, send)
+                return
+            try:
+                await self._timed(scope, receive, send)
+            finally:
+                self.anonymous_all.leave(None)
+        finally:
+            self.anonymous.leave(address)
+
+    @staticmethod
+    def _too_many_anonymous(scope) -> Response:
+        return _error(scope, 429, "too_many_requests",
+                      "Too many requests without a login are in progress; retry in a moment.",
+                      {"Retry-After": "2"})
 
     async def _admit_upload(self, scope) -> tuple[Response | None, tuple | None]:
         session = scope.get("session") or {}
