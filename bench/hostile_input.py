@@ -1,9 +1,11 @@
-"""Cost of hostile audio: peak RSS and time until ``audio.load`` refuses it.
+"""Cost of hostile input: peak RSS and time until vmgrade refuses it; the web app under floods.
 
-Goal (issue 17): any input costs at most ``GOAL_RSS_MB`` of peak RSS and
-``GOAL_S`` seconds before its error.  Each bomb is built in a temp dir, in
-chunks, and loaded in a fresh child process that reports its own peak RSS
-(``VmHWM`` from /proc, else ``resource.getrusage``), so one bomb's memory cannot hide another's.
+Goals (issues 17 and 29): any input costs at most ``GOAL_RSS_MB`` of peak RSS and ``GOAL_S``
+seconds before its error, on every decoder path; under a login or an upload flood, another
+user's page answers within ``GOAL_OTHER_USER_S``. Each bomb is built in a temp dir, in chunks,
+and loaded in a fresh process; decoding runs in that process's decoding child
+(:mod:`vmgrade.isolate`), so the figure is the sum of both peaks (``VmHWM`` from /proc, and the
+child's ``RUSAGE_CHILDREN`` once it is stopped), so one bomb's memory cannot hide another's.
 
 Bombs:
 
@@ -16,22 +18,44 @@ Bombs:
 * ``mp3_chained`` / ``ogg_chained`` / ``aac_adts_chained``: one short silent
   encoding repeated to 10 h (each copy's header states the short length;
   ADTS has none and goes through PyAV).
+* ``m4a_7.1_speech`` / ``webm_7.1_speech``: 32 s of speech on 8 channels (AAC, Opus): a
+  segfault in PyAV's per-plane access before (exit 139, the run lost); now decoded.
+* ``alac_16.7M_frames``: a 0.9 MB ALAC .m4a whose magic cookie declares 16.7 M samples a
+  frame at 7 channels (2.5 GB before); refused from the header, ``decode_over_budget``. The
+  decoding child's peak (~370 MB) is FFmpeg's own buffers, allocated when it opens the file.
+* ``wav_sparse_2gb``: a RIFF header and 2 GB of holes (4 KB on disk): 106 s walking
+  zero-size chunks before; now ``not_audio`` after 4096 chunks.
+* ``wav_float_+60dB``: real speech as float samples 1000 times full scale: ``out_of_range``.
 
-Run: ``python bench/hostile_input.py [--max-duration 600] [--only NAME] [--web N]``; with
-``--web N`` each bomb is uploaded N times at once to a fresh web app (no grading worker), so
-the figure is the server's peak while it validates the uploads.
+Run: ``python bench/hostile_input.py [--max-duration 600] [--only NAME] [--web N] [--floods N]``;
+with ``--web N`` each bomb is uploaded by N reps at once to a fresh web app (no grading
+worker), so the figure is the server's peak (and its decoding child's) while it validates
+the uploads; ``--floods N`` runs N made-up logins, then N uploads of one rep, at once against a
+live server in its own process, timing another rep's ``/api/me`` (docs/web.md, "Limits").
 
-Result (2 shared cores, limit 600 s; before the fix ``flac_10h_8ch`` took
-8.8 GB and 51 s; the test's 2-h version 1.8 GB)::
+Result (2 shared cores, limit 600 s; before issue 17 ``flac_10h_8ch`` took 8.8 GB and 51 s)::
 
     bomb                          size error         time s  peak MB  base MB  goal
-    flac_10h_8ch                 2.4MB too_long        0.01       54       53  met
-    flac_10h_8ch_no_length       2.4MB too_long        0.73       98       53  met
-    wav_unknown_length          28.8MB too_long        0.00       54       53  met
-    wav_short_header            28.8MB None            0.03       58       53  met
-    mp3_chained                 37.6MB silent          0.03       60       54  met
-    ogg_chained                 12.0MB silent          0.01       60       53  met
-    aac_adts_chained             6.3MB too_long        0.01       64       64  met
+    flac_10h_8ch                 2.4MB too_long        0.17      110       55  met
+    flac_10h_8ch_no_length       2.4MB too_long        0.48      132       55  met
+    wav_unknown_length          28.8MB too_long        0.13      110       55  met
+    wav_short_header            28.8MB None            0.15      110       55  met
+    mp3_chained                 37.6MB silent          0.14      110       55  met
+    ogg_chained                 12.0MB silent          0.14      110       55  met
+    aac_adts_chained             6.3MB too_long        0.19      110       55  met
+    m4a_7.1_speech               1.7MB None            0.44      119       55  met
+    webm_7.1_speech              1.6MB None            0.65      121       55  met
+    alac_16.7M_frames            0.9MB decode_over_budget    0.42      424       55  met
+    wav_sparse_2gb            2147.5MB not_audio       0.13      110       55  met
+    wav_float_+60dB              0.6MB out_of_range    0.13      110       55  met
+
+``--web 3`` (three reps upload the bomb at once; the server and its decoding child): at most
+533 MB (``alac_16.7M_frames``; the others 230-433 MB) and 1.5 s; files over the 20 MB upload
+limit are answered 413 from their Content-Length, unread. ``--floods 60``::
+
+    flood       n  time s  other p50 s  other max s other saw   peak MB  flood answers  goal
+    login      60     4.0        0.030        0.060 [200]           229  401: 8, 429: 52 met
+    upload     60     2.5        0.010        0.243 [200]           229  200: 9, 202: 1, 429: 50 met
 
 ``wav_short_header``, ``mp3_chained`` and ``ogg_chained`` decode only what
 their header declares (2 s, the first 10-s copy), so they cost nothing.
@@ -54,6 +78,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GOAL_RSS_MB = 800.0
 GOAL_S = 20.0
 GOAL_OTHER_USER_S = 2.0  # another user's page under a login or upload flood
+MAX_UPLOAD_BYTES = 20 * 2**20  # the web app's default upload limit (vmgrade.web.storage)
 CHUNK_S = 60  # seconds of audio written per call, so building a bomb stays small in memory
 
 # Both children report their own peak RSS with this.
@@ -476,6 +501,12 @@ def main() -> int:
                 path = BOMBS[name](Path(tmp))
             except Exception as exc:  # an encoder missing from this build
                 print(f"{name:<24} skipped: cannot build it here ({exc})")
+                continue
+            if args.web and path.stat().st_size > MAX_UPLOAD_BYTES:
+                # the server answers 413 from the Content-Length alone; the test client would first
+                # read the whole file into this process's memory
+                print(f"{name:<24} {path.stat().st_size / 1e6:>7.1f}MB over the upload limit: 413 unread")
+                path.unlink()
                 continue
             r = measure(path, args.max_duration, web_uploads=args.web)
             ok = r["seconds"] <= GOAL_S and r["peak_rss_mb"] <= GOAL_RSS_MB
