@@ -25,6 +25,55 @@ SCHEMA_VERSION = 1
 # reports carry an error code and are counted apart as "not graded", never as failures.
 NOT_GRADED_KINDS = ("greeting_only", "live_call", "no_speech")
 KIND_LABELS = {"greeting_only": "greeting", "live_call": "live call", "no_speech": "no speech"}
+# What a trainer calls each finding (``feedback[].code``): the one place every page, report and
+# summary takes a finding's name from, so none shows a code. Short, in the rep's terms.
+FINDING_LABELS = {
+    "no_caller_name": "Name not given",
+    "no_company": "Company not given",
+    "late_caller_name": "Name given late",
+    "late_company": "Company given late",
+    "identity_not_repeated": "Name not repeated at the end",
+    "no_specific_reason": "No reason for the call",
+    "vague_reason": "Vague reason for the call",
+    "thin_reason": "Thin reason for the call",
+    "research_theatre": "Research named, not used",
+    "prospect_not_named": "Prospect not named",
+    "generic_pitch": "Generic pitch",
+    "weak_phrase": "Weak phrases (\u201cjust checking in\u201d)",
+    "no_call_to_action": "No clear ask",
+    "soft_ask": "Soft ask",
+    "too_many_asks": "Too many asks",
+    "no_callback_number": "No callback number",
+    "number_mismatch": "Callback number differs",
+    "number_once": "Number said only once",
+    "number_fast": "Number said too fast",
+    "number_not_chunked": "Number not grouped",
+    "number_not_cued": "Number not announced",
+    "too_short": "Too short",
+    "too_long": "Too long",
+    "too_fast": "Talks too fast",
+    "too_slow": "Talks too slowly",
+    "long_pause": "Long pauses",
+    "late_start": "Slow start",
+    "fillers": "Filler words",
+    "monotone": "Monotone voice",
+    "flat_loudness": "Flat loudness",
+    "noisy": "Background noise",
+    "clipping": "Distorted (clipping)",
+    "level_too_low": "Recorded too quietly",
+    "level_too_high": "Recorded too loudly",
+    "hard_to_transcribe": "Hard to understand",
+    "low_confidence": "Hard to understand",
+}
+
+
+def finding_label(code: str) -> str:
+    """A finding's name for people (:data:`FINDING_LABELS`); an unknown code reads as words, never as a code."""
+    label = FINDING_LABELS.get(code)
+    if label is not None:
+        return label
+    words = code.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
 
 
 def not_graded_kind(report: dict) -> str | None:
