@@ -182,3 +182,69 @@ def test_text_output_escapes_control_characters_in_names(tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert "\x1b" not in out and "call\\x1b[2J\\nGrade A" in out
     assert not any(line.startswith("Grade A   score 100") for line in out.splitlines())
+
+
+# ---------------------------------------------------------------- a CLI that says what it is doing
+
+@pytest.fixture
+def quiet_progress(monkeypatch):
+    """Progress starts off and is off again after the test (main() turns it on for a terminal)."""
+    from vmgrade import progress
+
+    monkeypatch.setattr(progress, "_enabled", False)
+
+
+def _not_audio(tmp_path, name: str):
+    path = tmp_path / name
+    path.write_text("not audio at all")
+    return path
+
+
+@pytest.mark.parametrize("load, warned", [(None, True), (0.0, False)])
+def test_grade_warns_when_the_threads_exceed_the_idle_cores(tmp_path, capsys, monkeypatch, load, warned,
+                                                             quiet_progress):
+    from vmgrade.asr.transcribe import cpu_cores
+
+    busy = float(cpu_cores()) if load is None else load  # every core busy with other work, or none
+    monkeypatch.setattr("os.getloadavg", lambda: (busy, busy, busy))
+    main(["grade", str(_not_audio(tmp_path, "a.wav")), "--threads", "2", "--format", "json"])
+    err = capsys.readouterr().err
+    assert ("warning: grading with 2 thread(s)" in err) is warned, err
+    if warned:
+        assert "--threads 1 may be faster" in err
+        main(["grade", str(_not_audio(tmp_path, "b.wav")), "--threads", "2", "--quiet"])
+        assert "warning" not in capsys.readouterr().err
+
+
+def test_several_files_show_progress_on_a_terminal_and_stdout_stays_json(tmp_path, capsys, monkeypatch,
+                                                                        quiet_progress):
+    import vmgrade.cli as cli
+
+    monkeypatch.setattr("os.getloadavg", lambda: (0.0, 0.0, 0.0))
+    files = [str(_not_audio(tmp_path, f"{n}.wav")) for n in ("one", "two", "three")]
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    main(["grade", *files, "--format", "json"])
+    out = capsys.readouterr()
+    assert [json.loads(line)["file"] for line in out.out.splitlines()] == files  # JSON only
+    assert "grading:" in out.err and "/3 [" in out.err and "one.wav]" in out.err  # the bar, with the file
+    main(["grade", *files, "--format", "json", "--quiet"])
+    assert "grading:" not in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: False)  # a pipe or a log: no bar
+    main(["grade", *files, "--format", "json"])
+    assert "grading:" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_first_run_says_it_converts_and_loads_the_model(tmp_path, capsys, monkeypatch, quiet_progress):
+    import vmgrade.cli as cli
+
+    monkeypatch.setenv("VMGRADE_MODEL_DIR", str(tmp_path / "models"))  # nothing converted yet
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    assert main(["grade", str(SAMPLES / "followup_phone.wav"), "--model", "tiny.en", "--format", "json"]) == 0
+    out = capsys.readouterr()
+    assert "converting the Whisper model 'tiny.en' for its first use" in out.err
+    assert "layer" in out.err  # the conversion's bar
+    assert "loading the Whisper model 'tiny.en'" in out.err
+    assert json.loads(out.out)["transcript"]["text"]
+    main(["grade", str(SAMPLES / "followup_phone.wav"), "--model", "tiny.en", "--format", "json"])
+    assert "converting" not in capsys.readouterr().err  # cached: said once

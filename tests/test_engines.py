@@ -155,7 +155,7 @@ def test_missing_faster_whisper_says_how_to_install(monkeypatch):
     with pytest.raises(ModelError) as info:
         Grader(GradeOptions(engine="ctranslate2", model="tiny.en"))
     assert info.value.code == "engine_not_installed"
-    assert 'pip install "vmgrade[fast]"' in info.value.message
+    assert 'pip install ".[fast]"' in info.value.message
 
 
 def test_unknown_engine():

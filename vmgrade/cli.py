@@ -21,6 +21,12 @@ from .errors import VmgradeError, terminal_safe
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+# Commands that print progress on a terminal (vmgrade.progress).
+TALKING_COMMANDS = ("grade", "compare", "batch", "calibrate")
+# Threads may exceed the idle cores by this much before the user is warned (the load average lags).
+BUSY_CORES_MARGIN = 0.5
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmgrade",
@@ -38,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write a self-contained HTML report: to FILE for one recording; "
                         "for several (or when DIR exists or ends in /) one DIR/NAME.html each")
     _add_grading_args(g)
-    rec = g.add_argument_group("history store (opt-in; see README, 'History store')")
+    rec = g.add_argument_group("history store (opt-in; see docs/history.md)")
     rec.add_argument("--record", action="store_true",
                      help="also record each graded file in the history store")
     rec.add_argument("--db", metavar="URL", default=None,
@@ -86,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pull toward the base weights (default: none with at least 9 rated files, "
                         "1 with fewer)")
 
-    s = sub.add_parser("serve", help="run the web app (pip install \"vmgrade[web]\")")
+    s = sub.add_parser("serve", help="run the web app (needs the web extra: pip install \".[web]\" in the repository)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     s.add_argument("--data-dir", metavar="DIR", default=None,
@@ -174,7 +180,7 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
     p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="SECONDS",
                    help=f"refuse recordings longer than this (default {DEFAULT_MAX_DURATION_S:.0f})")
     p.add_argument("--rubric", metavar="FILE", default=None,
-                   help="rubric TOML overriding the packaged one (format: README, 'Rubric file')")
+                   help="rubric TOML overriding the packaged one (format: docs/rubric.md)")
     p.add_argument("--language", default="en", help="spoken language code (default en)")
     fillers = p.add_mutually_exclusive_group()
     fillers.add_argument("--filler-prompt", action="store_const", const=True, dest="filler_prompt",
@@ -185,9 +191,12 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
                          help="no filler prompt: fillers come from the audio only (the default for "
                               "ctranslate2)")
     p.add_argument("--threads", type=int, default=None, metavar="T", help=threads_help)
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress or notices on stderr (they are shown only on a terminal anyway); "
+                        "errors are still printed")
     p.add_argument("--engine", choices=("openai-whisper", "ctranslate2"), default="openai-whisper",
                    help="speech recogniser: openai-whisper (default) or ctranslate2 (faster-whisper, int8; "
-                        'needs pip install "vmgrade[fast]")')
+                        'needs pip install ".[fast]" in the repository)')
     p.add_argument("--content-engine", choices=("auto", "embedding", "phrases"), default="auto",
                    help="what reads each sentence's moves: auto (sentence embeddings when the model "
                         "package is installed, else the phrase lists; the report says which), embedding, "
@@ -216,6 +225,11 @@ def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from . import progress
+
+    # a one-line notice and a bar while a model converts or loads, per-file progress: on a terminal only
+    progress.enable(args.command in TALKING_COMMANDS and not getattr(args, "quiet", False)
+                    and _stderr_is_terminal())
     try:
         if args.command == "grade":
             return _grade(args)
@@ -240,6 +254,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("vmgrade: interrupted", file=sys.stderr)
         return 130
     return EXIT_USAGE
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _warn_if_cores_are_busy(args: argparse.Namespace, processes: int = 1) -> None:
+    """Warn when the threads asked for (or the default, one per core) exceed the cores other work leaves idle.
+
+    Grading threads that find their cores busy wait on each other: on a loaded machine two files took
+    40-95 s with the default threads, against 6.7 s with ``--threads 1``.
+    """
+    if getattr(args, "quiet", False):
+        return
+    from .asr.transcribe import cpu_cores, idle_cores
+
+    threads = (args.threads or max(1, cpu_cores() // processes)) * processes
+    idle = idle_cores()
+    if threads > idle + BUSY_CORES_MARGIN:
+        print(f"vmgrade: warning: grading with {threads} thread(s), but other work leaves only {idle:.1f} of "
+              f"{cpu_cores()} cores idle (1-minute load average): every file will be slower; "
+              f"--threads {max(1, int(idle // processes) or 1)} may be faster", file=sys.stderr)
 
 
 def _grade_options(args: argparse.Namespace):
@@ -282,8 +318,10 @@ def _context(args: argparse.Namespace):
 
 
 def _grade(args: argparse.Namespace) -> int:
+    from . import progress
     from .render.terminal import print_report
 
+    _warn_if_cores_are_busy(args)
     grader, context = _grader(args), _context(args)
     store = None
     if args.record or args.db or args.rep:
@@ -293,8 +331,13 @@ def _grade(args: argparse.Namespace) -> int:
         store, version = open_store(args.db), rubric_version(grader.rubric)
     status = EXIT_OK
     html_paths = _html_paths(args.html, args.files) if args.html else {}
-    for path in args.files:
+    files = progress.bar(args.files, desc="grading", unit="file") if len(args.files) > 1 else args.files
+    for path in files:
+        if files is not args.files:
+            files.set_postfix_str(terminal_safe(os.path.basename(path)))
         report = grader.grade(path, context)
+        if files is not args.files:
+            files.clear()  # the bar goes above the report, not through it
         if path in html_paths and not _write_html(report, html_paths[path]):
             status = EXIT_FILE_FAILED
         if report.not_graded:  # a greeting, a live call, no speech: said, not a failure of the run
@@ -346,6 +389,8 @@ def _compare(args: argparse.Namespace) -> int:
         if is_report_json(path):
             reports.extend(load_reports(path))
             continue
+        if grader is None:
+            _warn_if_cores_are_busy(args)
         grader = grader or _grader(args)  # the model loads only when some input is audio
         reports.append(grader.grade(path, _context(args)).to_dict())
     if len(reports) < 2:
@@ -444,6 +489,8 @@ def _batch(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if not args.ray:
+        _warn_if_cores_are_busy(args, processes=args.workers or default_workers())
     result = run_batch(args.inputs, BatchOptions(
         out=Path(args.out),
         workers=args.workers or (None if args.ray else default_workers()),
@@ -452,7 +499,7 @@ def _batch(args: argparse.Namespace) -> int:
         ray=args.ray,
         db_url=args.db,
         history=not args.no_history,
-        progress=not args.no_progress,
+        progress=not (args.no_progress or args.quiet),
         follow_links=args.follow_links,
     ))
     print(format_summary(result.summary))
@@ -520,7 +567,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         from .web.app import create_app
     except ImportError as exc:
-        print(f'vmgrade: the web app needs its extra: pip install "vmgrade[web]" ({exc})', file=sys.stderr)
+        print(f'vmgrade: the web app needs its extra: pip install ".[web]" in the vmgrade repository ({exc})',
+              file=sys.stderr)
         return EXIT_USAGE
     from .web.accounts import count_users
     from .web.storage import PRIVATE_DIR_MODE, lock_data_dir, unlock_data_dir

@@ -46,6 +46,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .. import progress
 from ..audio import Audio
 from ..errors import ModelError
 from ..memory import release_freed_memory
@@ -210,6 +211,7 @@ class WhisperTranscriber:
         from .speedups.quantize import RESCORE_TOP_K, int8_decoders
 
         torch.set_num_threads(self.options.threads or cpu_cores())
+        progress.notice(f"loading the Whisper model '{self.spec.name}' (openai-whisper, {self.device})")
         model = weights.load_whisper(self.spec, self.device)
         if self.uses_bf16_encoder:
             from .speedups.bf16 import bf16_encoder
@@ -351,6 +353,17 @@ def cpu_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+def idle_cores() -> float:
+    """Of :func:`cpu_cores`, how many other work leaves idle: the cores less the 1-minute load average
+    (all of them where the system gives no load average)."""
+    cores = cpu_cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return float(cores)
+    return max(0.0, cores - load)
 
 
 @functools.cache
@@ -520,7 +533,7 @@ def _normalise(text: str) -> str:
 # --- the ctranslate2 engine (faster-whisper), optional ---
 
 ENGINES = ("openai-whisper", "ctranslate2")
-FAST_EXTRA_HINT = 'pip install "vmgrade[fast]"'
+FAST_EXTRA_HINT = 'pip install ".[fast]" (in the vmgrade repository)'
 # CTranslate2 on a CPU decodes one token at a time faster on one thread than on
 # two (the threads' synchronisation costs more than they share: 0.75 s against
 # 1.25 s for a 23-s message on the 2-core machine), while its encoder gains
@@ -597,6 +610,7 @@ class CTranslate2Transcriber:
 
             threads = self.options.threads or cpu_cores()
             on_cpu = self.device == "cpu"
+            progress.notice(f"loading the Whisper model in {self.model_dir} (ctranslate2, {self.device})")
             try:
                 self._model = WhisperModel(
                     str(self.model_dir),  # a folder: faster-whisper never calls the hub for it

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..errors import ModelError
 from ..fileio import replacing, write_atomic
 
@@ -194,10 +195,12 @@ def _cached_conversion(packaged: PackagedModel) -> tuple[Path, tuple[tuple[int, 
     heads = _alignment_heads(config)
     if target.is_file():
         return target, heads
+    progress.notice(f"converting the Whisper model '{packaged.name}' for its first use (once; the result "
+                    f"is cached in {cache_dir()})")
     parts = _present_parts(packaged, dirs)
     blob = b"".join(p.read_bytes() for p in parts)
     _check_digest(packaged, hashlib.sha256(blob).hexdigest(), len(blob))
-    _write_checkpoint(convert_ctranslate2(blob), heads, target)
+    _write_checkpoint(convert_ctranslate2(blob, desc=f"converting {packaged.name}"), heads, target)
     return target, heads
 
 
@@ -231,7 +234,9 @@ def _cached_conversion_of_dir(folder: Path) -> tuple[Path, tuple[tuple[int, int]
     heads = _alignment_heads(json.loads((folder / "config.json").read_text()))
     target = cache_dir() / f"ct2-{digest[:16]}-v{CONVERTER_VERSION}.pt"
     if not target.is_file():
-        _write_checkpoint(convert_ctranslate2(blob, source=str(folder)), heads, target)
+        progress.notice(f"converting the CTranslate2 model in {folder} for its first use (once)")
+        _write_checkpoint(convert_ctranslate2(blob, source=str(folder), desc=f"converting {folder.name}"),
+                          heads, target)
     return target, heads
 
 
@@ -307,6 +312,7 @@ def _assembled_ct2_dir(packaged: PackagedModel, dirs: list[Path]) -> Path:
     if side_ok and model_bin.is_file() and model_bin.stat().st_size == packaged.size_bytes:
         return target
     parts = _present_parts(packaged, dirs)
+    progress.notice(f"assembling the model '{packaged.name}' for ctranslate2 (once; cached in {cache_dir()})")
     source = (dirs[0] / packaged.config).parent
     target.mkdir(parents=True, exist_ok=True)
     for side in CT2_SIDE_FILES:
@@ -396,8 +402,12 @@ def read_ctranslate2(blob: bytes, source: str = "model.bin") -> dict[str, np.nda
     return variables
 
 
-def convert_ctranslate2(blob: bytes, source: str = "model.bin") -> dict:
-    """Convert a CTranslate2 Whisper ``model.bin`` to an openai-whisper checkpoint dict."""
+def convert_ctranslate2(blob: bytes, source: str = "model.bin", desc: str = "converting") -> dict:
+    """Convert a CTranslate2 Whisper ``model.bin`` to an openai-whisper checkpoint dict.
+
+    ``desc`` names the step on the progress bar (:mod:`vmgrade.progress`: a bar per layer,
+    shown only when a shell turned progress on).
+    """
     import torch
 
     ct2 = read_ctranslate2(blob, source)
@@ -421,6 +431,7 @@ def convert_ctranslate2(blob: bytes, source: str = "model.bin") -> dict:
         "n_text_layer": n_text_layer,
     }
     sd: dict[str, torch.Tensor] = {}
+    steps = progress.bar(total=n_audio_layer + n_text_layer, desc=desc, unit="layer")
     for i in (1, 2):
         sd[f"encoder.conv{i}.weight"] = t(f"encoder/conv{i}/weight")
         sd[f"encoder.conv{i}.bias"] = t(f"encoder/conv{i}/bias")
@@ -431,6 +442,7 @@ def convert_ctranslate2(blob: bytes, source: str = "model.bin") -> dict:
         _fused_self_attention(sd, f"{dst}.attn", t, f"{src}/self_attention")
         _layer_norm(sd, f"{dst}.attn_ln", t, f"{src}/self_attention/layer_norm")
         _mlp(sd, dst, t, f"{src}/ffn")
+        steps.update()
 
     sd["decoder.token_embedding.weight"] = t("decoder/embeddings/weight")
     sd["decoder.positional_embedding"] = t("decoder/position_encodings/encodings")
@@ -451,6 +463,8 @@ def convert_ctranslate2(blob: bytes, source: str = "model.bin") -> dict:
         sd[f"{dst}.cross_attn.out.bias"] = t(f"{src}/attention/linear_2/bias")
         _layer_norm(sd, f"{dst}.cross_attn_ln", t, f"{src}/attention/layer_norm")
         _mlp(sd, dst, t, f"{src}/ffn")
+        steps.update()
+    steps.close()
     return {"dims": dims, "model_state_dict": sd}
 
 

@@ -24,7 +24,7 @@ from .ledger import Task
 from .workers import MAX_CRASHES_PER_FILE, crash_report, grade_with, make_grader
 
 LOCAL = "local"  # --ray with no address: start (or join) a Ray instance on this machine
-RAY_EXTRA_HINT = 'pip install "vmgrade[ray]"'
+RAY_EXTRA_HINT = 'pip install ".[ray]" (in the vmgrade repository)'
 
 
 class RayError(VmgradeError):

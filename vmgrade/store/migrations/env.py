@@ -2,7 +2,7 @@
 
 At run time :func:`vmgrade.store.history.open_store` passes an open connection in
 ``config.attributes["connection"]``; from the alembic command line the URL
-comes from the config's ``sqlalchemy.url`` (see README, "History store").
+comes from the config's ``sqlalchemy.url`` (see docs/history.md).
 """
 
 from __future__ import annotations
