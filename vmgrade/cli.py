@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pull toward the base weights (default: none with at least 9 rated files, "
                         "1 with fewer)")
 
-    s = sub.add_parser("serve", help="run the web app (needs the web extra: pip install \".[web]\" in the repository)")
+    s = sub.add_parser("serve",
+                       help="run the web app (needs the web extra: pip install \".[web]\" in the repository)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     s.add_argument("--data-dir", metavar="DIR", default=None,

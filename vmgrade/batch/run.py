@@ -65,7 +65,7 @@ from .ledger import (
     unlock_out,
     writing,
 )
-from .summary import summarize
+from .summary import recorded_at, summarize
 from .workers import grade_with, run_local
 
 HTML_REFRESH_S = 5.0  # index.html is rewritten whole at most this often while running
@@ -538,9 +538,10 @@ class _Writer:
         summary = summary or summarize(self.rows, self.records)
         finished = [{"file": shown(r.path), "rep_id": r.manifest.rep_id if r.manifest else None,
                      "duplicate_of": shown(r.duplicate_of) if r.duplicate_of else None,
+                     "recorded_at": recorded_at(r, self.records[r.task.key]["report"]),
                      "record": self.records[r.task.key]}
                     for r in self.rows if r.task.key in self.records]
-        write_atomic(self.out / HTML_NAME, printable(render_index_html(finished, summary)))
+        write_atomic(self.out / HTML_NAME, printable(render_index_html(finished, summary, out=self.out)))
 
 
 def _jsonl_line(row: Row, record: dict) -> str:
