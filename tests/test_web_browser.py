@@ -105,6 +105,8 @@ def test_upload_wait_for_the_grade_and_open_the_report(page, tmp_path):
     assert response.status == 200 and response.headers["content-type"].startswith("text/html")
     assert re.search(r"/recordings/\d+/report$", page.url)
     assert len(page.locator("body").inner_text()) > 20  # issue 5's report, rendered from this grade
+    # served by the app, the report has the app's navigation (a written report file has none)
+    expect(page.locator('nav[aria-label="vmgrade"] a[href="/upload"]')).to_be_visible()
     page.goto("/recordings")
     expect(page.locator("svg.chart")).to_be_visible()
     expect(page.locator("#recordings tbody tr")).to_have_count(1)
@@ -188,3 +190,6 @@ def test_trainer_compares_two_recordings(page, server):
     page.click("#compare-submit")
     page.wait_for_url(re.compile(r"/compare\?ids=\d+&ids=\d+$"))
     assert "<html" in page.content().lower()
+    expect(page.locator('nav[aria-label="vmgrade"] a[href="/team"]')).to_be_visible()
+    page.click('form[action="/logout"] button')  # the comparison's own log out (its CSP allows the form)
+    page.wait_for_url(re.compile(r"/login$"))

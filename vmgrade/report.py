@@ -45,6 +45,7 @@ FINDING_LABELS = {
     "too_many_asks": "Too many asks",
     "no_callback_number": "No callback number",
     "number_mismatch": "Callback number differs",
+    "number_unconfirmed": "Number not confirmed",
     "number_once": "Number said only once",
     "number_fast": "Number said too fast",
     "number_not_chunked": "Number not grouped",
@@ -68,7 +69,7 @@ FINDING_LABELS = {
 
 
 def finding_label(code: str) -> str:
-    """A finding's name for people (:data:`FINDING_LABELS`); an unknown code reads as words, never as a code."""
+    """A finding's name for people (:data:`FINDING_LABELS`); an unknown code reads as words, not a code."""
     label = FINDING_LABELS.get(code)
     if label is not None:
         return label

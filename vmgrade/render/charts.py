@@ -337,14 +337,20 @@ def _marker_rows(findings: Sequence[Mapping], duration_s: float, axis_pt: float)
 
 
 def _draw_words(svg: Svg, ax: _Axes, words, fillers, top: float) -> None:
-    """Word labels in staggered rows, each in the first row where it fits (estimated widths)."""
+    """Word labels in staggered rows, each in the first row where it fits; no row free: no label.
+
+    Labels never overlap: in each row a label starts at least ``WORD_GAP_PT`` after the previous
+    one ends (estimated widths, :func:`vmgrade.render.svg.text_width`).  Every word stays in the
+    page's transcript; the chart drops the labels that would collide.  Each label is a
+    ``<text class="word">``.
+    """
     if not words:
         return
-    s_per_pt = (ax.x1 - ax.x0) / ax.width
     row_height = (top + 1.0) / WORD_ROWS
     filler_times = [(f["start_s"] - 0.05, f["end_s"] + 0.05)
                     for f in fillers if f.get("source") == "transcript"]
-    row_end = [-1e9] * WORD_ROWS
+    right_edge = ax.right + TIMELINE_MARGINS_IN[1] * 72.0 - 2.0  # a label may run into the right margin
+    row_end = [-np.inf] * WORD_ROWS  # where the last label of each row ends, SVG units
     ticks, labels = [], []
     for w in words:
         text = w["word"].strip()
@@ -353,20 +359,22 @@ def _draw_words(svg: Svg, ax: _Axes, words, fillers, top: float) -> None:
         start = float(w["start"])
         is_filler = any(a <= start <= b for a, b in filler_times)
         width_pt = text_width(text, WORD_FONT_PT, is_filler)
-        free = [r for r in range(WORD_ROWS) if row_end[r] <= start]
-        row = free[0] if free else int(np.argmin(row_end))
-        row_end[row] = start + (width_pt + WORD_GAP_PT) * s_per_pt
-        x, y = ax.x(start), ax.y(top - row * row_height)
+        x = ax.x(start)
+        # a label running off the right edge ends at it (its tick stays at the word)
+        tx = max(ax.left, min(x, right_edge - width_pt))
+        row = next((r for r in range(WORD_ROWS) if row_end[r] + WORD_GAP_PT <= tx - 1.0), None)
+        if row is None:
+            continue  # no room: the transcript has it
+        row_end[row] = tx + width_pt + 1.0  # the label's white box reaches 1 unit past the text
+        y = ax.y(top - row * row_height)
         colour = FILLER if is_filler else INK
         ticks.append((x, y, ax.y(top + 0.03), FILLER if is_filler else GRID))
-        # a label running off the right edge ends at it (its tick stays at the word)
-        tx = min(x, ax.right + TIMELINE_MARGINS_IN[1] * 72.0 - width_pt - 2.0)
         labels.append((tx, y, text, width_pt, is_filler, colour))
     for x, y0, y1, colour in ticks:
         svg.line(x, y0, x, y1, stroke=colour, stroke_width=0.6)
     for x, y, text, width_pt, bold, colour in labels:
         svg.rect(x - 1.0, y - 1.0, width_pt + 2.0, WORD_FONT_PT + 2.0, fill="white")
-        svg.text(x, y, text, size=WORD_FONT_PT, va="top", bold=bold, fill=colour)
+        svg.text(x, y, text, size=WORD_FONT_PT, va="top", bold=bold, fill=colour, **{"class": "word"})
 
 
 def _draw_pitch(svg: Svg, ax: _Axes, report, samples, sr, ylim_hz) -> _Axes | None:

@@ -18,6 +18,7 @@ import io
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,51 @@ FLAG_MAX_SPAN_S = 3.5  # transcript words are underlined for findings up to this
 # --------------------------------------------------------------------------
 
 
-def render_report_html(report: Mapping[str, Any], audio_path: str | os.PathLike | None = None) -> str:
+@dataclass(frozen=True)
+class AppNav:
+    """The web app's navigation bar, on a report or comparison page that ``vmgrade serve`` serves.
+
+    A page written for a file (``vmgrade grade --html``, a batch) has none: no server answers its links.
+
+    Attributes
+    ----------
+    links : tuple of (str, str)
+        ``(href, label)`` of each link, in order.
+    user : str
+        Who is logged in, as the bar shows it (``"rita (rep, east)"``).
+    csrf_token : str
+        For the log-out form (a POST to ``logout_url``).
+    current : str, optional
+        The ``href`` of the link to mark as the current page.
+    logout_url : str
+    """
+
+    links: tuple[tuple[str, str], ...]
+    user: str
+    csrf_token: str
+    current: str | None = None
+    logout_url: str = "/logout"
+
+
+def render_app_nav(nav: AppNav) -> str:
+    """The markup of ``nav`` alone (its styles are in every page's ``base.html.j2``)."""
+    return str(_environment().get_template("macros.html.j2").make_module().app_nav(nav))
+
+
+def insert_app_nav(page: str, nav: AppNav) -> str:
+    """``page`` (a report or comparison page rendered without navigation) with ``nav`` at the top of its body.
+
+    For a page rendered once and cached: the bar, which differs by user, goes in when it is served.
+    """
+    body = page.find("<body>")
+    if body < 0:
+        raise ValueError("not a vmgrade page: no <body>")
+    at = body + len("<body>")
+    return page[:at] + "\n" + render_app_nav(nav) + page[at:]
+
+
+def render_report_html(report: Mapping[str, Any], audio_path: str | os.PathLike | None = None, *,
+                       app_nav: AppNav | None = None) -> str:
     """One self-contained HTML page for a graded voicemail.
 
     Parameters
@@ -61,6 +106,8 @@ def render_report_html(report: Mapping[str, Any], audio_path: str | os.PathLike 
         waveform; without, the speech track stands in.  The pitch contour
         comes from the report's ``metrics.pitch_track`` (a report saved
         before that key draws pitch only when its audio is at hand).
+    app_nav : AppNav, optional
+        The web app's navigation bar (only for a page the web app serves; never in a written file).
 
     Returns
     -------
@@ -73,7 +120,7 @@ def render_report_html(report: Mapping[str, Any], audio_path: str | os.PathLike 
         When ``audio_path`` is given explicitly and cannot be decoded.
     """
     view = _recording_view(dict(report), _audio_for(report, audio_path), key="a0")
-    return render_template("report.html.j2", r=view, title=f"vmgrade: {view['name']}")
+    return render_template("report.html.j2", r=view, title=f"vmgrade: {view['name']}", app_nav=app_nav)
 
 
 def write_report_html(
@@ -89,7 +136,7 @@ def write_report_html(
     return write_atomic(Path(path), render_report_html(report, audio_path))
 
 
-def render_comparison_html(comparison: Comparison) -> str:
+def render_comparison_html(comparison: Comparison, *, app_nav: AppNav | None = None) -> str:
     """One self-contained HTML page comparing recordings (``vmgrade.compare.Comparison``).
 
     Two recordings: side-by-side timelines with their audio, grouped dimension
@@ -97,7 +144,8 @@ def render_comparison_html(comparison: Comparison) -> str:
     the transcript diff and the plain-language summary.  Three or more: the
     same for the first and last graded recording, plus a trend chart per
     dimension across all of them.  The audio of the two recordings shown side
-    by side is embedded when their ``file`` exists.
+    by side is embedded when their ``file`` exists.  ``app_nav``: the web app's
+    navigation bar (:class:`AppNav`), only for a page the web app serves.
     """
     recordings = list(comparison.recordings)
     shown = [i for i in (comparison.before, comparison.after) if i is not None]
@@ -136,6 +184,7 @@ def render_comparison_html(comparison: Comparison) -> str:
         diff=_diff_view(comparison, [views[i]["audio_key"] for i in shown]),
         fmt=_fmt_delta,
         title="vmgrade: comparison of " + ", ".join(r.label for r in recordings),
+        app_nav=app_nav,
     )
 
 

@@ -55,7 +55,7 @@ from .deps import LoginRequired, Settings, WebError, busy
 from .jobs import Worker, requeue_interrupted
 from .limits import Limits, Slots
 from .middleware import FORM_OVERHEAD_BYTES, BodySizeLimit, RequestGate, security_headers
-from .routes import api, pages
+from .routes import api, pages, team
 from .storage import (
     MAX_UPLOAD_BYTES,
     clean_tmp,
@@ -194,6 +194,7 @@ def create_app(
     app.add_exception_handler(OperationalError, _storage_full)
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(team.router)
     return app
 
 

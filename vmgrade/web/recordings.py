@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..audio import CHANNEL_CHOICES
-from . import dashboard
 from .deps import Settings, WebError
 from .jobs import Worker, pending_count, queue_position, requeue_failed
 from .schemas import RecordingOut
@@ -198,20 +197,6 @@ def without_audio(report: dict, data_dir: Path) -> dict:
     """
     name = Path(str(report.get("file") or "recording")).name
     return {**report, "file": str(data_dir / NO_AUDIO_DIR / name)}
-
-
-def team_overview(s: Session, user: User) -> tuple[list[dashboard.RepSummary], list[tuple[str, int]]]:
-    """Per-rep summaries of the trainer's team (every rep, graded or not) and its common findings."""
-    team_users = s.scalars(select(User).where(User.team_id == user.team_id).order_by(User.username)).all()
-    rows = s.scalars(visible_query(user).where(Job.state == "done")
-                     .order_by(Upload.created_at, Upload.id)).all()
-    reps = {u.username: dashboard.RepSummary(u.username) for u in team_users if u.role == "rep"}
-    for upload in rows:
-        rep = reps.setdefault(upload.user.username, dashboard.RepSummary(upload.user.username))
-        rep.points.append(dashboard.Point(upload.created_at, upload.job.score or 0.0, upload.filename))
-        rep.letter = upload.job.letter
-    findings = dashboard.common_findings([u.job.finding_codes or [] for u in rows])
-    return list(reps.values()), findings
 
 
 def comparison_for(s: Session, user: User, ids: list[int], data_dir: Path) -> Comparison:

@@ -6,9 +6,9 @@ schema's description and change the OpenAPI document.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class UserOut(BaseModel):
@@ -54,19 +54,86 @@ class RecordingOut(BaseModel):
     duplicate: bool = False
 
 
+# ---------------------------------------------------------------- the team dashboard (GET /api/team)
+
+class RecordingRef(BaseModel):
+    id: int
+    url: str
+    at: datetime
+    score: float
+
+
+class FocusOut(BaseModel):
+    # A finding to coach next: `label` is its name for people, `code` the report's stable code.
+    code: str
+    label: str
+    points_per_recording: float
+    recordings_with: int
+    window: int
+    earlier_with: int
+    earlier_total: int
+    recordings: list[RecordingRef]
+
+
+class DimensionOut(BaseModel):
+    key: str
+    label: str
+    average: float | None
+    team_average: float | None
+    difference: float | None
+
+
+class TrendOut(BaseModel):
+    first_half_average: float
+    second_half_average: float
+    change: float
+    direction: str
+
+
 class RepOut(BaseModel):
     username: str
+    rank: int | None
     recordings: int
     latest_score: float | None
     latest_grade: str | None
     latest_at: datetime | None
     average: float | None
+    recent_average: float | None
     change: float | None
     trend_per_recording: float | None
+    trend: TrendOut | None
     scores: list[float]
+    recording_ids: list[int]
+    dimensions: list[DimensionOut]
+    focus: list[FocusOut]
+
+
+class FindingCount(BaseModel):
+    code: str
+    label: str
+    recordings: int
+
+
+class TeamDimensionOut(BaseModel):
+    key: str
+    label: str
+    average: float | None
 
 
 class TeamOut(BaseModel):
+    # `reps` are by name; `coaching_order` (and each rep's `rank`) says whom to coach first.
+    model_config = ConfigDict(populate_by_name=True)
+
     team: str
+    from_: date = Field(alias="from")
+    to: date
+    ranking: str
+    recent_recordings: int
+    recordings: int
+    pending: int
+    average: float | None
+    dimensions: list[TeamDimensionOut]
+    coaching_order: list[str]
     reps: list[RepOut]
+    findings: list[FindingCount]
     common_findings: list[tuple[str, int]]

@@ -25,12 +25,11 @@ from ..recordings import (
     comparison_for,
     load_report,
     recording_out,
-    team_overview,
     upload_context,
     visible,
     visible_query,
 )
-from ..schemas import CsrfOut, LoginIn, LoginOut, RecordingOut, RepOut, TeamOut, UserOut
+from ..schemas import CsrfOut, LoginIn, LoginOut, RecordingOut, UserOut
 from ..storage import UploadError
 from ..tables import Upload, User
 
@@ -144,18 +143,7 @@ def api_report(upload_id: int, user: ApiUser, s: DB, settings: AppSettings) -> d
     return load_report(visible(s, user, upload_id), settings.data_dir)
 
 
-@router.get("/api/team", response_model=TeamOut, tags=["team"])
-def api_team(user: ApiUser, s: DB):
-    """Team dashboard numbers (trainers only)."""
-    if not user.is_trainer:
-        raise HTTPException(403, "the team dashboard is for trainers")
-    reps, findings = team_overview(s, user)
-    return TeamOut(team=user.team.name, common_findings=findings, reps=[
-        RepOut(username=r.username, recordings=r.count,
-               latest_score=r.latest.score if r.latest else None, latest_grade=r.letter,
-               latest_at=r.latest.when if r.latest else None, average=r.average, change=r.change,
-               trend_per_recording=r.trend_per_recording, scores=[p.score for p in r.points])
-        for r in reps])
+# GET /api/team (the coaching dashboard's numbers) is in routes/team.py.
 
 
 @router.get("/api/compare", tags=["recordings"])

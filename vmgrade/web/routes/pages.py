@@ -1,6 +1,6 @@
 """The server-rendered pages (none in the OpenAPI docs), and the error answers for pages."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
@@ -20,6 +20,7 @@ from ..deps import (
     client_ip,
     context_form,
     csrf_ok,
+    csrf_token,
     end_session,
     render,
     start_session,
@@ -31,19 +32,22 @@ from ..recordings import (
     comparison_for,
     load_report,
     report_damaged,
-    team_overview,
     upload_context,
     visible,
     visible_query,
     without_audio,
 )
 from ..storage import UploadError, make_private
-from ..tables import Job, Upload, User
+from ..tables import Upload, User
 
 # The report page (issue 5) is self-contained with inline script and data: media; it may not phone out.
+# Its one form is the app bar's log out (a POST here).
 REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
               "img-src data: blob:; media-src data: blob: 'self'; font-src data:; frame-ancestors 'self'; "
-              "form-action 'none'; base-uri 'none'")
+              "form-action 'self'; base-uri 'none'")
+
+if TYPE_CHECKING:
+    from ...render.html import AppNav
 
 router = APIRouter(include_in_schema=False)
 
@@ -160,7 +164,9 @@ def recording_page(request: Request, upload_id: int, user: PageUser, s: DB):
 
 
 @router.get("/recordings/{upload_id}/report")
-def report_page(upload_id: int, user: PageUser, s: DB, settings: AppSettings):
+def report_page(request: Request, upload_id: int, user: PageUser, s: DB, settings: AppSettings,
+                embed: bool = False):
+    """The report page, with the app bar; ``?embed=1``: without it (the frame in the recording page)."""
     upload = visible(s, user, upload_id)
     report = load_report(upload, settings.data_dir)
     cached = report_html_path(settings.data_dir, upload.id)
@@ -179,8 +185,14 @@ def report_page(upload_id: int, user: PageUser, s: DB, settings: AppSettings):
             cached.unlink(missing_ok=True)
             raise report_damaged(upload.id) from exc
         make_private(cached)
-    return FileResponse(cached, media_type="text/html; charset=utf-8",
-                        headers={"Content-Security-Policy": REPORT_CSP})
+    if embed:
+        return FileResponse(cached, media_type="text/html; charset=utf-8",
+                            headers={"Content-Security-Policy": REPORT_CSP})
+    from ...render.html import insert_app_nav
+
+    # the cached page is the one `vmgrade grade --html` would write; the bar (per user) goes in here
+    page = insert_app_nav(cached.read_text(encoding="utf-8"), app_nav(request, user))
+    return HTMLResponse(page, headers={"Content-Security-Policy": REPORT_CSP})
 
 
 @router.get("/recordings/{upload_id}/audio")
@@ -192,24 +204,29 @@ def audio_file(upload_id: int, user: PageUser, s: DB, settings: AppSettings):
     return FileResponse(path, media_type=upload.media_type)
 
 
-@router.get("/team")
-def team_page(request: Request, user: PageUser, s: DB):
-    if not user.is_trainer:
-        raise HTTPException(403, "the team dashboard is for trainers")
-    reps, findings = team_overview(s, user)
-    latest = s.scalars(visible_query(user).where(Job.state.in_(("done", "failed")))
-                       .order_by(Upload.created_at.desc(), Upload.id.desc()).limit(50)).all()
-    return render(request, "team.html", reps=reps, findings=findings, latest=latest,
-                  sparkline=dashboard.sparkline_svg)
+# /team (the trainers' coaching dashboard) is in routes/team.py.
 
 
 @router.get("/compare")
-def compare_page(user: PageUser, s: DB, settings: AppSettings,
+def compare_page(request: Request, user: PageUser, s: DB, settings: AppSettings,
                  ids: Annotated[list[int], Query()] = ()):  # noqa: B008
     from ...render.html import render_comparison_html
 
-    return HTMLResponse(render_comparison_html(comparison_for(s, user, list(ids), settings.data_dir)),
+    comparison = comparison_for(s, user, list(ids), settings.data_dir)
+    return HTMLResponse(render_comparison_html(comparison, app_nav=app_nav(request, user)),
                         headers={"Content-Security-Policy": REPORT_CSP})
+
+
+def app_nav(request: Request, user: User) -> "AppNav":
+    """The app bar of ``base.html`` for the pages rendered by ``vmgrade.render.html`` (report, compare)."""
+    from ...render.html import AppNav
+
+    links = [("/recordings", "Recordings" if user.is_trainer else "My recordings"),
+             ("/upload", "Upload or record")]
+    if user.is_trainer:
+        links.append(("/team", "Team dashboard"))
+    return AppNav(links=tuple(links), user=f"{user.username} ({user.role}, {user.team.name})",
+                  csrf_token=csrf_token(request))
 
 
 def _safe_next(target: str | None) -> str:

@@ -167,7 +167,28 @@ function setupCompare() {
   }
 }
 
+// The report in the recording page grows to its content (same origin), so the page scrolls, not a frame.
+function setupReportFrame() {
+  const frame = document.getElementById("report-frame");
+  if (!frame) return;
+  const fit = () => {
+    const doc = frame.contentDocument;
+    if (!doc || !doc.documentElement) return;
+    // the root's own box is as tall as the content (scrollHeight would never shrink below the frame)
+    frame.style.height = `${Math.ceil(doc.documentElement.getBoundingClientRect().height) + 2}px`;
+  };
+  const watch = () => {
+    fit();
+    const doc = frame.contentDocument;
+    if (doc && doc.body && window.ResizeObserver) new ResizeObserver(fit).observe(doc.body);
+  };
+  frame.addEventListener("load", watch);
+  if (frame.contentDocument && frame.contentDocument.readyState === "complete") watch();
+  window.addEventListener("resize", fit);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setupReportFrame();
   setupUpload();
   setupJobPolling();
   setupCompare();
