@@ -473,12 +473,70 @@ def test_serve_gives_uvicorn_connection_limits(tmp_path, monkeypatch):
     import uvicorn
 
     from vmgrade.cli import main
+    from vmgrade.web.server import UVICORN_LIMITS
 
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: calls.append(self.config))
     assert main(["serve", "--data-dir", str(tmp_path / "data")]) == 0
-    assert calls[-1]["timeout_keep_alive"] == 5 and calls[-1]["h11_max_incomplete_event_size"] == 16384
-    assert calls[-1]["limit_concurrency"] == 200
+    config = calls[-1]
+    assert config.timeout_keep_alive == 5 and config.h11_max_incomplete_event_size == 16384
+    assert config.limit_concurrency == UVICORN_LIMITS["limit_concurrency"] == 200
+    assert config.http.__name__ == "GuardedH11Protocol"  # header timeout, per-address limit
+
+
+def test_half_open_connections_are_cut_and_capped_per_address(tmp_path):
+    """Red-team round 3: 201 sockets each sending half a request head held every connection slot
+    (503 for everyone). Heads now time out, and one address holds a bounded number of connections."""
+    import socket
+    import threading
+
+    import uvicorn
+    from test_web_support import free_port
+
+    from vmgrade.web.server import server_config
+
+    app = _app(tmp_path / "data")
+    port = free_port()
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning",
+                                         header_timeout_s=2.0, max_per_peer=4))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def get(source: str) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as s:
+            s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return s.recv(64)
+
+    def closed(s, wait_s: float) -> bool:
+        s.settimeout(wait_s)
+        try:
+            return s.recv(1) == b""
+        except ConnectionResetError:  # closed with our half head unread: a reset
+            return True
+        except TimeoutError:
+            return False
+
+    slow = []
+    try:
+        for _ in range(7):  # one address, half a head each, never finished
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        time.sleep(0.3)
+        closed_at_once = sum(closed(s, 0.1) for s in slow)
+        assert closed_at_once == 3  # past 4 open from the address: closed before a byte is read
+        assert get("127.0.0.2").startswith(b"HTTP/1.1 200")  # another address is served meanwhile
+        time.sleep(2.0)  # past the head timeout: every half-open connection is cut
+        assert all(closed(s, 2) for s in slow)
+        assert get("127.0.0.1").startswith(b"HTTP/1.1 200")  # and the address may connect again
+    finally:
+        for s in slow:
+            s.close()
+        server.should_exit = True
+        thread.join(30)
 
 
 @pytest.mark.parametrize("password, why", [("short1!", "too short"), ("rita-is-great-2024", "username"),
@@ -552,3 +610,37 @@ def test_anonymous_requests_past_the_limit_are_429_at_the_door(app):
     client = TestClient(app)
     api_login(client, "rita")
     assert client.get("/api/me").status_code == 200
+
+
+def test_one_users_slow_checks_hold_one_decoder_not_everyones(tmp_path):
+    """Red-team round 3: a rep's uploads that decode for long took every check in turn (another
+    rep's upload waited 40 s). A rep's checks now take turns among themselves, in a pool of
+    decoding children, so another rep's check runs meanwhile."""
+    from conftest import load_script
+
+    from vmgrade.web import storage
+
+    bench = load_script("bench/hostile_input.py", "hostile_input")
+    data = tmp_path / "data"
+    storage.ensure_layout(data)
+    slow = bench.surround_speech(tmp_path / "long.m4a", "aac", seconds=90.0)  # 8 channels: a long decode
+    quick = make_clip(tmp_path / "quick.wav", seconds=1.0)
+    done: dict[str, float] = {}
+
+    def check(path, owner, key):
+        with open(path, "rb") as f:
+            storage.receive(f, data, path.name, owner=owner)
+        done[key] = time.monotonic()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=check, args=(slow, "rita", f"rita{i}")) for i in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)  # rita's two checks are under way (one decoding, one waiting its turn)
+    other = threading.Thread(target=check, args=(quick, "ravi", "ravi"))
+    other.start()
+    for t in [*threads, other]:
+        t.join(120)
+    assert set(done) == {"rita0", "rita1", "ravi"}
+    assert done["ravi"] < max(done["rita0"], done["rita1"]), {k: v - started for k, v in done.items()}
+    assert done["ravi"] - started < min(done["rita0"], done["rita1"]) - started + 1.0

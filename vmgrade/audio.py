@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AudioError, printable
-from .isolate import CALL_TIMEOUT_S, ChildFailed, Isolated
+from .isolate import CALL_TIMEOUT_S, ChildFailed, Isolated, IsolatedPool
 
 SAMPLE_RATE = 16000  # Hz, what Whisper and the delivery metrics expect
 DEFAULT_MAX_DURATION_S = 600.0  # 10 min: far past any voicemail
@@ -56,6 +56,13 @@ DECODE_TIMEOUT_S = CALL_TIMEOUT_S  # wall clock per file: a real decode of 10 mi
 # 16.7 M, which FFmpeg allocates (470 MB at 7 channels) before anything can be checked.
 MAX_FRAME_BYTES = 64 * 2**20
 MAX_CHANNELS = 64  # more than any recording setup; a header may claim thousands
+# Codec frames hold 2.5 ms (Opus at its shortest) to 120 ms of audio; a stream of 1-sample frames
+# costs a Python step each, 20 s for 600 k of them in a 5 MB file. Past this many frames their
+# average must reach MIN_FRAME_S.
+FRAMES_BEFORE_RATE_CHECK = 2000
+MIN_FRAME_S = 0.001
+ALAC_COOKIE = b"\x00\x00\x00\x24alac"  # ALAC's magic cookie atom: its size (36) and type
+ALAC_COOKIES_CHECKED = 8  # a file holds one per ALAC track
 MAX_RIFF_CHUNKS = 4096  # a real WAV has a handful before its data; a crafted one millions of empty ones
 # Float files can hold samples past full scale; a player clips them. Up to +1 dB is an editor's
 # overshoot, graded as is; past it the level (and so every loudness figure) is not a recording's.
@@ -102,6 +109,7 @@ def load(
     sample_rate: int = SAMPLE_RATE,
     keep_channels: bool = False,
     isolate: bool = True,
+    decoder: Isolated | IsolatedPool | None = None,
 ) -> Audio:
     """Decode ``path`` to mono float32 at ``sample_rate`` Hz.
 
@@ -124,6 +132,9 @@ def load(
     isolate : bool
         Decode in the child process (default). False decodes in this process, where a
         decoder crash would end it: for code that is itself such a child.
+    decoder : Isolated or IsolatedPool, optional
+        The child (or children) to decode in; default this process's own (one child, calls
+        taking turns). The web server checks uploads in a pool of its own.
 
     Returns
     -------
@@ -145,7 +156,7 @@ def load(
     # The child keeps the parent's working directory from its start; a relative path is the caller's.
     kwargs["open_path"] = os.path.abspath(kwargs["path"])
     try:
-        return _DECODER.call("vmgrade.audio", "decode", kwargs, timeout_s=DECODE_TIMEOUT_S)
+        return (decoder or _DECODER).call("vmgrade.audio", "decode", kwargs, timeout_s=DECODE_TIMEOUT_S)
     except ChildFailed as exc:
         raise _child_error(name, exc) from None
 
@@ -376,6 +387,7 @@ def _decode_pyav(
 ) -> tuple[_Mixdown, SourceInfo]:
     import av
 
+    _check_alac_cookie(path, name)  # FFmpeg allocates ALAC's declared frames when it opens the file
     try:
         container = av.open(os.fspath(path))
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -418,9 +430,11 @@ def _decode_pyav(
         pending: list[np.ndarray] = []  # codec frames are small (AAC: 1024): mixed a block at a time
         pending_frames = 0
         try:
-            for frame in container.decode(stream):
+            for n_frames, frame in enumerate(container.decode(stream), 1):
                 channels = frame.layout.nb_channels
                 _check_frame_bytes(name, frame.samples, channels, frame.format.bytes)
+                if n_frames == FRAMES_BEFORE_RATE_CHECK:
+                    _check_frame_rate(name, mix.frames + pending_frames, n_frames, sr)
                 for out in resampler.resample(frame):
                     if pending and out.layout.nb_channels != pending[-1].shape[1]:
                         pending_frames = _flush(mix, pending)
@@ -466,6 +480,16 @@ def _flush(mix: _Mixdown, pending: list[np.ndarray]) -> int:
     return 0
 
 
+def _check_frame_rate(name: str, samples: int, frames: int, sr: float) -> None:
+    """Refuse a stream whose frames average under :data:`MIN_FRAME_S` (each frame costs a decode step)."""
+    if samples < frames * sr * MIN_FRAME_S:
+        raise AudioError(
+            f"{name}: its first {frames} frames hold {samples / frames:.1f} samples each on average "
+            f"(under {MIN_FRAME_S * 1000:g} ms): decoding it would take too long",
+            code="decode_over_budget", path=name,
+        )
+
+
 def _packed(frame) -> np.ndarray:
     """A packed-float PyAV frame as a (samples, channels) array (a view, no copy)."""
     return frame.to_ndarray().reshape(frame.samples, frame.layout.nb_channels)
@@ -499,6 +523,31 @@ def _check_declared_frame(name: str, codec: str, codec_context, channels: int) -
         declared = max(declared, struct.unpack(">I", extradata[12:16])[0])
     if declared:
         _check_frame_bytes(name, declared, channels, 4)
+
+
+def _check_alac_cookie(path: Path, name: str) -> None:
+    """Refuse an ALAC magic cookie declaring frames over the budget, found in the raw bytes.
+
+    FFmpeg reads the cookie and allocates buffers for its frame length while it opens the file
+    (370 MB for 16.7 M samples), before :func:`_check_declared_frame` can see the stream. The
+    cookie's layout is the same in mp4, CAF and Matroska: size 36, ``alac``, version, then
+    ``frameLength`` (uint32) and, 9 bytes on, ``numChannels``.
+    """
+    import mmap
+
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            at = data.find(ALAC_COOKIE)
+            for _ in range(ALAC_COOKIES_CHECKED):
+                if at < 0 or at + len(ALAC_COOKIE) + 14 > len(data):
+                    return
+                config = at + len(ALAC_COOKIE) + 4  # past the version
+                frame_samples = struct.unpack(">I", data[config:config + 4])[0]
+                channels = max(1, data[config + 9])
+                _check_frame_bytes(name, frame_samples, channels, 4)
+                at = data.find(ALAC_COOKIE, at + 1)
+    except (OSError, ValueError):  # an empty or unmappable file: the decoder says what it is
+        return
 
 
 def _check_file(path: Path, name: str) -> int:

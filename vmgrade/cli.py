@@ -595,12 +595,11 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"vmgrade: serving on http://{args.host}:{args.port}/ (data in {directory})", file=sys.stderr)
     # uvicorn would trust X-Forwarded-For from 127.0.0.1 by default: every login guess could
     # claim a new address. Proxies are trusted only when named.
-    trusted = args.forwarded_allow_ips or ""
-    from .web.app import UVICORN_LIMITS
+    from .web.server import server_config
 
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info",
-                    proxy_headers=bool(trusted), forwarded_allow_ips=trusted, **UVICORN_LIMITS)
+        # connection limits a slow client cannot exhaust (vmgrade.web.server, docs/web.md "Limits")
+        uvicorn.Server(server_config(app, args.host, args.port, trusted=args.forwarded_allow_ips or "")).run()
     finally:
         unlock_data_dir(lock)
     return EXIT_OK

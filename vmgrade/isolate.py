@@ -209,6 +209,47 @@ class Isolated:
         _close(child)
 
 
+class IsolatedPool:
+    """Several :class:`Isolated` children: up to ``size`` calls run at once, each in a child of its own.
+
+    A caller takes whichever child is free (waiting for one when all are busy), so one slow call
+    (a crafted file that decodes for the whole timeout) holds one child, not every caller.
+
+    Parameters
+    ----------
+    size : int
+        Children, and so calls at once (each child starts with its first call).
+    address_space_bytes : int
+        ``RLIMIT_AS`` of each child, bytes.
+    """
+
+    def __init__(self, size: int, address_space_bytes: int = CHILD_ADDRESS_SPACE_BYTES):
+        import queue
+
+        self.size = size
+        self._idle: queue.SimpleQueue[Isolated] = queue.SimpleQueue()
+        self._all = [Isolated(address_space_bytes) for _ in range(size)]
+        for child in self._all:
+            self._idle.put(child)
+
+    def call(self, module: str, function: str, kwargs: dict, timeout_s: float = CALL_TIMEOUT_S):
+        """As :meth:`Isolated.call`, in the first child free."""
+        child = self._idle.get()
+        try:
+            return child.call(module, function, kwargs, timeout_s)
+        finally:
+            self._idle.put(child)
+
+    def start(self) -> None:
+        """Start one child now (the others start when first needed)."""
+        self._all[0].start()
+
+    def stop(self) -> None:
+        """Stop every child."""
+        for child in self._all:
+            child.stop()
+
+
 def _close(child: _Child) -> None:
     for conn in (child.requests, child.replies):
         try:

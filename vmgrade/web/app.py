@@ -74,13 +74,6 @@ SESSION_MAX_AGE_S = 12 * 3600
 MAX_QUEUED_PER_USER = 10  # recordings one user may have waiting; the worker takes users in turn
 # Requests that may wait for a database slot at once; more are answered 503 ``busy`` at once.
 DB_MAX_WAITING = 64
-# What `vmgrade serve` tells uvicorn (docs/web.md, "Limits"): an idle keep-alive connection
-# is closed after 5 s; a request head (line and headers) may not pass 16 KiB; past 200 open
-# connections and requests new ones are answered 503 at once, so stalled clients cannot pile
-# up without end (uvicorn has no timeout for a request head that never completes; request
-# bodies are timed out by RequestGate).
-UVICORN_LIMITS = dict(timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
-                      limit_concurrency=200, timeout_graceful_shutdown=30)
 
 
 def create_app(

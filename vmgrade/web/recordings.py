@@ -100,7 +100,8 @@ def accept_upload(s: Session, user: User, file: UploadFile, context: dict[str, s
     # looked up) goes back meanwhile, so uploads waiting for a check hold none.
     s.commit()
     stored = receive(file.file, settings.data_dir, file.filename or "upload",
-                     max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s)
+                     max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s,
+                     owner=user.id)
     key = context_key(context)
     existing = _find_upload(s, user.id, stored.sha256, key)
     if existing is not None and existing.job.state != "failed":

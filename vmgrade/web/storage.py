@@ -12,6 +12,7 @@ Folders are created 0700 and files 0600: they hold password hashes, recordings a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -27,13 +28,16 @@ import filetype
 from ..audio import DEFAULT_MAX_DURATION_S, load
 from ..errors import AudioError, VmgradeError
 from ..fileio import write_atomic
+from ..isolate import IsolatedPool
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB: ~10 min of 16 kHz 16-bit WAV, hours of opus
 SNIFF_BYTES = 8192
 COPY_CHUNK_BYTES = 1 << 20
-# Uploads decoded as a check at the same time, per process. One check costs at most what
-# audio.load holds for max_duration_s (blocks plus the 16 kHz mono output, ~40 MB at 600 s),
-# so concurrent uploads wait here instead of multiplying that.
+# Uploads decoded as a check at the same time, per process, each in a decoding child of its own
+# (vmgrade.isolate, capped at 800 MB and 20 s; a real check peaks near 100 MB), so concurrent
+# uploads wait here instead of multiplying that. One user's checks take turns (one at a time),
+# so a user whose files decode for the whole 20 s holds one child, never both: another user's
+# upload is checked meanwhile.
 VALIDATION_SLOTS = 2
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -43,6 +47,9 @@ LOCK_NAME = "serve.lock"
 STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 _validation_slots = threading.BoundedSemaphore(VALIDATION_SLOTS)
+_check_decoders = IsolatedPool(VALIDATION_SLOTS)  # apart from the grading worker's decoding child
+_owner_turns: dict[object, list] = {}  # owner -> [lock, holders and waiters]: present while in use
+_owner_turns_lock = threading.Lock()
 
 # Sniffed MIME type -> stored extension. Browsers' MediaRecorder writes webm
 # (Chromium, Firefox) or mp4 (Safari), which `filetype` calls video/*; the
@@ -160,7 +167,7 @@ def unlock_data_dir(handle: IO | None) -> None:
 
 def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
             max_bytes: int = MAX_UPLOAD_BYTES,
-            max_duration_s: float = DEFAULT_MAX_DURATION_S) -> StoredAudio:
+            max_duration_s: float = DEFAULT_MAX_DURATION_S, owner: object = None) -> StoredAudio:
     """Copy an uploaded stream into the store after checking it is usable audio.
 
     Parameters
@@ -174,6 +181,9 @@ def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
         Largest upload accepted, in bytes.
     max_duration_s : float
         Longest recording accepted, in seconds.
+    owner : hashable, optional
+        Who uploads (the user's id): one owner's checks take turns, so they hold one
+        decoding child at most.
 
     Raises
     ------
@@ -185,7 +195,7 @@ def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
     """
     display = os.path.basename(filename or "") or "upload"
     try:
-        return _receive(stream, data_dir, display, max_bytes, max_duration_s)
+        return _receive(stream, data_dir, display, max_bytes, max_duration_s, owner)
     except OSError as exc:
         if not is_storage_full(exc):
             raise
@@ -206,7 +216,7 @@ def storage_full_message() -> str:
 
 
 def _receive(stream: BinaryIO, data_dir: Path, display: str, max_bytes: int,
-             max_duration_s: float) -> StoredAudio:
+             max_duration_s: float, owner: object = None) -> StoredAudio:
     """:func:`receive` without the full-disk translation; the temp file is removed whatever happens."""
     fd, tmp_name = tempfile.mkstemp(dir=data_dir / "tmp", prefix="upload-")
     tmp = Path(tmp_name)
@@ -232,7 +242,7 @@ def _receive(stream: BinaryIO, data_dir: Path, display: str, max_bytes: int,
             seen = f" (its bytes look like {kind.mime})" if kind else ""
             raise UploadError(f"{display}: not an audio file{seen}; upload {ACCEPTED_NAMES}",
                               code="not_audio", status=415)
-        duration_s = _check_audio(tmp, display, max_duration_s)
+        duration_s = _check_audio(tmp, display, max_duration_s, owner)
         sha = digest.hexdigest()
         relpath = f"uploads/{sha[:2]}/{sha}.{ACCEPTED_TYPES[media_type]}"
         final = data_dir / relpath
@@ -246,24 +256,44 @@ def _receive(stream: BinaryIO, data_dir: Path, display: str, max_bytes: int,
         tmp.unlink(missing_ok=True)
 
 
-def _check_audio(path: Path, display: str, max_duration_s: float) -> float:
+def _check_audio(path: Path, display: str, max_duration_s: float, owner: object = None) -> float:
     """Decode ``path`` as :func:`vmgrade.audio.load` does; its duration in seconds, rounded to ms.
 
     audio.load refuses a declared duration over the limit before decoding and decodes in
-    bounded blocks; at most :data:`VALIDATION_SLOTS` checks run at once, so the memory of
-    N concurrent uploads stays that of two.
+    bounded blocks, in a decoding child of :data:`_check_decoders`; at most
+    :data:`VALIDATION_SLOTS` checks run at once, so the memory of N concurrent uploads stays
+    that of two, and one ``owner``'s checks take turns.
 
     Raises
     ------
     UploadError
         The decoding problem (415 ``not_audio``, else 422), its message naming ``display``.
     """
-    with _validation_slots:
+    with _owner_turn(owner), _validation_slots:
         try:
-            return round(load(path, max_duration_s=max_duration_s).duration_s, 3)
+            return round(load(path, max_duration_s=max_duration_s, decoder=_check_decoders).duration_s, 3)
         except AudioError as exc:
             message = exc.message.replace(str(path), display).replace(" (raise it with --max-duration)", "")
             raise UploadError(message, code=exc.code, status=415 if exc.code == "not_audio" else 422) from exc
+
+
+@contextlib.contextmanager
+def _owner_turn(owner: object):
+    """Hold ``owner``'s turn (None: no turn taken); the lock is dropped once nobody waits for it."""
+    if owner is None:
+        yield
+        return
+    with _owner_turns_lock:
+        entry = _owner_turns.setdefault(owner, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _owner_turns_lock:
+            entry[1] -= 1
+            if entry[1] == 0:
+                _owner_turns.pop(owner, None)
 
 
 def format_size(size_bytes: int) -> str:
