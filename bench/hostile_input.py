@@ -447,6 +447,34 @@ def alac_declaring(path: Path, frame_samples: int = 1 << 24, channels: int = 7, 
     return path
 
 
+def adts_format_change(path: Path, seconds: float = 3.0) -> Path:
+    """Two ADTS AAC streams end to end, 16 kHz mono then 44.1 kHz stereo (a raw RuntimeError before)."""
+    import av
+
+    def one(sr: int, layout: str) -> bytes:
+        unit = path.with_name(f"unit-{sr}.aac")
+        x = _speech(None, sr, seconds)
+        with av.open(str(unit), "w", format="adts") as out:
+            stream = out.add_stream("aac", rate=sr, layout=layout)
+            channels = stream.codec_context.layout.nb_channels
+            resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=sr)
+            for start in range(0, len(x), 1024):
+                block = np.repeat(x[start:start + 1024, None], channels, axis=1)
+                frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout=layout)
+                frame.sample_rate = sr
+                for f in resampler.resample(frame):
+                    for packet in stream.encode(f):
+                        out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        data = unit.read_bytes()
+        unit.unlink()
+        return data
+
+    path.write_bytes(one(16000, "mono") + one(44100, "stereo"))
+    return path
+
+
 def wav_sparse(path: Path, size_bytes: int = 2 * 2**30) -> Path:
     """A RIFF/WAVE header followed by ``size_bytes`` of holes (4 KB on disk): zero-size chunks all the way."""
     with open(path, "wb") as f:
@@ -478,6 +506,7 @@ BOMBS: dict[str, Callable[[Path], Path]] = {
     "alac_16.7M_frames": lambda d: alac_declaring(d / "j.m4a"),
     "wav_sparse_2gb": lambda d: wav_sparse(d / "k.wav"),
     "wav_float_+60dB": lambda d: float_over_range(d / "l.wav"),
+    "aac_format_change": lambda d: adts_format_change(d / "m.aac"),
 }
 
 

@@ -197,3 +197,33 @@ def test_grade_goes_on_past_a_crashing_and_an_eight_channel_file(tmp_path, monke
     assert status == EXIT_FILE_FAILED
     assert [r.get("error", {}).get("code") for r in records] == [None, "decoder_crashed", None]
     assert records[0]["audio"]["channels"] == 8
+
+
+def test_a_stream_that_changes_format_midway_is_refused_with_its_code(tmp_path):
+    from vmgrade.audio import load
+    from vmgrade.errors import AudioError
+
+    path = bench.adts_format_change(tmp_path / "joined.aac")
+    with pytest.raises(AudioError) as err:
+        load(path)
+    assert err.value.code == "unsupported_codec" and "changes format midway" in str(err.value)
+
+
+def test_an_unexpected_failure_while_decoding_is_that_files_internal_error(monkeypatch):
+    """A bug in decoding one file (any exception in the child) is an AudioError naming the file:
+    the web check answers it like any other (not a 500), the CLI and batch record it."""
+    from conftest import SAMPLES
+
+    import vmgrade.audio as audio_mod
+    from vmgrade.errors import AudioError
+    from vmgrade.isolate import Isolated
+
+    class Buggy(Isolated):
+        def call(self, module, function, kwargs, timeout_s):
+            return super().call("json", "loads", {"s": "{"}, timeout_s)  # raises in the child
+
+    monkeypatch.setattr(audio_mod, "_DECODER", Buggy())
+    with pytest.raises(AudioError) as err:
+        audio_mod.load(SAMPLES / "before_practice.wav")
+    assert err.value.code == "internal_error"
+    assert "JSONDecodeError" in str(err.value) and "before_practice.wav" in str(err.value)

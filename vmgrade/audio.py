@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AudioError, printable
-from .isolate import CALL_TIMEOUT_S, ChildFailed, Isolated, IsolatedPool
+from .isolate import CALL_TIMEOUT_S, ChildError, ChildFailed, Isolated, IsolatedPool
 
 SAMPLE_RATE = 16000  # Hz, what Whisper and the delivery metrics expect
 DEFAULT_MAX_DURATION_S = 600.0  # 10 min: far past any voicemail
@@ -146,7 +146,8 @@ def load(
         With ``code`` one of ``file_not_found``, ``symlink_loop``, ``not_a_file``,
         ``unreadable``, ``empty_file``, ``not_audio``, ``unsupported_codec``,
         ``truncated``, ``zero_length``, ``too_long``, ``silent``, ``out_of_range``,
-        ``decoder_crashed``, ``decode_timeout``, ``decode_over_budget``.
+        ``decoder_crashed``, ``decode_timeout``, ``decode_over_budget``, ``internal_error``
+        (an unexpected failure while decoding: a bug, named in the message).
     """
     name = printable(os.fspath(path))
     kwargs = dict(path=os.fspath(path), max_duration_s=max_duration_s, sample_rate=sample_rate,
@@ -159,6 +160,9 @@ def load(
         return (decoder or _DECODER).call("vmgrade.audio", "decode", kwargs, timeout_s=DECODE_TIMEOUT_S)
     except ChildFailed as exc:
         raise _child_error(name, exc) from None
+    except ChildError as exc:  # a bug in decoding this file: still this file's error record, named
+        raise AudioError(f"{name}: decoding failed unexpectedly ({exc})", code="internal_error",
+                         path=name) from None
 
 
 def start_decoder() -> None:
@@ -431,6 +435,11 @@ def _decode_pyav(
         pending_frames = 0
         try:
             for n_frames, frame in enumerate(container.decode(stream), 1):
+                if n_frames == 1 and frame.sample_rate and frame.sample_rate != sr:
+                    # the header's rate was not the decoder's (HE-AAC doubles it): the frames' rules
+                    sr = frame.sample_rate
+                    mix = _Mixdown(name, int(sr), sample_rate, max_duration_s, keep_channels)
+                _check_same_format(name, frame, sr, channels)
                 channels = frame.layout.nb_channels
                 _check_frame_bytes(name, frame.samples, channels, frame.format.bytes)
                 if n_frames == FRAMES_BEFORE_RATE_CHECK:
@@ -445,7 +454,7 @@ def _decode_pyav(
             for out in resampler.resample(None):
                 pending.append(_packed(out).copy())
             _flush(mix, pending)
-        except (av.error.InvalidDataError, av.error.FFmpegError, EOFError) as exc:
+        except (av.error.InvalidDataError, av.error.FFmpegError, EOFError, ValueError) as exc:
             damaged = True
             detail = _first_line(exc)
             _flush(mix, pending)  # what decoded before the damage counts (truncated, not not_audio)
@@ -478,6 +487,18 @@ def _flush(mix: _Mixdown, pending: list[np.ndarray]) -> int:
         mix.add(pending[0] if len(pending) == 1 else np.concatenate(pending))
         pending.clear()
     return 0
+
+
+def _check_same_format(name: str, frame, sr: float, channels: int) -> None:
+    """Refuse a stream whose sample rate or channel count changes midway (ADTS streams joined
+    end to end can): the mixdown runs at one rate, and a new resampler would splice two recordings."""
+    rate, count = frame.sample_rate, frame.layout.nb_channels
+    if (channels and count != channels) or (rate and rate != sr):
+        raise AudioError(
+            f"{name}: the audio changes format midway ({sr:g} Hz, {channels or count} channel(s), then "
+            f"{rate:g} Hz, {count}): not supported; export it again as one recording",
+            code="unsupported_codec", path=name,
+        )
 
 
 def _check_frame_rate(name: str, samples: int, frames: int, sr: float) -> None:

@@ -50,6 +50,10 @@ _BOOTSTRAP = (
 )
 
 
+class ChildError(RuntimeError):
+    """The called function raised an exception that is no vmgrade error (a bug): its type and message."""
+
+
 class ChildFailed(Exception):
     """The child could not answer a call.
 
@@ -102,6 +106,8 @@ class Isolated:
         ------
         VmgradeError
             Whatever vmgrade error the function raised (same class, message, code, path).
+        ChildError
+            Any other exception it raised (the message names its type).
         ChildFailed
             The child crashed, ran out of its address space, or took longer than ``timeout_s``.
         """
@@ -126,7 +132,7 @@ class Isolated:
             cls_name, message, code, path = payload
             cls = getattr(errors, cls_name, errors.VmgradeError)
             raise cls(message, code=code, path=path)
-        raise RuntimeError(payload)  # an unexpected exception in the child: type and message
+        raise ChildError(payload)  # an unexpected exception in the child: type and message
 
     def stop(self) -> None:
         """Ask the child to exit (killed if it does not within a moment).
