@@ -303,10 +303,15 @@ def test_an_output_folder_that_cannot_be_made_exits_2(tmp_path, capsys):
     ('file,rep_id\na.wav,"two\nlines"\nb.wav,r2\n', r"line 2: cell 2 holds a line break"),
     ("file,recorded_at\na.wav,0001-01-01T00:00+01:00\n", r"line 2: recorded_at .* not between 1970 and 2199"),
     ("file,recorded_at\na.wav,9999-12-31\n", r"line 2: recorded_at '9999-12-31' is not between"),
+    # red-team round 3: tracebacks from the path of the file column
+    ("file\n~no_such_user_vmgrade/a.wav\n", r"line 2: file '~no_such_user_vmgrade/a.wav' cannot be used"),
+    ("file\na\x00b.wav\n", r"line 2: .*(NUL|null|cannot be used)"),
+    ("file\nloop/a.wav\n", r"line 2: file 'loop/a.wav' cannot be used"),
 ])
 def test_hostile_manifests_are_manifest_invalid(tmp_path, text, message):
     manifest = tmp_path / "context.csv"
     manifest.write_text(text, encoding="utf-8")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link to itself
     with pytest.raises(BatchError, match=message) as info:  # before: a _csv.Error traceback, or a date
         read_manifest(manifest)                             # every history write then failed on
     assert info.value.code == "manifest_invalid"
@@ -481,3 +486,27 @@ def test_a_disk_that_fills_mid_line_leaves_results_jsonl_whole_and_exits_2(tmp_p
     again = batch([calls], out, Grader(GradeOptions(model=TEST_MODEL)))
     assert (again.skipped, again.files) == (2, 3)  # p1 and p2 reached the ledger before the disk filled
     assert len(jsonl(out)) == 3
+
+
+def test_a_file_deeper_than_the_path_limit_is_reported_not_lost(tmp_path):
+    """Red-team round 3: a wav below folders deeper than PATH_MAX vanished without a word."""
+    from vmgrade.batch.inputs import discover
+
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    silent_wav(calls / "near.wav")
+    deep, here = calls, os.getcwd()
+    os.chdir(calls)  # build the chain relative to each level: the full path is itself too long
+    try:
+        for _ in range(20):
+            name = "d" * 250
+            os.mkdir(name)
+            os.chdir(name)
+        silent_wav(Path("deep.wav"))
+    finally:
+        os.chdir(here)
+    unreadable: list = []
+    found = discover([calls], unreadable=unreadable)
+    assert [p.name for p in found] == ["near.wav"]
+    assert unreadable and all(exc.errno == errno.ENAMETOOLONG for _, exc in unreadable)
+    assert deep in unreadable[0][0].parents

@@ -7,6 +7,7 @@ recording time and call context (:class:`vmgrade.pipeline.Context`).
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import os
@@ -164,7 +165,10 @@ class _Search:
                 try:
                     real = Path(os.path.realpath(entry.path, strict=True)) if link else real_folder / name
                     est = os.stat(real)
-                except OSError:  # a dangling link or a loop (a -> b -> a): its record says which
+                except OSError as exc:  # a dangling link or a loop (a -> b -> a): its record says which
+                    if exc.errno == errno.ENAMETOOLONG:  # deeper than the system's path limit: say so
+                        self.unreadable.append((real_folder / name, exc))
+                        continue
                     if (whole and Path(name).suffix.lower() in AUDIO_EXTENSIONS) or (
                             not whole and len(parts) in after):
                         self.files.add(real_folder / name)
@@ -285,8 +289,12 @@ def read_manifest(path: str | os.PathLike) -> dict[Path, ManifestRow]:
         if problem:
             errors.append(f"{path} line {line}: {problem}")
             continue
-        file = Path(cell["file"]).expanduser()
-        file = (file if file.is_absolute() else path.parent / file).resolve()
+        try:
+            file = Path(cell["file"]).expanduser()
+            file = (file if file.is_absolute() else path.parent / file).resolve()
+        except (RuntimeError, ValueError, OSError) as exc:  # a link loop, a NUL, an unknown ~user
+            errors.append(f"{path} line {line}: file {cell['file']!r} cannot be used ({exc})")
+            continue
         if file in rows:
             errors.append(f"{path} line {line}: {cell['file']} is already listed on line {rows[file].line}")
             continue
