@@ -464,13 +464,25 @@ def _damage(kind: str, tmp_path):
             conn.execute("INSERT INTO alembic_version VALUES (?)", (revision,))
         conn.commit()
         conn.close()
-    elif kind == "bad_row":
+    elif kind.startswith("bad_"):
         _filled_db(path)
         conn = sqlite3.connect(path)
-        conn.execute("UPDATE recordings SET dimensions = '{not json' WHERE id = 7")
+        conn.execute(f"UPDATE recordings SET {BAD_ROWS[kind]} WHERE id = 7")
         conn.commit()
         conn.close()
     return path
+
+
+# Rows that fit the schema's column types in SQLite but not vmgrade's values (red-team round 3:
+# tracebacks from the table renderer, the sparkline and the JSON writer)
+BAD_ROWS = {
+    "bad_row": "dimensions = '{not json'",
+    "bad_dimension_text": """dimensions = '{"clarity": "abc"}'""",
+    "bad_dimension_nan": """dimensions = '{"clarity": NaN}'""",
+    "bad_dimension_nested": """dimensions = '{"clarity": {"a": 1}}'""",
+    "bad_score_text": "score = 'high'",
+    "bad_recorded_at": "recorded_at = 'yesterday-ish'",
+}
 
 
 @pytest.mark.parametrize("kind, said", [
@@ -481,6 +493,11 @@ def _damage(kind: str, tmp_path):
     ("wrong_schema_at_head", "lacks content_hash"),
     ("unknown_revision", "Can't locate revision"),
     ("bad_row", "JSONDecodeError"),
+    ("bad_dimension_text", "recording 7: dimensions must map names to numbers"),
+    ("bad_dimension_nan", "recording 7: dimensions"),
+    ("bad_dimension_nested", "recording 7: dimensions"),
+    ("bad_score_text", "recording 7: score"),
+    ("bad_recorded_at", "Invalid isoformat"),
 ])
 def test_a_damaged_history_database_is_history_error_naming_the_file(tmp_path, capsys, kind, said):
     path = _damage(kind, tmp_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -654,6 +655,12 @@ def _report_rubric_version(report: dict) -> str:
 
 
 def _row(r: Recording) -> RecordingRow:
+    """A stored recording as a :class:`RecordingRow`, its values checked (ValueError names the row).
+
+    Rows written by another program (or a hand edit) may hold text where a score goes, NaN, or
+    NULL where the schema of another version allowed it: refused here, never rendered.
+    """
+    _check_row(r)
     return RecordingRow(
         id=r.id, rep_id=r.rep_id, content_hash=r.content_hash, file=r.file,
         recorded_at=r.recorded_at, graded_at=r.graded_at, score=r.score, letter=r.letter,
@@ -661,6 +668,35 @@ def _row(r: Recording) -> RecordingRow:
         model=r.model, engine=r.engine, rubric_version=r.rubric_version, rubric_label=r.rubric_label,
         duration_s=r.duration_s, vmgrade_version=r.vmgrade_version,
     )
+
+
+def _check_row(r: Recording) -> None:
+    def bad(name: str, what: str) -> ValueError:
+        return ValueError(f"recording {r.id}: {name} {what}")
+
+    for name in ("recorded_at", "graded_at"):
+        if not isinstance(getattr(r, name), datetime):
+            raise bad(name, "is not a time")
+    if not _finite(r.score) or not 0 <= r.score <= 100:
+        raise bad("score", "is not a number from 0 to 100")
+    for name in ("content_hash", "file", "letter"):
+        if not isinstance(getattr(r, name), str):
+            raise bad(name, "is not text")
+    for name in ("rep_id", "report_path", "model", "engine", "rubric_version", "rubric_label",
+                  "vmgrade_version"):
+        if getattr(r, name) is not None and not isinstance(getattr(r, name), str):
+            raise bad(name, "is not text")
+    if r.duration_s is not None and not _finite(r.duration_s):
+        raise bad("duration_s", "is not a number")
+    dims = r.dimensions if r.dimensions is not None else {}
+    if not isinstance(dims, dict) or not all(isinstance(k, str) and _finite(v) for k, v in dims.items()):
+        raise bad("dimensions", "must map names to numbers")
+    if r.metrics is not None and not isinstance(r.metrics, dict):
+        raise bad("metrics", "is not a mapping")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _latest_per_content(rows: list[RecordingRow]) -> list[RecordingRow]:
