@@ -380,6 +380,22 @@ def _for_terminal(report) -> dict:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from .compare import is_report_json
+
+    json_files = [p for p in args.files if is_report_json(p)]
+    try:
+        return _compare_files(args)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+        if not json_files:
+            raise  # from our own reports: a bug, with its traceback
+        # Report JSON passed its checks (vmgrade.compare.validate) but holds a value the comparison
+        # cannot use: still the user's file at fault, said as such, never a traceback.
+        names = ", ".join(terminal_safe(str(p)) for p in json_files)
+        raise VmgradeError(f"{names}: a report holds a value compare cannot use ({type(exc).__name__}: "
+                           f"{terminal_safe(str(exc))[:120]})", code="report_invalid") from exc
+
+
+def _compare_files(args: argparse.Namespace) -> int:
     import json
 
     from .compare import compare_reports, is_report_json, load_reports

@@ -38,7 +38,7 @@ from .deltas import (
     trends_over,
 )
 from .summary import summarize
-from .validate import MAX_PROBLEMS, reject_constant, report_problems
+from .validate import MAX_PROBLEMS, normalised, reject_constant, report_problems
 
 __all__ = ["METRICS", "Comparison", "Delta", "DiffOp", "Recording", "Trend", "compare_reports",
            "is_report_json", "load_reports", "transcript_diff"]
@@ -304,7 +304,7 @@ def load_reports(path: str | os.PathLike) -> list[dict]:
         raise VmgradeError(f"{shown}: not a vmgrade report (expected the JSON of `vmgrade grade "
                            f"--format json`): {'; '.join(problems[:MAX_PROBLEMS])}{more}",
                            code="report_invalid", path=str(path))
-    return items
+    return [normalised(item) for item in items]
 
 
 def _json_lines(text: str, path: Path) -> tuple[list, list[str]]:

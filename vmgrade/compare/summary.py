@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..report import finding_label
 from ..scoring import Rubric
 from .deltas import METRICS, Delta, Trend, _Metric
 
@@ -68,15 +69,16 @@ def summarize(score: Delta | None, metrics: list[Delta], dimensions: list[Delta]
     specs = {m.key: m for m in METRICS}
     covered = {code for m in METRICS for code in m.covers}
     for d in metrics:
-        if d.noticeable:
+        if d.noticeable and d.before is not None and d.after is not None:  # measured on both sides
             groups[d.direction].append(_metric_sentence(specs[d.key], d, rubric))
     for d in dimensions:
         for code in d.fixed:
             if code not in covered:
-                groups["better"].append(_cap(FIXED_PHRASES.get(code, f"{d.label}: fixed \"{code}\"")) + ".")
+                phrase = FIXED_PHRASES.get(code, f"{d.label}: fixed: {finding_label(code).lower()}")
+                groups["better"].append(_cap(phrase) + ".")
         for code in d.new:
             if code not in covered:
-                phrase = NEW_PHRASES.get(code, f"{d.label}: new problem \"{code}\"")
+                phrase = NEW_PHRASES.get(code, f"{d.label}: new problem: {finding_label(code).lower()}")
                 groups["worse"].append(_cap(phrase) + ".")
     lines += groups["better"] + groups["same"] + groups["worse"]
     if not any(groups.values()) and not (s is not None and s.noticeable):

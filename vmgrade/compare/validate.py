@@ -19,6 +19,7 @@ MAX_PROBLEMS = 10  # problems listed per file: enough to fix it, not a wall of t
 # past them is a typo or a forgery, and would draw a chart axis to infinity.
 MAX_SECONDS = 86_400.0
 MAX_RATE = 10_000.0  # words or digits per unit, fillers per minute
+MAX_INT = 10**300  # an integer past this overflows float(): no report value comes near
 # Metrics compare reads, with their ranges (None: no bound on that side). snr_db may be negative
 # (more noise than speech); the rest are durations, rates, spreads and ratios, never negative.
 METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -62,9 +63,11 @@ def report_problems(report: Any) -> list[str]:
         problems.append("neither score nor error: not a vmgrade report")
     check.number(report, "score", SCORE_RANGE, required=True)
     check.text(report, "grade", required=True)
+    check.number(report, "duration_s", (0.0, MAX_SECONDS))
     for i, dim in enumerate(check.items(report, "dimensions")):
         check.text(dim, "key", required=True, where=f"dimensions[{i}].")
-        check.number(dim, "score", SCORE_RANGE, where=f"dimensions[{i}].")
+        check.text(dim, "label", required=True, where=f"dimensions[{i}].")
+        check.number(dim, "score", SCORE_RANGE, required=True, where=f"dimensions[{i}].")
     metrics = check.mapping(report, "metrics")
     for name, bounds in METRIC_RANGES.items():
         check.number(metrics, name, bounds, where="metrics.")
@@ -78,18 +81,70 @@ def report_problems(report: Any) -> list[str]:
     for i, mention in enumerate(check.items(callback, "mentions", where="content.callback.")):
         check.number(mention, "digits_per_s", (0.0, MAX_RATE), required=True,
                      where=f"content.callback.mentions[{i}].")
-    for i, item in enumerate(check.items(report, "feedback")):
-        check.text(item, "code", required=True, where=f"feedback[{i}].")
-        check.text(item, "dimension", where=f"feedback[{i}].")
+    for key in ("feedback", "tips"):
+        for i, item in enumerate(check.items(report, key)):
+            at = f"{key}[{i}]."
+            check.text(item, "code", required=True, where=at)
+            for name in ("dimension", "message", "severity"):
+                check.text(item, name, where=at)
+            check.number(item, "gain", (0.0, SCORE_RANGE[1]), where=at)
+            check.span(item, where=at)
+    check.texts(report, "strengths")
     transcript = check.mapping(report, "transcript")
     check.text(transcript, "text", where="transcript.")
     for i, word in enumerate(check.items(transcript, "words", where="transcript.")):
-        check.text(word, "word", where=f"transcript.words[{i}].")
-        check.number(word, "start", (0.0, MAX_SECONDS), where=f"transcript.words[{i}].")
+        check.text(word, "word", required=True, where=f"transcript.words[{i}].")
+        check.span(word, ("start", "end"), required=True, where=f"transcript.words[{i}].")
+        check.number(word, "probability", (0.0, 1.0), where=f"transcript.words[{i}].")
+    for key in ("pauses", "fillers"):
+        for i, item in enumerate(check.items(metrics, key, where="metrics.")):
+            check.span(item, required=True, where=f"metrics.{key}[{i}].")
+            check.number(item, "duration_ms", (0.0, MAX_SECONDS * 1000.0), where=f"metrics.{key}[{i}].")
+    for i, mention in enumerate(check.items(callback, "mentions", where="content.callback.")):
+        check.span(mention, where=f"content.callback.mentions[{i}].")
+    for i, move in enumerate(check.items(content, "moves", where="content.")):
+        check.span(move, required=True, where=f"content.moves[{i}].")
+        check.text(move, "text", where=f"content.moves[{i}].")
+        check.texts(move, "moves", required=True, where=f"content.moves[{i}].")
+    check.mapping(content, "engine", where="content.")
     check.text(report, "recorded_at")
     check.text(check.mapping(report, "context"), "recorded_at", where="context.")
-    check.text(check.mapping(report, "rubric"), "version", where="rubric.")
+    rubric = check.mapping(report, "rubric")
+    check.text(rubric, "version", where="rubric.")
+    check.text(rubric, "path", where="rubric.")
+    # what the HTML comparison draws
+    check.text(check.mapping(report, "recording"), "kind", where="recording.")
+    for i, window in enumerate(check.items(metrics, "pace_windows", where="metrics.")):
+        for name in ("start_s", "end_s", "rate_wpm"):
+            check.number(window, name, (0.0, MAX_SECONDS if name != "rate_wpm" else MAX_RATE), required=True,
+                         where=f"metrics.pace_windows[{i}].")
+    pitch = check.mapping(metrics, "pitch_track", where="metrics.")
+    for name in ("times_s", "f0_hz"):
+        check.numbers(pitch, name, (0.0, MAX_SECONDS if name == "times_s" else 10_000.0),
+                      where="metrics.pitch_track.")
+    reason = check.mapping(content, "reason", where="content.")
+    for key in ("details", "proof_details"):
+        for i, detail in enumerate(check.items(reason, key, where="content.reason.")):
+            at = f"content.reason.{key}[{i}]."
+            check.number(detail, "start_s", (0.0, MAX_SECONDS), required=True, where=at)
+            check.text(detail, "text", required=True, where=at)
+            check.text(detail, "kind", required=True, where=at)
     return problems
+
+
+# Objects a report may leave out: an explicit null reads as left out (normalised() drops it), so
+# the comparison's ``report.get(key, {})`` never meets a None.
+OPTIONAL_OBJECTS = ("content", "metrics", "transcript", "recording", "rubric", "context")
+OPTIONAL_CONTENT_OBJECTS = ("identity", "callback", "reason")
+
+
+def normalised(report: dict) -> dict:
+    """``report`` (checked by :func:`report_problems`) with null objects dropped, as if absent."""
+    out = {k: v for k, v in report.items() if not (k in OPTIONAL_OBJECTS and v is None)}
+    if isinstance(out.get("content"), dict):
+        out["content"] = {k: v for k, v in out["content"].items()
+                          if not (k in OPTIONAL_CONTENT_OBJECTS and v is None)}
+    return out
 
 
 class _Checker:
@@ -117,11 +172,41 @@ class _Checker:
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.problems.append(f"{where}{key}: {_shown(value)} is not a number")
+        elif isinstance(value, int) and abs(value) > MAX_INT:  # math.isfinite overflows on it
+            self.problems.append(f"{where}{key}: {_shown(value)} is out of range")
         elif not math.isfinite(value):
             self.problems.append(f"{where}{key}: {value} is not a finite number")
         elif (bounds[0] is not None and value < bounds[0]) or (bounds[1] is not None and value > bounds[1]):
             low, high = ("" if b is None else f"{b:g}" for b in bounds)
             self.problems.append(f"{where}{key}: {value:g} is outside {low}..{high}")
+
+    def numbers(self, node: dict, key: str, bounds: tuple[float | None, float | None],
+                where: str = "") -> None:
+        """A list of numbers (null entries allowed: an unvoiced pitch frame), each within ``bounds``."""
+        present, value = self._get(node, key, False, where)
+        if not present:
+            return
+        if not isinstance(value, list):
+            self.problems.append(f"{where}{key}: {_shown(value)} is not a list")
+            return
+        for i, item in enumerate(value):
+            if item is not None:
+                before = len(self.problems)
+                self.number({"v": item}, "v", bounds, where=f"{where}{key}[{i}].")
+                if len(self.problems) > before:
+                    return  # one bad entry is enough to name
+
+    def span(self, node: dict, keys: tuple[str, str] = ("start_s", "end_s"), required: bool = False,
+             where: str = "") -> None:
+        """A start and an end time, seconds (each may be null unless ``required``)."""
+        for key in keys:
+            self.number(node, key, (0.0, MAX_SECONDS), required=required, where=where)
+
+    def texts(self, node: dict, key: str, required: bool = False, where: str = "") -> None:
+        """A list of strings."""
+        present, value = self._get(node, key, required, where)
+        if present and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            self.problems.append(f"{where}{key}: {_shown(value)} is not a list of text")
 
     def mapping(self, node: dict, key: str, where: str = "") -> dict:
         present, value = self._get(node, key, False, where)
