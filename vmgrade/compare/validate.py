@@ -34,7 +34,13 @@ METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
     "word_loudness_sd_db": (0.0, 200.0),
     "snr_db": (-200.0, 200.0),
     "clipping_ratio": (0.0, 1.0),
+    "f0_median_hz": (0.0, 10_000.0),
+    "f0_mean_hz": (0.0, 10_000.0),
 }
+# The metrics that are words or yes/no; every other scalar metric is a number within MAX_METRIC.
+METRIC_TEXTS = frozenset({"pace_source", "vad", "word_loudness_source", "snr_note", "bandwidth"})
+METRIC_FLAGS = frozenset({"pace_measurable", "monotone", "level_too_low", "level_too_high"})
+MAX_METRIC = 1e6  # past any duration in ms, count or level in dB a recording has
 
 
 def report_problems(report: Any) -> list[str]:
@@ -71,6 +77,17 @@ def report_problems(report: Any) -> list[str]:
     metrics = check.mapping(report, "metrics")
     for name, bounds in METRIC_RANGES.items():
         check.number(metrics, name, bounds, where="metrics.")
+    for name, value in metrics.items():  # every other scalar metric: text, a flag or a number
+        if name in METRIC_RANGES or isinstance(value, (list, dict)) or value is None:
+            continue
+        if name in METRIC_TEXTS:
+            check.text(metrics, name, where="metrics.")
+        elif name in METRIC_FLAGS:
+            check.flag(metrics, name, where="metrics.")
+        else:
+            check.number(metrics, name, (-MAX_METRIC, MAX_METRIC), where="metrics.")
+    for name in ("message_start_s", "message_end_s"):
+        check.number(report, name, (0.0, MAX_SECONDS))
     content = check.mapping(report, "content")
     check.number(content, "ask_count", (0.0, MAX_RATE), where="content.")
     identity = check.mapping(content, "identity", where="content.")
@@ -95,13 +112,14 @@ def report_problems(report: Any) -> list[str]:
     for i, word in enumerate(check.items(transcript, "words", where="transcript.")):
         check.text(word, "word", required=True, where=f"transcript.words[{i}].")
         check.span(word, ("start", "end"), required=True, where=f"transcript.words[{i}].")
-        check.number(word, "probability", (0.0, 1.0), where=f"transcript.words[{i}].")
+        check.number(word, "probability", (0.0, 1.0), required=True, where=f"transcript.words[{i}].")
     for key in ("pauses", "fillers"):
         for i, item in enumerate(check.items(metrics, key, where="metrics.")):
             check.span(item, required=True, where=f"metrics.{key}[{i}].")
-            check.number(item, "duration_ms", (0.0, MAX_SECONDS * 1000.0), where=f"metrics.{key}[{i}].")
+            check.number(item, "duration_ms", (0.0, MAX_SECONDS * 1000.0), required=key == "pauses",
+                         where=f"metrics.{key}[{i}].")
     for i, mention in enumerate(check.items(callback, "mentions", where="content.callback.")):
-        check.span(mention, where=f"content.callback.mentions[{i}].")
+        check.span(mention, required=True, where=f"content.callback.mentions[{i}].")
     for i, move in enumerate(check.items(content, "moves", where="content.")):
         check.span(move, required=True, where=f"content.moves[{i}].")
         check.text(move, "text", where=f"content.moves[{i}].")
@@ -119,9 +137,13 @@ def report_problems(report: Any) -> list[str]:
             check.number(window, name, (0.0, MAX_SECONDS if name != "rate_wpm" else MAX_RATE), required=True,
                          where=f"metrics.pace_windows[{i}].")
     pitch = check.mapping(metrics, "pitch_track", where="metrics.")
-    for name in ("times_s", "f0_hz"):
-        check.numbers(pitch, name, (0.0, MAX_SECONDS if name == "times_s" else 10_000.0),
-                      where="metrics.pitch_track.")
+    if pitch:  # a time per pitch value
+        for name in ("times_s", "f0_hz"):
+            check.numbers(pitch, name, (0.0, MAX_SECONDS if name == "times_s" else 10_000.0), required=True,
+                          where="metrics.pitch_track.")
+        times, f0 = pitch.get("times_s"), pitch.get("f0_hz")
+        if isinstance(times, list) and isinstance(f0, list) and len(times) != len(f0):
+            check.problems.append(f"metrics.pitch_track: {len(times)} times for {len(f0)} values")
     reason = check.mapping(content, "reason", where="content.")
     for key in ("details", "proof_details"):
         for i, detail in enumerate(check.items(reason, key, where="content.reason.")):
@@ -181,9 +203,9 @@ class _Checker:
             self.problems.append(f"{where}{key}: {value:g} is outside {low}..{high}")
 
     def numbers(self, node: dict, key: str, bounds: tuple[float | None, float | None],
-                where: str = "") -> None:
+                required: bool = False, where: str = "") -> None:
         """A list of numbers (null entries allowed: an unvoiced pitch frame), each within ``bounds``."""
-        present, value = self._get(node, key, False, where)
+        present, value = self._get(node, key, required, where)
         if not present:
             return
         if not isinstance(value, list):
@@ -195,6 +217,11 @@ class _Checker:
                 self.number({"v": item}, "v", bounds, where=f"{where}{key}[{i}].")
                 if len(self.problems) > before:
                     return  # one bad entry is enough to name
+
+    def flag(self, node: dict, key: str, where: str = "") -> None:
+        present, value = self._get(node, key, False, where)
+        if present and not isinstance(value, bool):
+            self.problems.append(f"{where}{key}: {_shown(value)} is not true or false")
 
     def span(self, node: dict, keys: tuple[str, str] = ("start_s", "end_s"), required: bool = False,
              where: str = "") -> None:
