@@ -147,21 +147,23 @@ def read_ratings(csv_path: str | os.PathLike) -> Ratings:
 
 
 def _once_each(path: Path, rows: list[Rating], errors: list[str]) -> list[Rating]:
-    """Each recording once: by its resolved path or, for a copy under another name, its bytes.
+    """Each recording once: by its resolved path or, for a copy under another name, its bytes,
+    with its context (the same recording checked against another callback number is another
+    question: a trainer docks the wrong number).
 
-    The same recording rated twice with different scores is two answers to one
-    question, and a fit would split the difference silently: each such pair goes
-    to ``errors`` naming both lines. Rated twice with the same score it is one
-    rating, counted once (the first line kept).
+    The same recording in the same context rated twice with different scores is two answers to
+    one question, and a fit would split the difference silently: each such pair goes to
+    ``errors`` naming both lines. Rated twice with the same score it is one rating, counted
+    once (the first line kept).
     """
     from .fileio import content_hash
 
     first: dict[object, Rating] = {}
     kept: list[Rating] = []
     for row in rows:
-        keys: list[object] = [("path", row.file.resolve())]
+        keys: list[object] = [("path", row.file.resolve(), row.context)]
         try:
-            keys.append(("bytes", content_hash(row.file)))
+            keys.append(("bytes", content_hash(row.file), row.context))
         except OSError:
             pass  # unreadable: grading it reports why; its path still keys it
         earlier = next((first[k] for k in keys if k in first), None)
