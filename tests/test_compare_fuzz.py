@@ -76,9 +76,9 @@ def test_every_leaf_of_a_report_changed_is_refused_or_compared(tmp_path):
     assert refused > 100 and compared > 100  # both outcomes happen: the check is not all-or-nothing
 
 
-@pytest.mark.slow  # no model, but the HTML page of ~1000 comparisons takes minutes
+@pytest.mark.slow  # no model, but an HTML comparison page takes ~0.5 s: every 4th leaf, ~2 min
 def test_every_leaf_changed_is_refused_or_drawn_as_a_page(tmp_path):
-    crashed, _, _ = _fuzz(tmp_path, (None, "x", [], True), html_every=1)
+    crashed, _, _ = _fuzz(tmp_path, (None, "x", []), html_every=4)
     assert not crashed, crashed
 
 
