@@ -388,17 +388,28 @@ def surround_speech(path: Path, codec: str = "aac", layout: str = "7.1", speech:
 
     A phone or a conferencing tool writes such files; PyAV's per-plane access crashed on 8.
     """
+
+    return _encode(path, _speech(speech, 48000, seconds), 48000, codec, layout)
+
+
+def _encode(path: Path, x: np.ndarray, sr: int, codec: str, layout: str, container: str | None = None,
+            block: int = 4096) -> Path:
+    """Mono samples ``x`` on every channel of ``layout``, encoded with PyAV's ``codec``.
+
+    Frames go in packed (one plane: PyAV's per-plane access fails on 8 channels) as float, or as
+    16-bit for an int16 ``x``; the codec's own sample format comes from a resampler.
+    """
     import av
 
-    x = _speech(speech, 48000, seconds)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=48000, layout=layout)
+    fmt = "s16" if x.dtype == np.int16 else "flt"
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=sr, layout=layout)
         channels = stream.codec_context.layout.nb_channels
-        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=48000)
-        for start in range(0, len(x), 4800):
-            block = np.repeat(x[start:start + 4800, None], channels, axis=1)  # packed: one plane
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout=layout)
-            frame.sample_rate = 48000
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=sr)
+        for start in range(0, len(x), block):
+            samples = np.repeat(x[start:start + block, None], channels, axis=1)
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format=fmt, layout=layout)
+            frame.sample_rate = sr
             for f in resampler.resample(frame):
                 for packet in stream.encode(f):
                     out.mux(packet)
@@ -422,22 +433,8 @@ def alac_declaring(path: Path, frame_samples: int = 1 << 24, channels: int = 7, 
     FFmpeg's decoder accepts up to 4096 x 4096 = 16.7 M and allocates a frame of that
     many samples per channel: 470 MB at 7 channels, before a caller sees any of it.
     """
-    import av
-
     layout = {1: "mono", 2: "stereo", 7: "6.1(back)", 8: "7.1(wide)"}[channels]  # what ALAC takes
-    x = (_speech(None, sr, 2.0) * 32767).astype(np.int16)
-    with av.open(str(path), "w", format="ipod") as out:
-        stream = out.add_stream("alac", rate=sr, layout=layout)
-        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=sr)
-        for start in range(0, len(x), 4096):
-            block = np.repeat(x[start:start + 4096, None], channels, axis=1)
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout=layout)
-            frame.sample_rate = sr
-            for f in resampler.resample(frame):
-                for packet in stream.encode(f):
-                    out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    _encode(path, (_speech(None, sr, 2.0) * 32767).astype(np.int16), sr, "alac", layout, container="ipod")
     data = bytearray(path.read_bytes())
     # The cookie: size (36), 'alac', version (4 bytes), then frameLength.
     at = data.find(b"\x00\x00\x00\x24alac") + 4
@@ -449,24 +446,9 @@ def alac_declaring(path: Path, frame_samples: int = 1 << 24, channels: int = 7, 
 
 def adts_format_change(path: Path, seconds: float = 3.0) -> Path:
     """Two ADTS AAC streams end to end, 16 kHz mono then 44.1 kHz stereo (a raw RuntimeError before)."""
-    import av
-
     def one(sr: int, layout: str) -> bytes:
-        unit = path.with_name(f"unit-{sr}.aac")
-        x = _speech(None, sr, seconds)
-        with av.open(str(unit), "w", format="adts") as out:
-            stream = out.add_stream("aac", rate=sr, layout=layout)
-            channels = stream.codec_context.layout.nb_channels
-            resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=sr)
-            for start in range(0, len(x), 1024):
-                block = np.repeat(x[start:start + 1024, None], channels, axis=1)
-                frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout=layout)
-                frame.sample_rate = sr
-                for f in resampler.resample(frame):
-                    for packet in stream.encode(f):
-                        out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
+        unit = _encode(path.with_name(f"unit-{sr}.aac"), _speech(None, sr, seconds), sr, "aac", layout,
+                       container="adts")
         data = unit.read_bytes()
         unit.unlink()
         return data

@@ -19,22 +19,25 @@ pytest.importorskip("fastapi")
 pytest.importorskip("argon2")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from test_web_support import PASSWORD, add_users, api_login, api_upload, make_clip, set_job  # noqa: E402
+from test_web_support import (  # noqa: E402
+    PASSWORD,
+    add_users,
+    api_login,
+    api_upload,
+    make_clip,
+    set_job,
+    three_users_app,
+)
+from test_web_support import quiet_app as _app  # noqa: E402
 
 from vmgrade.web.app import create_app  # noqa: E402
 
 HUGE_ID = "99999999999999999999"
 
 
-def _app(data_dir: Path, **kwargs):
-    return create_app(data_dir, secret_key="test-secret", start_worker=False, **kwargs)
-
-
 @pytest.fixture
 def app(tmp_path):
-    app = _app(tmp_path / "data")
-    add_users(app, ("rita", "rep", "east"), ("ravi", "rep", "east"), ("tom", "trainer", "east"))
-    return app
+    return three_users_app(tmp_path / "data")
 
 
 def _mode(path: Path) -> int:

@@ -48,6 +48,20 @@ def add_users(app, *specs: tuple[str, str, str]) -> None:
             add_user(session, username, PASSWORD, role, team)
 
 
+def quiet_app(data_dir: Path, **kwargs):
+    """A real app without its grading worker (jobs stay queued): no model is loaded."""
+    from vmgrade.web.app import create_app
+
+    return create_app(data_dir, secret_key="test-secret", start_worker=False, **kwargs)
+
+
+def three_users_app(data_dir: Path):
+    """:func:`quiet_app` with reps rita and ravi and trainer tom, all of team east."""
+    app = quiet_app(data_dir)
+    add_users(app, ("rita", "rep", "east"), ("ravi", "rep", "east"), ("tom", "trainer", "east"))
+    return app
+
+
 def set_job(app, upload_id: int, **values) -> None:
     """Set columns of the job behind ``upload_id`` (a state a test needs to start from)."""
     from vmgrade.web.tables import Job
