@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
+from ..coaching import half_means, points_lost
 from ..errors import terminal_safe
 from ..report import NOT_GRADED_KINDS, finding_label, not_graded_kind, not_graded_text
 from ..timestamps import parse_timestamp
@@ -70,7 +71,7 @@ def summarize(rows: Sequence[Row], records: dict[str, dict]) -> dict:
     graded = len(scores)
     lost: dict[str, float] = defaultdict(float)
     for e in graded_reports:
-        for code, gain in _points_lost(e["report"]).items():
+        for code, gain in points_lost(e["report"].get("feedback")).items():
             lost[code] += gain
     lost = {k: round(v, 1) for k, v in lost.items()}
     return {
@@ -139,14 +140,6 @@ def _mean_dimensions(reports: Iterable[Mapping]) -> dict[str, float]:
     return {k: round(sum(v) / len(v), 1) for k, v in dims.items()}
 
 
-def _points_lost(report: Mapping) -> dict[str, float]:
-    """Points each finding code costs one report: the sum of its feedback items' ``gain``."""
-    lost: dict[str, float] = defaultdict(float)
-    for f in report.get("feedback", []):
-        lost[f["code"]] += float(f.get("gain") or 0.0)
-    return lost
-
-
 def _focus(entries: list[dict]) -> list[dict]:
     """What to coach a rep on: the findings that cost the most points over their files.
 
@@ -156,15 +149,16 @@ def _focus(entries: list[dict]) -> list[dict]:
     cost the most). Findings that cost nothing are left out.
     """
     points: dict[str, float] = defaultdict(float)
+    files: dict[str, int] = defaultdict(int)
     where: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
     for i, e in enumerate(entries):
-        for code, gain in _points_lost(e["report"]).items():
+        for code, gain in points_lost(e["report"].get("feedback")).items():
             points[code] += gain
+            files[code] += 1
             if e["link"]:
                 where[code].append((-gain, i, e["link"]))
     ranked = sorted((kv for kv in points.items() if kv[1] > 0), key=lambda kv: (-kv[1], kv[0]))
-    return [{"code": code, "label": finding_label(code), "points": round(total, 1),
-             "files": sum(1 for e in entries if code in _points_lost(e["report"])),
+    return [{"code": code, "label": finding_label(code), "points": round(total, 1), "files": files[code],
              "reports": [link for _, _, link in sorted(where[code])[:FOCUS_REPORTS]]}
             for code, total in ranked[:FOCUS_FINDINGS]]
 
@@ -182,11 +176,10 @@ def _trend(entries: list[dict]) -> dict | None:
     each dated file's ``recorded_at``, ``score`` and report ``link``, oldest first.
     """
     dated = sorted((e for e in entries if e["recorded_at"]), key=lambda e: e["recorded_at"])
-    if len(dated) < 2:
+    means = half_means([e["report"]["score"] for e in dated])
+    if means is None:
         return None
-    half = len(dated) // 2
-    first = sum(e["report"]["score"] for e in dated[:half]) / half
-    last = sum(e["report"]["score"] for e in dated[-half:]) / half
+    first, last = means
     return {"files": len(dated), "first_half_mean": round(first, 1), "last_half_mean": round(last, 1),
             "change": round(last - first, 1),
             "scores": [{"recorded_at": e["recorded_at"], "score": e["report"]["score"], "link": e["link"]}

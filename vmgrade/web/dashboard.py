@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from html import escape
 
+from ..coaching import half_means
 from ..report import finding_label
 
 CHART_WIDTH_PX = 640
@@ -310,11 +311,8 @@ class RepCoaching:
     @property
     def trend(self) -> Trend | None:
         """Second half of the range against the first (odd counts leave the middle one out)."""
-        n = self.count
-        if n < 2:
-            return None
-        scores = [g.score for g in self.graded]
-        return Trend(_mean(scores[: n // 2]), _mean(scores[(n + 1) // 2:]))
+        means = half_means([g.score for g in self.graded])
+        return Trend(*means) if means is not None else None
 
     @property
     def trend_per_recording(self) -> float | None:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ...coaching import points_lost
 from .. import dashboard
 from ..deps import DB, ApiUser, AppSettings, PageUser, render
 from ..recordings import visible_query
@@ -204,10 +205,7 @@ def _read_parts(path: str, mtime_ns: int, size: int) -> tuple[tuple, tuple]:
             report = json.load(f)
         dims = tuple((str(d["key"]), str(d.get("label") or d["key"]), float(d["score"]))
                      for d in report.get("dimensions") or ())
-        gains: dict[str, float] = {}
-        for item in report.get("feedback") or ():
-            code = str(item["code"])
-            gains[code] = gains.get(code, 0.0) + float(item.get("gain") or 0.0)
+        gains = points_lost(report.get("feedback"))
     except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return (), ()  # a damaged report: the recording keeps its score, without the breakdown
     return dims, tuple(gains.items())
