@@ -168,3 +168,45 @@ def _cheap_password_hashes():
     accounts._DUMMY_HASH = accounts._hasher.hash("vmgrade-no-such-user")
     yield
     accounts._hasher, accounts._DUMMY_HASH = real
+
+
+# -- a real PostgreSQL, started by the tests themselves (tools/pg_cluster.py) ------------------
+
+REQUIRE_PG_ENV = "VMGRADE_REQUIRE_PG"  # .ci/run sets it: no server binaries there is a failure
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the session (initdb + pg_ctl; removed at the end).
+
+    Skips where there are no server binaries (or no psycopg), unless ``$VMGRADE_REQUIRE_PG`` is
+    1: then the tests fail.
+    """
+    tool = load_script("tools/pg_cluster.py", "pg_cluster_tool")
+    reason = tool.unavailable_reason()
+    if reason:
+        if os.environ.get(REQUIRE_PG_ENV) == "1":
+            pytest.fail(f"{REQUIRE_PG_ENV}=1 but no PostgreSQL to start: {reason}")
+        pytest.skip(f"no PostgreSQL to start: {reason}")
+    cluster = tool.PgCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_cluster) -> str:
+    """The SQLAlchemy URL of the session cluster's database (shared by every test using it)."""
+    return pg_cluster.url
+
+
+@pytest.fixture
+def pg_db_url(pg_cluster) -> str:
+    """A new empty database on the session cluster for this test (dropped after it)."""
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = pg_cluster.new_database(name)
+    yield url
+    pg_cluster.drop_database(name)

@@ -105,7 +105,7 @@ def test_thresholds_added_later_keep_the_rubric_version_at_their_packaged_value(
 
 def test_open_store_migrates_an_empty_database_to_head_with_wal(db_url):
     store = open_store(db_url)  # the data directory does not exist yet
-    assert head_revision() == "0003_web_sessions"  # 0001_history, the web app's tables, its sessions
+    assert head_revision() == "0004_team_deploy"  # 0001_history, web tables, sessions, team deployment
     assert current_revision(store.engine) == head_revision()
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

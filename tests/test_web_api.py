@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -49,15 +50,14 @@ def test_migration_creates_exactly_the_models(tmp_path):
     from alembic.migration import MigrationContext
 
     from vmgrade.store import history
-    from vmgrade.web import tables as models  # noqa: F401  (registers the web tables on Base)
+    from vmgrade.store import team as models  # noqa: F401  (registers the web tables on Base)
 
     store = history.open_store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), history.Base.metadata)
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    web_diffs = [d for d in diffs if "web_" in repr(d)]
-    assert web_diffs == []
-    assert version == "0003_web_sessions"  # 0002_web, then the session version (issue 17)
+    assert diffs == []  # the history's recordings and the team tables alike
+    assert version == "0004_team_deploy"  # 0002_web, the session version (issue 17), leases and blobs
 
     from alembic import command
     from sqlalchemy import inspect
@@ -272,8 +272,10 @@ def test_upload_is_graded_in_the_background_recorded_and_compared(tmp_path):
         copy = api_upload(client, token, first, callback_number="415-555-0198", prospect_name="Dana").json()
         assert copy["id"] != body["id"] and not copy["duplicate"]
         assert wait_done(client, copy["id"])["state"] == "done"
-    assert len(app.state.store.recordings(rep_id="rita")) == 2  # the history keeps rita's attribution
-    assert app.state.store.recordings(rep_id="ravi") == []
+    # each upload is its own recording, the uploader's: rita keeps hers, ravi has his own (issue 27)
+    assert len(app.state.store.recordings(rep_id="rita")) == 2
+    (ravis,) = app.state.store.recordings(rep_id="ravi")
+    assert ravis.content_hash == hashes[0] and ravis.source_key == f"upload:{copy['id']}"
 
     with TestClient(app) as client:
         api_login(client, "tom")
@@ -292,7 +294,7 @@ def test_upload_is_graded_in_the_background_recorded_and_compared(tmp_path):
 
 @pytest.mark.slow
 def test_restart_requeues_interrupted_jobs_and_resumes_queued(tmp_path):
-    from vmgrade.web.tables import Job
+    from vmgrade.store.team import Job, utcnow
 
     data = tmp_path / "data"
     app = _app(data, start_worker=False)
@@ -301,9 +303,12 @@ def test_restart_requeues_interrupted_jobs_and_resumes_queued(tmp_path):
         token = api_login(client, "rita")
         clips = [make_clip(tmp_path / f"{i}.wav", seconds=2.5, pad_ms=10 * i) for i in range(2)]
         ids = [api_upload(client, token, clip).json()["id"] for clip in clips]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a process id that has ended
     with app.state.sessions() as s:  # a server that died mid-grade left this one 'running'
         job = s.query(Job).filter(Job.upload_id == ids[0]).one()
-        job.state, job.worker, job.attempts = "running", "dead-server", 1
+        job.state, job.worker, job.attempts = "running", f"{socket.gethostname()}:{dead}:0", 1
+        job.started_at = job.heartbeat_at = utcnow()  # its lease has not expired: the dead pid tells
         s.commit()
 
     restarted = _app(data)
@@ -362,8 +367,8 @@ def test_users_cli_and_first_run_hint(tmp_path):
 def test_lockout_expires_and_old_failures_are_forgotten(queued_app):
     from datetime import timedelta
 
+    from vmgrade.store.team import utcnow
     from vmgrade.web.accounts import FAILED_LOGIN_WINDOW, LOCKOUT, MAX_FAILED_LOGINS, authenticate
-    from vmgrade.web.tables import utcnow
 
     t0 = utcnow()
     with queued_app.state.sessions() as s:

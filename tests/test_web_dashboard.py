@@ -23,9 +23,9 @@ from test_web_support import ROOT, add_users, api_login  # noqa: E402
 from vmgrade.report import FINDING_LABELS, finding_label  # noqa: E402
 from vmgrade.scoring import DimensionScore, Finding, Grade, load_rubric  # noqa: E402
 from vmgrade.scoring.rubric import DIMENSIONS  # noqa: E402
+from vmgrade.store.team import Job, Upload, User  # noqa: E402
 from vmgrade.web import dashboard  # noqa: E402
 from vmgrade.web.app import create_app  # noqa: E402
-from vmgrade.web.tables import Job, Upload, User  # noqa: E402
 
 SCORING = ROOT / "vmgrade" / "scoring"
 SEVERITIES = ("critical", "major", "minor")

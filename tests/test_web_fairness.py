@@ -70,7 +70,7 @@ class _StubGrader:
 
 
 def _wait_state(app, upload_id: int, states: tuple[str, ...], timeout_s: float = 60.0):
-    from vmgrade.web.tables import Job
+    from vmgrade.store.team import Job
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -118,8 +118,8 @@ def _multipart_head(boundary: str = "zz") -> bytes:
 def test_login_flood_with_made_up_usernames_is_bounded(app, monkeypatch):
     """Item 1: random usernames cost at most ARGON2_SLOTS argon2 checks at once, no database rows,
     and a bounded number of in-memory counts; a flood past the waiting line is 429 too_many_logins."""
+    from vmgrade.store.team import LoginFailure
     from vmgrade.web import accounts
-    from vmgrade.web.tables import LoginFailure
 
     active, peak, lock = [0], [0], threading.Lock()
     real_verify = accounts._verify
@@ -178,8 +178,8 @@ def test_a_locked_pair_does_not_lock_the_owner_out_and_rows_are_pruned(app):
     window is over are deleted, so the table does not grow with every address ever seen."""
     from datetime import timedelta
 
+    from vmgrade.store.team import LoginFailure, utcnow
     from vmgrade.web import accounts
-    from vmgrade.web.tables import LoginFailure, utcnow
 
     t0 = utcnow()
     with app.state.sessions() as s:

@@ -205,8 +205,8 @@ def test_users_cli_disable_enable_and_set_password_end_sessions(app, capsys, mon
 # ---------------------------------------------------------------- 7: login limits
 
 def test_parallel_wrong_passwords_get_at_most_the_limit_of_checks(app, monkeypatch):
+    from vmgrade.store.team import LoginFailure
     from vmgrade.web import accounts
-    from vmgrade.web.tables import LoginFailure
 
     checks, lock = [0], threading.Lock()
     real_verify = accounts._verify
@@ -386,8 +386,8 @@ def test_pages_for_logged_in_users_are_not_cached(app, tmp_path):
 
 
 def test_one_rep_cannot_queue_ahead_of_everyone(tmp_path):
+    from vmgrade.store.team import Job
     from vmgrade.web.jobs import claim_next
-    from vmgrade.web.tables import Job
 
     app = _app(tmp_path / "data", max_queued_per_user=2)
     add_users(app, ("rita", "rep", "east"), ("ravi", "rep", "east"))

@@ -23,8 +23,8 @@ GRADE_DEADLINE_S = 600.0
 def test_twenty_concurrent_uploads_all_graded_once(tmp_path):
     from sqlalchemy import func, select
 
+    from vmgrade.store.team import Job, Upload
     from vmgrade.web.app import create_app
-    from vmgrade.web.tables import Job, Upload
 
     data = tmp_path / "data"
     app = create_app(data, secret_key="load-test", grader=web_grader())

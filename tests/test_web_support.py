@@ -64,7 +64,7 @@ def three_users_app(data_dir: Path):
 
 def set_job(app, upload_id: int, **values) -> None:
     """Set columns of the job behind ``upload_id`` (a state a test needs to start from)."""
-    from vmgrade.web.tables import Job
+    from vmgrade.store.team import Job
 
     with app.state.sessions() as s:
         job = s.query(Job).filter(Job.upload_id == upload_id).one()

@@ -112,6 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "X-Forwarded-Proto to trust, or '*' (default: none, not even 127.0.0.1)")
     s.add_argument("--max-queued-per-user", type=int, default=10, metavar="N",
                    help="most recordings one user may have waiting to be graded (default 10)")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="grading workers in this node, each in a child process holding a model (default 1; "
+                        "0: a web node only, graded by `vmgrade worker` processes)")
+    _add_team_db_args(s)
+    s.add_argument("--secret-key-file", metavar="FILE", default=None,
+                   help="file holding the session secret every node shares (default $VMGRADE_SECRET_KEY, "
+                        "else $VMGRADE_SECRET_KEY_FILE; required on a shared database)")
+
+    w = sub.add_parser("worker", help="grade the web app's queued uploads (any number, on any machine)",
+                       description="Claim uploads queued by `vmgrade serve` nodes from the shared database "
+                                   "and grade them, each in a child process, until stopped (SIGTERM or "
+                                   "Ctrl-C: jobs under way go back to the queue). docs/deploy.md.")
+    w.add_argument("--db", "--db-url", dest="db_url", metavar="URL", default=None,
+                   help="the database the web nodes use (default $VMGRADE_DB_URL)")
+    w.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="temporary copies (and the files, with --storage local); default as for "
+                        "`vmgrade serve`")
+    w.add_argument("--concurrency", type=int, default=1, metavar="N",
+                   help="jobs graded at once, each in a child process holding a model (~1 GB each; "
+                        "default 1)")
+    _add_team_db_args(w)
+    _add_model_args(w, threads_help="CPU threads per grading process (default: the model's own choice)")
 
     u = sub.add_parser("users", help="manage web app accounts")
     usub = u.add_subparsers(dest="users_command", required=True)
@@ -160,7 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--follow-links", action="store_true",
                    help="follow symbolic links in the input folders even where they lead out of them "
                         "(default: such a link gets an outside_folder record and is not read)")
+    bt = b.add_argument_group("into the web app (docs/batch.md, 'Into the web app: --team')")
+    bt.add_argument("--team", metavar="NAME", default=None,
+                    help="also add each graded file to this team of the web app (created if new), as an "
+                         "upload of its rep, for the team's trainer; needs --rep or a manifest rep_id, and "
+                         "the history database (--db: the web app's)")
+    bt.add_argument("--rep", metavar="NAME", default=None,
+                    help="rep of every file whose manifest row names none (history and --team); with --team "
+                         "a new rep gets a web account without a password (vmgrade users set-password)")
+    bt.add_argument("--storage", choices=("local", "database"), default=None,
+                    help="with --team: where audio and reports go, as for `vmgrade serve` (default: database "
+                         "on PostgreSQL, local on SQLite)")
+    bt.add_argument("--data-dir", metavar="DIR", default=None,
+                    help="with --team and local storage: the web app's data dir (default $VMGRADE_DATA_DIR, "
+                         "else ~/.local/share/vmgrade)")
     return parser
+
+
+def _add_team_db_args(p: argparse.ArgumentParser) -> None:
+    """Where the web app's files live (serve, worker)."""
+    p.add_argument("--storage", choices=("local", "database"), default=None,
+                   help="where uploads and reports live: local (the data dir) or database (every node reads "
+                        "them); default database on PostgreSQL, local on SQLite")
 
 
 def _add_grading_args(p: argparse.ArgumentParser) -> None:
@@ -246,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _batch(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "worker":
+            return _worker(args)
         if args.command == "users":
             return _users(args)
     except VmgradeError as exc:
@@ -518,6 +563,10 @@ def _batch(args: argparse.Namespace) -> int:
         history=not args.no_history,
         progress=not (args.no_progress or args.quiet),
         follow_links=args.follow_links,
+        team=args.team,
+        rep=args.rep,
+        storage=args.storage,
+        data_dir=Path(args.data_dir).expanduser() if args.data_dir else None,
     ))
     print(format_summary(result.summary))
     print(f"\nWrote {result.out}/index.html, results.jsonl, summary.csv, summary.json and reports/.")
@@ -595,7 +644,8 @@ def _serve(args: argparse.Namespace) -> int:
     # One server per data dir (DataDirInUse: exit 2), before this one requeues anything.
     lock = lock_data_dir(directory)
     try:
-        app = create_app(directory, url, grade_options=_grade_options(args),
+        app = create_app(directory, url, grade_options=_grade_options(args), workers=args.workers,
+                         storage=args.storage, secret_key_file=args.secret_key_file,
                          max_upload_bytes=int(args.max_upload_mb * 2**20), max_duration_s=args.max_duration,
                          https_only=args.https_only, max_queued_per_user=args.max_queued_per_user)
     except BaseException:
@@ -621,14 +671,28 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from .web.worker import run_worker
+
+    directory, url = _web_db(args)
+    if args.concurrency < 1:
+        print("vmgrade: error: --concurrency must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return run_worker(url, data_dir=directory, options=_grade_options(args), concurrency=args.concurrency,
+                      storage=args.storage)
+
+
 def _users(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from .store.history import DB_FILENAME, open_store
+    from .store.team import User
     from .web.accounts import add_user, set_active, set_password
     from .web.storage import ensure_layout
-    from .web.tables import User
 
     directory, url = _web_db(args)
     if url.startswith("sqlite:///"):
@@ -661,7 +725,7 @@ def _users(args: argparse.Namespace) -> int:
             print(f"Changed the password of {user.username}; their sessions ended.")
             return EXIT_OK
         user = add_user(session, args.username, password, args.role, args.team)
-        print(f"Created {user.role} {user.username} in team {user.team.name} ({url}).")
+        print(f"Created {user.role} {user.username} in team {user.team.name} ({store.url}).")
     return EXIT_OK
 
 

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 HASH_CHUNK_BYTES = 1 << 20  # content_hash reads files in 1 MiB pieces
+# errno values of a full disk or quota (the web app answers them 507 ``storage_full``, not a 500).
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @contextmanager
@@ -143,3 +145,10 @@ def content_hash(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or quota) is full: ENOSPC, EDQUOT, or SQLite's "disk is full"."""
+    if isinstance(exc, OSError):
+        return exc.errno in STORAGE_FULL_ERRNOS
+    return "database or disk is full" in str(exc)

@@ -48,6 +48,14 @@ _BOOTSTRAP = (
     "from vmgrade.isolate import _serve\n"
     "_serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[4]))\n"
 )
+# The same with the whole package importable as usual (a child that runs the pipeline: its
+# modules look themselves up with importlib, which a bare package cannot answer).
+_BOOTSTRAP_FULL = (
+    "import os, sys\n"
+    "sys.path.insert(0, os.path.dirname(sys.argv[3]))\n"
+    "from vmgrade.isolate import _serve\n"
+    "_serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[4]))\n"
+)
 
 
 class ChildError(RuntimeError):
@@ -84,12 +92,22 @@ class Isolated:
 
     Parameters
     ----------
-    address_space_bytes : int
-        ``RLIMIT_AS`` of the child, bytes (default :data:`CHILD_ADDRESS_SPACE_BYTES`).
+    address_space_bytes : int or None
+        ``RLIMIT_AS`` of the child, bytes (default :data:`CHILD_ADDRESS_SPACE_BYTES`); None: no cap
+        (a child that loads a Whisper model).
+    env : dict, optional
+        Environment variables for the child over this process's. Default: one thread for
+        OpenBLAS, OpenMP and MKL (a decoding child needs no more).
+    whole_package : bool
+        Import :mod:`vmgrade` whole in the child (its ``__init__`` and the pipeline), for calls
+        that grade; default False: a bare package, so a decoding child imports only what it uses.
     """
 
-    def __init__(self, address_space_bytes: int = CHILD_ADDRESS_SPACE_BYTES):
+    def __init__(self, address_space_bytes: int | None = CHILD_ADDRESS_SPACE_BYTES,
+                 env: dict[str, str] | None = None, whole_package: bool = False):
         self.address_space_bytes = address_space_bytes
+        self.env = env
+        self.whole_package = whole_package
         self._lock = threading.Lock()
         self._child: _Child | None = None
         self._atexit = False
@@ -98,6 +116,12 @@ class Isolated:
         """Start the child now (it otherwise starts with the first call), without waiting for it."""
         with self._lock:
             self._ensure_child()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while one runs (None before its first call or after it died)."""
+        child = self._child
+        return child.proc.pid if child is not None and child.proc.poll() is None else None
 
     def call(self, module: str, function: str, kwargs: dict, timeout_s: float = CALL_TIMEOUT_S):
         """``module.function(**kwargs)`` in the child; its result, or its exception raised here.
@@ -163,11 +187,13 @@ class Isolated:
     def _spawn(self) -> _Child:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        extra = self.env if self.env is not None else dict(
+            OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        env = dict(os.environ, **extra)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOTSTRAP, str(req_r), str(rep_w), _PACKAGE_DIR,
-                 str(self.address_space_bytes)],
+                [sys.executable, "-c", _BOOTSTRAP_FULL if self.whole_package else _BOOTSTRAP, str(req_r),
+                 str(rep_w), _PACKAGE_DIR, str(self.address_space_bytes or 0)],
                 pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True, env=env, close_fds=True,
             )
@@ -272,7 +298,7 @@ def _serve(request_fd: int, reply_fd: int, address_space_bytes: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     try:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard == resource.RLIM_INFINITY or hard > address_space_bytes:
+        if address_space_bytes and (hard == resource.RLIM_INFINITY or hard > address_space_bytes):
             resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes, hard))
     except (ValueError, OSError):  # a platform without RLIMIT_AS (macOS ignores it): the timeout still holds
         pass
@@ -289,7 +315,8 @@ def _serve(request_fd: int, reply_fd: int, address_space_bytes: int) -> None:
         try:
             reply = ("ok", getattr(importlib.import_module(module), function)(**kwargs))
         except MemoryError:
-            reply = ("memory", f"an allocation failed under the {address_space_bytes / 2**20:.0f} MB cap")
+            cap = f" under the {address_space_bytes / 2**20:.0f} MB cap" if address_space_bytes else ""
+            reply = ("memory", f"an allocation failed{cap}")
         except errors.VmgradeError as exc:
             reply = ("vmgrade_error", (type(exc).__name__, str(exc), exc.code, exc.path))
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides

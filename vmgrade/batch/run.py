@@ -32,7 +32,7 @@ from pathlib import Path
 from .._version import __version__
 from ..asr.transcribe import cpu_cores
 from ..csvtable import csv_text
-from ..errors import file_error, printable, terminal_safe
+from ..errors import VmgradeError, file_error, printable, terminal_safe
 from ..fileio import write_atomic
 from ..pipeline import Context, GradeOptions, Grader
 from ..render.batch_index import render_index_html
@@ -90,6 +90,13 @@ class BatchOptions:
     ``history``: False to skip it; ``follow_links``: follow symbolic links found in the input
     folders even where they lead out of them (by default such a link gets an ``outside_folder``
     record and is not read).
+
+    ``team``: also record each graded file in the web app's team store, as an upload of its rep in
+    this team (:mod:`vmgrade.store.intake`; needs the history database); ``rep``: the rep of the
+    files whose manifest row names none (history and team store); ``storage``: where the team
+    store keeps audio and reports, ``local`` (under ``data_dir``) or ``database`` (None: the web
+    app's default for the database, :func:`vmgrade.store.blobs.default_storage`); ``data_dir``:
+    the web app's data dir (None: :func:`vmgrade.store.history.data_dir`, as ``vmgrade serve``).
     """
 
     out: Path = Path("vmgrade-batch")
@@ -101,6 +108,10 @@ class BatchOptions:
     history: bool = True
     progress: bool = True
     follow_links: bool = False  # follow links found in input folders wherever they lead
+    team: str | None = None  # also add the graded files to this team of the web app
+    rep: str | None = None  # rep of the files the manifest gives none
+    storage: str | None = None  # the team store's files: "local" or "database"; None: the DB's default
+    data_dir: Path | None = None  # local storage's folder; None: the default data dir
 
 
 @dataclass
@@ -143,9 +154,10 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
 
     Raises
     ------
-    BatchError, ModelError, RubricError, HistoryError
+    BatchError, ModelError, RubricError, HistoryError, TeamStoreError
         Before anything is graded: bad inputs or manifest, output folder in use,
-        unusable model or rubric, unreachable history database. At any time:
+        unusable model or rubric, unreachable history database, a ``team`` without
+        the history or without any rep, a ``rep`` of another team. At any time:
         ``out_unwritable`` when the output folder cannot be written (read-only, full).
     """
     from ..asr.transcribe import make_transcriber
@@ -154,6 +166,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     from ..store.history import rubric_version
 
     options = options or BatchOptions()
+    _check_team_options(options)
     # every line escaped here: messages carry file names, and a name can hold an ANSI escape
     echo = echo or (lambda line: print(terminal_safe(line), file=sys.stderr, flush=True))
     out = Path(options.out).resolve()
@@ -161,7 +174,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         lock = lock_out(out)
-    store = None
+    store = team = None
     try:
         manifest = read_manifest(options.manifest) if options.manifest else {}
         unreadable: list[tuple[Path, OSError]] = []
@@ -189,6 +202,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
             model_name = make_transcriber(grade_options.engine, grade_options.model).model_name
         settings = settings_of(grade_options, model_name, rubric_version(rubric))
         store = _open_history(options, echo)  # a bad database URL also stops the batch here
+        team = _open_team(options, store)  # so does a --rep of another team
 
         rows, tasks = _plan(paths, manifest, settings, content_hash, unreadable, outside)
         with writing(out):
@@ -206,15 +220,20 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
         writer.rebuild(done)
         if store is not None:
             for key, record in done.items():  # idempotent: closes a crash gap between ledger and DB
-                _record_history(store, out, record, writer.first_row(key), echo)
+                _record(store, team, writer, key, record, options.rep, echo)
 
         for folder, exc in unreadable:
             echo(f"vmgrade: warning: cannot read folder {shown(str(folder))} ({exc.strerror or exc}); "
                  "its recordings are not graded")
         try:
-            graded = _grade_all(todo, grade_options, options, writer, store, done, grader, echo)
+            graded = _grade_all(todo, grade_options, options, writer, store, team, done, grader, echo)
         finally:  # also on Ctrl-C: the aggregates end complete, sorted and duplicate-free
             summary = writer.finish(done)
+        if team is not None and sum(team.counts.values()):
+            counts = team.counts
+            echo(f"vmgrade batch: {counts['added'] + counts['updated']} recording(s) in team {team.team} of "
+                 f"the web app ({counts['added']} new)"
+                 + (f"; {counts['kept']} uploaded there by their rep already" if counts["kept"] else ""))
     finally:
         if store is not None:
             store.close()
@@ -299,7 +318,7 @@ def _path_digest(code: str, path: Path, errno_: int | None = None) -> str:
 
 
 def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOptions, writer: _Writer,
-               store, done: dict[str, dict], grader: Grader | None, echo: Callable[[str], None]) -> int:
+               store, team, done: dict[str, dict], grader: Grader | None, echo: Callable[[str], None]) -> int:
     from tqdm import tqdm
 
     graded = 0
@@ -354,7 +373,7 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
                         prefix = "not graded: " if not_graded_kind(record["report"]) else ""
                         note(f"vmgrade: {prefix}{record['report']['error']['message']}")
                     elif store is not None:
-                        _record_history(store, writer.out, record, writer.first_row(task.key), note)
+                        _record(store, team, writer, task.key, record, options.rep, note)
             finally:
                 close = getattr(results, "close", None)
                 if close is not None:
@@ -388,19 +407,121 @@ def _open_history(options: BatchOptions, echo: Callable[[str], None]):
     return open_store(options.db_url)
 
 
-def _record_history(store, out: Path, record: dict, row: Row, echo: Callable[[str], None]) -> None:
+def _record(store, team, writer: _Writer, key: str, record: dict, default_rep: str | None,
+            echo: Callable[[str], None]) -> None:
+    """Record a finished key in the history store and, with ``--team``, in the team store."""
     if not record["ok"]:
         return
+    rows = writer.by_key[key]
+    recording_id = _record_history(store, writer.out, record, rows[0], default_rep, echo)
+    if team is not None:
+        _record_team(team, record, rows, _rep_of(rows[0], default_rep), recording_id, default_rep, echo)
+
+
+def _rep_of(row: Row, default_rep: str | None) -> str | None:
+    """The file's rep: its manifest row's ``rep_id``, else ``--rep``."""
+    return (row.manifest.rep_id if row.manifest else None) or default_rep
+
+
+def _record_history(store, out: Path, record: dict, row: Row, default_rep: str | None,
+                    echo: Callable[[str], None]) -> int | None:
+    """Record one result in the history store; its recording id, or None when it could not."""
     entry = row.manifest
     try:
-        store.record(record["report"], content_hash=record["content_hash"],
-                     rep_id=entry.rep_id if entry else None,
-                     recorded_at=entry.recorded_at if entry else None,
-                     report_path=str(out / record["report_json"]),
-                     rubric_version=record["rubric_version"],
-                     graded_at=datetime.fromisoformat(record["graded_at"]))
+        return store.record(record["report"], content_hash=record["content_hash"],
+                            rep_id=_rep_of(row, default_rep),
+                            recorded_at=entry.recorded_at if entry else None,
+                            report_path=str(out / record["report_json"]),
+                            rubric_version=record["rubric_version"],
+                            graded_at=datetime.fromisoformat(record["graded_at"]))
     except Exception as exc:  # the ledger has the result; the next run records it again
         echo(f"vmgrade: warning: history store: could not record {row.path} ({type(exc).__name__}: {exc})")
+        return None
+
+
+# --- the web app's team store (--team; vmgrade.store.intake) ---
+
+
+def _check_team_options(options: BatchOptions) -> None:
+    """Refuse, before anything runs, team settings that cannot work."""
+    from ..store.blobs import STORAGE_KINDS
+    from ..store.intake import TeamStoreError, check_rep_name, check_team_name
+
+    if options.team is None:
+        extra = [name for name, value in (("--storage", options.storage), ("--data-dir", options.data_dir))
+                 if value is not None]
+        if extra:
+            raise BatchError(f"{' and '.join(extra)} say where --team puts its files: give --team NAME too")
+        return  # a --rep alone names the history's rep: any id goes there
+    if not options.history:
+        raise BatchError("--team records into the history database: leave out --no-history")
+    if options.manifest is None and options.rep is None:
+        raise BatchError("--team needs each file's rep: give --rep NAME (every file) or a --manifest with a "
+                         "rep_id column")
+    if options.storage is not None and options.storage not in STORAGE_KINDS:
+        raise BatchError(f"--storage {options.storage!r}: use one of {', '.join(STORAGE_KINDS)}")
+    _check_name(check_team_name, options.team, TeamStoreError)
+    if options.rep is not None:
+        _check_name(check_rep_name, options.rep, TeamStoreError)
+
+
+def _check_name(check: Callable[[str], str], value: str, error: type[Exception]) -> None:
+    try:
+        check(value)
+    except error as exc:
+        raise BatchError(str(exc)) from exc
+
+
+def _open_team(options: BatchOptions, store):
+    """The team store's recorder for ``options.team`` (None without one); checks ``--rep`` against it.
+
+    Raises
+    ------
+    TeamStoreError
+        ``options.rep`` is a user of another team.
+    """
+    if options.team is None or store is None:
+        return None
+    from ..store.blobs import default_storage, open_blobs
+    from ..store.history import data_dir
+    from ..store.intake import TeamRecorder
+
+    kind = options.storage or default_storage(store.url)
+    directory = Path(options.data_dir).expanduser() if options.data_dir else data_dir()
+    recorder = TeamRecorder(store.engine, open_blobs(kind, data_dir=directory, engine=store.engine),
+                            options.team)
+    if options.rep is not None:
+        recorder.check_rep(options.rep)  # every file without a manifest rep would fail: say so now
+    return recorder
+
+
+def _record_team(team, record: dict, rows: list[Row], history_rep: str | None, recording_id: int | None,
+                 default_rep: str | None, echo: Callable[[str], None]) -> None:
+    """Add one graded key to the team store: one upload per rep among its rows (byte-identical copies)."""
+    reps: set[str] = set()
+    for row in rows:
+        rep = _rep_of(row, default_rep)
+        if rep is None:
+            echo(f"vmgrade: warning: {shown(row.path)}: no rep (no rep_id in the manifest, no --rep): "
+                 f"graded, but not added to team {team.team}")
+            continue
+        if rep.lower() in reps:  # a copy of the same rep's recording: one upload
+            continue
+        reps.add(rep.lower())
+        entry = row.manifest
+        try:
+            done = team.record(rep=rep, audio_path=Path(row.path), report=record["report"],
+                               content_hash=record["content_hash"],
+                               recorded_at=entry.recorded_at if entry else None, context=record["context"],
+                               graded_at=datetime.fromisoformat(record["graded_at"]),
+                               recording_id=recording_id if rep == history_rep else None)
+        except Exception as exc:  # the ledger has the result; the next run adds it again
+            problem = exc.message if isinstance(exc, VmgradeError) else f"{type(exc).__name__}: {exc}"
+            echo(f"vmgrade: warning: {shown(row.path)}: not added to team {team.team} ({problem})")
+            continue
+        if done.status == "kept":
+            echo(f"vmgrade: note: {shown(row.path)}: {rep} uploaded this recording in the web app already; "
+                 "that upload stands")
 
 
 # --- outputs ---

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,6 +55,9 @@ RUBRIC_VERSION_CHARS = 16  # hex digits of the rubric digest kept (64 bits)
 # Batch workers and the web app write the same SQLite file: wait for the
 # writer's lock rather than fail at once.
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# The PostgreSQL advisory lock nodes take to migrate one at a time (any fixed 64-bit number:
+# the first eight bytes of sha256("vmgrade migrations"), as a signed bigint).
+MIGRATION_LOCK_ID = -5036512890809282911
 RECORD_ATTEMPTS = 3  # a concurrent insert of the same key loses the race at most once or twice
 
 # Deterministic constraint names on every dialect, so that migrations can name them.
@@ -172,11 +176,17 @@ class UtcDateTime(TypeDecorator):
 
 
 class Recording(Base):
-    """One graded recording: one row per (content, model, engine, rubric)."""
+    """One graded recording: one row per (content, model, engine, rubric, source key).
+
+    ``source_key`` is empty for batch and CLI grades (a regrade of the same audio updates its
+    row) and ``upload:<id>`` for a web upload (each upload is its own recording, whoever
+    graded the same audio before).
+    """
 
     __tablename__ = "recordings"
     __table_args__ = (
-        UniqueConstraint("content_hash", "model", "engine", "rubric_version"),
+        UniqueConstraint("content_hash", "model", "engine", "rubric_version", "source_key",
+                         name="uq_recordings_graded_once"),
         Index(None, "rep_id", "recorded_at"),
     )
 
@@ -197,6 +207,7 @@ class Recording(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)  # the report's "metrics"
     report_path: Mapped[str | None] = mapped_column(Text)
     vmgrade_version: Mapped[str] = mapped_column(String(32))
+    source_key: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 # -- results ---------------------------------------------------------------
@@ -223,6 +234,7 @@ class RecordingRow:
     rubric_label: str | None = None
     duration_s: float | None = None
     vmgrade_version: str = ""
+    source_key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -328,6 +340,7 @@ class HistoryStore:
         report_path: str | None = None,
         rubric_version: str | None = None,
         graded_at: datetime | None = None,
+        source_key: str = "",
     ) -> int:
         """Store one graded report; the same recording graded again updates its row.
 
@@ -350,12 +363,15 @@ class HistoryStore:
             from the rubric file named in the report (see README).
         graded_at : datetime, optional
             Default now.
+        source_key : str
+            What makes this recording its own beside others of the same audio: ``upload:<id>``
+            for a web upload; empty (the default) for batch and CLI grades.
 
         Returns
         -------
         int
             The recording id, the same for every record of one
-            (content_hash, model, engine, rubric_version).
+            (content_hash, model, engine, rubric_version, source_key).
 
         Raises
         ------
@@ -376,6 +392,7 @@ class HistoryStore:
             model=str(model.get("name") or ""),
             engine=str(model.get("engine") or ""),
             rubric_version=rubric_version or _report_rubric_version(report),
+            source_key=source_key,
         )
         values = dict(
             rep_id=rep_id or context.get("rep_id") or None,
@@ -568,9 +585,14 @@ def _upgrade(engine: Engine) -> None:
         return
     config = migration_config(engine.url.render_as_string(hide_password=False))
     with engine.connect() as conn:
+        # One process migrates; others starting at the same time wait, then find the database at
+        # head (alembic reads the revision again inside the lock).
         if engine.dialect.name == "sqlite":
-            # One writer migrates; others wait, then find the database at head.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif engine.dialect.name == "postgresql":
+            # A transaction-scoped advisory lock: released at commit, or when a killed node's
+            # connection closes, so no stale lock outlives a crash.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()
@@ -582,8 +604,9 @@ def _upgrade(engine: Engine) -> None:
 def _create_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise HistoryError(f"{url!r}: not a database URL ({exc})") from exc
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        shown = re.sub(r":[^:@/]*@", ":***@", url)  # a password, even in a malformed URL
+        raise HistoryError(f"{shown!r}: not a database URL ({str(exc).replace(url, shown)})") from exc
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -666,7 +689,7 @@ def _row(r: Recording) -> RecordingRow:
         recorded_at=r.recorded_at, graded_at=r.graded_at, score=r.score, letter=r.letter,
         dimensions=dict(r.dimensions or {}), metrics=dict(r.metrics or {}), report_path=r.report_path,
         model=r.model, engine=r.engine, rubric_version=r.rubric_version, rubric_label=r.rubric_label,
-        duration_s=r.duration_s, vmgrade_version=r.vmgrade_version,
+        duration_s=r.duration_s, vmgrade_version=r.vmgrade_version, source_key=r.source_key or "",
     )
 
 
@@ -700,11 +723,12 @@ def _finite(value: Any) -> bool:
 
 
 def _latest_per_content(rows: list[RecordingRow]) -> list[RecordingRow]:
-    """One row per content hash (the latest graded), in the original order."""
-    latest: dict[str, RecordingRow] = {}
+    """One row per recording: per content hash and source key (the latest graded), in the original order."""
+    latest: dict[tuple[str, str], RecordingRow] = {}
     for row in rows:
-        kept = latest.get(row.content_hash)
+        key = (row.content_hash, row.source_key)
+        kept = latest.get(key)
         if kept is None or (row.graded_at, row.id) > (kept.graded_at, kept.id):
-            latest[row.content_hash] = row
+            latest[key] = row
     chosen = {id(r) for r in latest.values()}
     return [r for r in rows if id(r) in chosen]

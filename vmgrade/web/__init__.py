@@ -1,13 +1,16 @@
 """The web app: reps upload or record practice voicemails, trainers review them.
 
 ``vmgrade serve`` runs :func:`vmgrade.web.app.create_app` under uvicorn. Grading
-happens in one background worker thread that claims jobs from the ``jobs``
-table; requests only store, queue and show.
+happens in worker threads (``jobs``), in the server or in ``vmgrade worker`` processes
+(``worker``), that claim jobs from the ``web_jobs`` table under a lease and grade each in a
+child process (``grading``); requests only store, queue and show.
 
 Layout: ``app`` assembles the app; ``routes/pages`` and ``routes/api`` are its routers,
 ``deps`` their dependencies, ``schemas`` the API's models, ``recordings`` what they do with
-uploads, ``middleware`` the security headers and body size limits; ``tables``, ``accounts``,
-``storage``, ``jobs`` (the worker) and ``dashboard`` (team numbers and charts) sit below.
+uploads, ``middleware`` the security headers and body size limits; ``accounts``, ``storage``,
+``jobs`` (the worker), ``grading`` (its child process), ``worker`` (``vmgrade worker``) and
+``dashboard`` (team numbers and charts) sit below. The tables are
+:mod:`vmgrade.store.team`, the file store :mod:`vmgrade.store.blobs`.
 """
 
 from __future__ import annotations

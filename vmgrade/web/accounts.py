@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import VmgradeError
+from ..store.team import ROLES, LoginFailure, Team, User, utcnow
 from .limits import AttemptCounter, Slots
-from .tables import ROLES, LoginFailure, Team, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 MAX_FAILED_LOGINS = 5  # per (username, client address) within FAILED_LOGIN_WINDOW

@@ -1,8 +1,10 @@
-"""The FastAPI app: server-rendered pages, a JSON API under /api, one grading worker.
+"""The FastAPI app: server-rendered pages, a JSON API under /api, grading workers.
 
 This module only assembles the app (settings, middleware, routers, static files, the
-worker's lifespan); the routes are in :mod:`vmgrade.web.routes`, their dependencies in
-:mod:`vmgrade.web.deps`.
+workers' lifespan); the routes are in :mod:`vmgrade.web.routes`, their dependencies in
+:mod:`vmgrade.web.deps`. A node grades with ``workers`` in-process worker threads (each
+grading in a child process), or none when ``vmgrade worker`` processes do it
+(:mod:`vmgrade.web.jobs`).
 
 Security model
 --------------
@@ -22,6 +24,8 @@ Security model
 * Fairness: per-user limits on uploads in flight, database slots answered 503 ``busy``
   rather than a 30 s wait (:mod:`vmgrade.web.limits`).
 * One server per data dir (a lock file); data-dir folders 0700, secret files 0600.
+* Several nodes on one shared database (PostgreSQL) must share one session secret
+  (``$VMGRADE_SECRET_KEY`` or a file): a node refuses to start without one.
 * Access: a rep sees only their own uploads, a trainer their team's; anything
   else answers 404 (not 403, so ids of others' recordings are not confirmed).
   Anonymous page requests are redirected to /login, API calls get 401.
@@ -48,11 +52,14 @@ from starlette.staticfiles import StaticFiles
 
 from .._version import __version__
 from ..audio import DEFAULT_MAX_DURATION_S
+from ..errors import VmgradeError
+from ..fileio import is_storage_full
 from ..pipeline import GradeOptions, Grader
+from ..store.blobs import default_storage, open_blobs
 from ..store.history import DB_FILENAME
 from .accounts import LoginCounters
 from .deps import LoginRequired, Settings, WebError, busy
-from .jobs import Worker, requeue_interrupted
+from .jobs import Worker, Workers, reap_expired
 from .limits import Limits, Slots
 from .middleware import FORM_OVERHEAD_BYTES, BodySizeLimit, RequestGate, security_headers
 from .routes import api, pages, team
@@ -60,7 +67,6 @@ from .storage import (
     MAX_UPLOAD_BYTES,
     clean_tmp,
     ensure_layout,
-    is_storage_full,
     lock_data_dir,
     storage_full_message,
     unlock_data_dir,
@@ -74,6 +80,14 @@ SESSION_MAX_AGE_S = 12 * 3600
 MAX_QUEUED_PER_USER = 10  # recordings one user may have waiting; the worker takes users in turn
 # Requests that may wait for a database slot at once; more are answered 503 ``busy`` at once.
 DB_MAX_WAITING = 64
+SECRET_ENV = "VMGRADE_SECRET_KEY"
+SECRET_FILE_ENV = "VMGRADE_SECRET_KEY_FILE"
+
+
+class SecretRequired(VmgradeError):
+    """A node on a shared database without the one session secret every node must share."""
+
+    code = "secret_required"
 
 
 def create_app(
@@ -83,6 +97,9 @@ def create_app(
     grade_options: GradeOptions | None = None,
     grader: Grader | None = None,
     start_worker: bool = True,
+    workers: int = 1,
+    storage: str | None = None,
+    secret_key_file: str | os.PathLike | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
     secret_key: str | None = None,
@@ -105,14 +122,22 @@ def create_app(
     grader : Grader, optional
         An already-loaded Grader to use instead (tests share one).
     start_worker : bool
-        Run the grading thread (False: jobs stay queued; for tests of the queue).
+        Run the grading workers (False: jobs stay queued here; for tests of the queue).
+    workers : int
+        Grading workers in this node, each a thread grading in a child process of its own
+        (default 1); 0: a web node only, graded by ``vmgrade worker`` processes.
+    storage : str, optional
+        Where uploads and reports live: ``local`` (under ``data_dir``) or ``database`` (every node
+        reads them); default ``database`` on PostgreSQL, ``local`` on SQLite.
+    secret_key_file : path, optional
+        A file holding the session secret (default ``$VMGRADE_SECRET_KEY_FILE``).
     max_upload_bytes : int
         Largest upload accepted, bytes (default 20 MiB).
     max_duration_s : float
         Longest recording accepted, seconds (default :data:`vmgrade.audio.DEFAULT_MAX_DURATION_S`).
     secret_key : str, optional
-        Signs session cookies; default ``$VMGRADE_SECRET_KEY``, else a random key
-        kept in ``<data_dir>/secret_key``.
+        Signs session cookies; default ``$VMGRADE_SECRET_KEY``, else ``secret_key_file``'s, else
+        (SQLite only) a random key kept in ``<data_dir>/secret_key``.
     https_only : bool
         Mark the session cookie Secure (set this behind HTTPS).
     max_queued_per_user : int
@@ -121,6 +146,12 @@ def create_app(
     limits : Limits, optional
         Uploads in flight per user, database slots, body and job timeouts
         (:class:`vmgrade.web.limits.Limits`; docs/web.md, "Limits").
+
+    Raises
+    ------
+    SecretRequired
+        On a shared database (not SQLite) without a session secret: nodes with keys of their
+        own would not know each other's logins.
     """
     from ..store.history import data_dir as default_data_dir
     from ..store.history import open_store
@@ -131,15 +162,19 @@ def create_app(
     # The database holds password hashes and transcripts: created 0600 before SQLite opens it
     # (its -wal and -shm files take the same mode).
     ensure_layout(data_dir, private_files=(DB_FILENAME,) if db_url == own_db else ())
+    shared = not db_url.startswith("sqlite")
+    secret = _secret_key(data_dir, secret_key, secret_key_file, shared=shared)
     store = open_store(db_url)
     # The history store's engine: on SQLite it sets WAL and a 30 s busy timeout, and the
     # driver opens a transaction only at the first write, so reads never hold the write lock.
     sessions = sessionmaker(store.engine, expire_on_commit=False)
     options = grade_options or GradeOptions()
     limits = limits or Limits()
-    worker = Worker(sessions, store, data_dir,
-                    (lambda: grader) if grader is not None else (lambda: Grader(options)),
-                    job_timeout_s=limits.job_timeout_s)
+    blobs = open_blobs(storage or default_storage(db_url), data_dir=data_dir, engine=store.engine)
+    # an in-process grader is one model: one worker uses it
+    count = (1 if grader is not None else max(0, workers)) if start_worker else 0
+    pool = Workers([Worker(sessions, store, blobs, options, grader=grader, job_timeout_s=limits.job_timeout_s)
+                    for _ in range(count)])
 
     app = FastAPI(
         title="vmgrade",
@@ -153,9 +188,10 @@ def create_app(
         lifespan=_lifespan,
     )
     # What deps.py hands the routes.
-    app.state.store, app.state.sessions, app.state.worker = store, sessions, worker
+    app.state.store, app.state.sessions, app.state.workers = store, sessions, pool
+    app.state.worker = pool.workers[0] if pool.workers else None  # the first (tests reach into it)
     app.state.settings = Settings(data_dir, max_upload_bytes, max_duration_s, https_only, max_queued_per_user,
-                                  limits)
+                                  limits, blobs)
     app.state.db_slots = Slots(limits.db_slots, DB_MAX_WAITING)
     app.state.login_counters = LoginCounters()
     app.state.start_worker = start_worker
@@ -173,7 +209,7 @@ def create_app(
                        max_upload_bytes=max_upload_bytes)
     app.add_middleware(RequestGate, limits=limits)
     app.add_middleware(BaseHTTPMiddleware, dispatch=security_headers)
-    app.add_middleware(SessionMiddleware, secret_key=secret_key or _secret_key(data_dir),
+    app.add_middleware(SessionMiddleware, secret_key=secret,
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE_S, same_site="lax",
                        https_only=https_only)
 
@@ -193,7 +229,10 @@ def create_app(
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Lock the data dir, clean and requeue what a previous run left, run the worker, stop it after.
+    """Lock the data dir, clean what a previous run left, requeue expired jobs, run the workers.
+
+    Only jobs whose lease expired, or whose worker on this machine is gone, are requeued: the
+    jobs of live workers elsewhere are left alone.
 
     Raises
     ------
@@ -208,17 +247,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         removed = clean_tmp(settings.data_dir)
         if removed:
             log.warning("removed %d file(s) an interrupted run left in %s", removed, settings.data_dir)
-        requeued, given_up = requeue_interrupted(app.state.sessions)
-        if requeued or given_up:
-            log.warning("requeued %d interrupted job(s); gave up on %d", requeued, given_up)
-        worker: Worker = app.state.worker
-        if app.state.start_worker:
-            worker.start()
-            worker.wake()
+        reap_expired(app.state.sessions)
+        workers: Workers = app.state.workers
+        workers.start()
         try:
             yield
         finally:
-            worker.stop()
+            workers.stop()
     finally:
         if own_lock:
             unlock_data_dir(app.state.data_dir_lock)
@@ -238,11 +273,34 @@ async def _storage_full(request: Request, exc: Exception) -> Response:
     return await pages.http_error(request, WebError(507, storage_full_message(), code="storage_full"))
 
 
-def _secret_key(data_dir: Path) -> str:
-    """``$VMGRADE_SECRET_KEY``, else the key in ``<data_dir>/secret_key`` (created once, mode 600)."""
-    env = os.environ.get("VMGRADE_SECRET_KEY")
-    if env:
-        return env
+def _secret_key(data_dir: Path, given: str | None, key_file: str | os.PathLike | None, *,
+                shared: bool) -> str:
+    """The session secret: ``given``, ``$VMGRADE_SECRET_KEY``, the file ``key_file`` or
+    ``$VMGRADE_SECRET_KEY_FILE``; else, on a database of this node's own, a random key kept in
+    ``<data_dir>/secret_key`` (created once, mode 600).
+
+    Raises
+    ------
+    SecretRequired
+        ``shared`` and no secret given: every node must sign sessions with the same one.
+    """
+    secret = given or os.environ.get(SECRET_ENV)
+    key_file = key_file or os.environ.get(SECRET_FILE_ENV)
+    if not secret and key_file:
+        try:
+            secret = Path(key_file).expanduser().read_text().strip()
+        except OSError as exc:
+            raise SecretRequired(f"{key_file}: cannot read the session secret ({exc.strerror})",
+                                 path=str(key_file)) from exc
+        if not secret:
+            raise SecretRequired(f"{key_file}: the session secret file is empty", path=str(key_file))
+    if secret:
+        return secret
+    if shared:
+        raise SecretRequired(
+            "secret_required: several nodes on one database must share one session secret; set "
+            f"${SECRET_ENV}, or ${SECRET_FILE_ENV} (or --secret-key-file) to a file holding it "
+            "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
     path = data_dir / "secret_key"
     try:
         return path.read_text().strip()

@@ -22,10 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from ..store.blobs import Blobs
+from ..store.team import User
 from .accounts import revoke_sessions
-from .jobs import Worker
+from .jobs import Workers
 from .limits import Limits
-from .tables import User
 
 BUSY_RETRY_AFTER_S = 5  # what a 503 ``busy`` tells the client to wait
 
@@ -46,6 +47,10 @@ class Settings:
         Whether the session cookie is marked Secure.
     max_queued_per_user : int
         Most recordings one user may have waiting to be graded (queued or running).
+    limits : Limits
+        Uploads in flight, database slots, timeouts.
+    blobs : LocalBlobs or DatabaseBlobs, optional
+        Where uploads and reports live (default: files under ``data_dir``).
     """
 
     data_dir: Path
@@ -54,6 +59,14 @@ class Settings:
     https_only: bool
     max_queued_per_user: int = 10
     limits: Limits = Limits()
+    blobs: Blobs | None = None
+
+    @property
+    def files(self) -> Blobs:
+        """The file store (``blobs``, else files under the data dir)."""
+        from ..store.blobs import LocalBlobs
+
+        return self.blobs if self.blobs is not None else LocalBlobs(self.data_dir)
 
 
 class LoginRequired(Exception):
@@ -81,9 +94,9 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_worker(request: Request) -> Worker:
-    """The app's grading worker (routes wake it after queueing a job)."""
-    return request.app.state.worker
+def get_worker(request: Request) -> Workers:
+    """The app's grading workers (routes wake them after queueing a job; none on a web-only node)."""
+    return request.app.state.workers
 
 
 def db(request: Request) -> Iterator[Session]:
@@ -129,7 +142,7 @@ def session_still_valid(state, uid: int, session_version) -> bool | None:
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
-GradingWorker = Annotated[Worker, Depends(get_worker)]
+GradingWorker = Annotated[Workers, Depends(get_worker)]
 DB = Annotated[Session, Depends(db)]
 LoginDB = Annotated[Session, Depends(login_db)]
 

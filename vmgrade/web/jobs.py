@@ -1,40 +1,63 @@
-"""The grading queue: a ``web_jobs`` table and one worker thread that drains it.
+"""The grading queue: a ``web_jobs`` table, leases, and the workers that drain it.
 
-A job is claimed with a compare-and-set UPDATE (``WHERE id = ? AND state =
-'queued'``), so two workers can never take the same job, on SQLite or
-PostgreSQL. Reps take turns (:func:`next_queued`), so one rep's pile of uploads
-does not hold the others back. Results go to ``reports/<upload id>.json`` (atomic
-write, 0600) and into the history store through :meth:`HistoryStore.record`.
+Any number of workers, in web nodes (``vmgrade serve --workers N``) or on their own
+(``vmgrade worker``), on any number of machines, share one queue in the database:
+
+* **Claiming.** On PostgreSQL a worker takes the next job with ``SELECT … FOR UPDATE SKIP
+  LOCKED`` (workers never wait on each other's rows); on SQLite (one machine) with a
+  compare-and-set UPDATE. Either way two workers never take the same job. Reps take turns
+  (the rep served least recently first), so one rep's pile does not hold the others back.
+* **Leases.** A running job carries ``heartbeat_at``, touched every :data:`HEARTBEAT_S` by
+  the worker grading it (the database's clock, so machines' clocks do not matter). A job whose
+  heartbeat is older than the lease (:func:`lease_s`) belongs to a worker that stopped: any
+  live worker puts it back in the queue (:func:`reap_expired`); a job whose worker died
+  :data:`MAX_ATTEMPTS` times fails with ``worker_crashed``. A starting node touches no job of a
+  live worker.
+* **Isolation.** Grading runs in a child process (:mod:`vmgrade.web.grading`): a crash in a
+  decoder or the model costs that job an attempt (``grading_crashed`` after
+  :data:`MAX_ATTEMPTS`), never the node; a grading past the time limit is killed.
+
+Results go to the file store (:mod:`vmgrade.store.blobs`: ``reports/<upload id>.json`` and
+``.html``) and into the history store, one row per upload (source key ``upload:<id>``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from ..pipeline import Context, Grader
+from ..fileio import is_storage_full
+from ..isolate import ChildFailed
+from ..pipeline import Context, GradeOptions, Grader
+from ..store.blobs import Blobs, LocalBlobs, report_html_key, report_key
 from ..store.history import HistoryError
+from ..store.team import Job, Upload, utcnow
 from .limits import JOB_TIMEOUT_S
-from .storage import is_storage_full, make_private, write_json_atomic
-from .tables import Job, Upload, utcnow
 
 T = TypeVar("T")
 
 log = logging.getLogger("vmgrade.web")
 
-MAX_ATTEMPTS = 3  # a job whose grading killed the server this often is failed, not retried forever
+MAX_ATTEMPTS = 3  # a job that killed its worker (or its grading child) this often fails, not retried forever
 IDLE_POLL_S = 1.0  # how often an idle worker looks for jobs queued by another process
+HEARTBEAT_S = 5.0  # how often the worker grading a job renews its lease
+DEFAULT_LEASE_S = 30.0  # a running job unheard of this long is put back in the queue
+LEASE_ENV = "VMGRADE_JOB_LEASE_S"  # the lease, seconds (every node and worker must agree)
+REAP_EVERY_S = 5.0  # how often a worker looks for expired leases
 # A database write of the worker (a job's result, the history row) is tried this often, the
 # pause doubling from DB_RETRY_BACKOFF_S (0.5, 1, 2, 4 s: SQLite's own 30 s busy wait comes on
 # top of each), before the job is failed with ``db_error``.
@@ -47,24 +70,32 @@ class JobTimeout(Exception):
     """The grading ran past the worker's ``job_timeout_s``."""
 
 
-def requeue_interrupted(sessions: sessionmaker) -> tuple[int, int]:
-    """At startup: jobs left 'running' by a server that died go back to 'queued'.
+class GradingCrashed(Exception):
+    """The grading child died mid-job (``detail``: its signal or exit status)."""
 
-    One server process per database is assumed, so every 'running' job at
-    startup belongs to a dead worker. Returns (requeued, given up).
+
+def lease_s() -> float:
+    """The job lease in seconds: ``$VMGRADE_JOB_LEASE_S``, else :data:`DEFAULT_LEASE_S`.
+
+    At least three heartbeats long, so a busy worker never loses a lease it is renewing.
     """
-    with sessions() as s:
-        given_up = s.execute(
-            update(Job)
-            .where(Job.state == "running", Job.attempts >= MAX_ATTEMPTS)
-            .values(state="failed", finished_at=utcnow(), error_code="worker_crashed",
-                    error_message=f"grading was interrupted {MAX_ATTEMPTS} times; upload it again")
-        ).rowcount
-        requeued = s.execute(
-            update(Job).where(Job.state == "running").values(state="queued", worker=None, started_at=None)
-        ).rowcount
-        s.commit()
-    return requeued, given_up
+    try:
+        value = float(os.environ.get(LEASE_ENV) or DEFAULT_LEASE_S)
+    except ValueError:
+        value = DEFAULT_LEASE_S
+    return max(value, 3 * HEARTBEAT_S) if value == value else DEFAULT_LEASE_S
+
+
+def heartbeat_s(lease: float) -> float:
+    """How often a worker renews a lease of ``lease`` seconds (a third of it, at most :data:`HEARTBEAT_S`)."""
+    return min(HEARTBEAT_S, lease / 3)
+
+
+def db_now(session: Session) -> datetime:
+    """The database's time, naive UTC (PostgreSQL's clock, so workers' clocks need not agree)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(text("SELECT timezone('UTC', clock_timestamp())"))
+    return utcnow()  # SQLite: one machine, one clock
 
 
 def requeue_failed(session: Session, job_id: int) -> bool:
@@ -72,8 +103,8 @@ def requeue_failed(session: Session, job_id: int) -> bool:
     requeued = session.execute(
         update(Job).where(Job.id == job_id, Job.state == "failed")
         .values(state="queued", attempts=0, worker=None, queued_at=utcnow(), started_at=None,
-                finished_at=None, error_code=None, error_message=None, score=None, letter=None,
-                finding_codes=None, report_path=None, recording_id=None)
+                heartbeat_at=None, finished_at=None, error_code=None, error_message=None, score=None,
+                letter=None, finding_codes=None, report_path=None, recording_id=None)
     ).rowcount
     session.commit()
     return requeued == 1
@@ -87,49 +118,135 @@ def pending_count(session: Session, user_id: int) -> int:
     ) or 0
 
 
-def next_queued(session: Session) -> int | None:
+def _queue_order():
+    """ORDER BY of the queue: the rep served least recently (never served: first), then the oldest job."""
+    other_job, other_upload = aliased(Job), aliased(Upload)
+    last_served = (select(func.max(other_job.started_at))
+                   .join(other_upload, other_job.upload_id == other_upload.id)
+                   .where(other_upload.user_id == Upload.user_id).scalar_subquery())
+    return last_served.asc().nulls_first(), Job.id
+
+
+def next_queued(session: Session, *, skip_locked: bool = False) -> int | None:
     """The queued job to grade next: the oldest of the rep served least recently.
 
-    Round-robin over reps, so one rep's dozen uploads do not hold everyone else's back.
+    ``skip_locked`` (PostgreSQL): lock its row, passing over rows other workers hold.
     """
-    heads = session.execute(
-        select(Upload.user_id, func.min(Job.id)).join(Upload, Job.upload_id == Upload.id)
-        .where(Job.state == "queued").group_by(Upload.user_id)
-    ).all()
-    if len(heads) <= 1:
-        return heads[0][1] if heads else None
-    last_served = dict(session.execute(
-        select(Upload.user_id, func.max(Job.started_at)).join(Upload, Job.upload_id == Upload.id)
-        .where(Upload.user_id.in_([user_id for user_id, _ in heads]), Job.started_at.is_not(None))
-        .group_by(Upload.user_id)
-    ).all())
-    return min(heads, key=lambda head: (last_served.get(head[0]) or datetime.min, head[1]))[1]
+    query = (select(Job.id).join(Upload, Job.upload_id == Upload.id).where(Job.state == "queued")
+             .order_by(*_queue_order()).limit(1))
+    if skip_locked:
+        query = query.with_for_update(of=Job, skip_locked=True)
+    return session.scalar(query)
 
 
 def claim_next(sessions: sessionmaker, worker_id: str) -> int | None:
-    """Atomically move the next queued job (:func:`next_queued`) to 'running' for ``worker_id``.
+    """Move the next queued job (:func:`next_queued`) to 'running' for ``worker_id``, with a fresh lease.
 
     Returns its id, or None when nothing is queued.
     """
     with sessions() as s:
+        postgres = s.get_bind().dialect.name == "postgresql"
         while True:
-            job_id = next_queued(s)
+            job_id = next_queued(s, skip_locked=postgres)
             if job_id is None:
+                s.rollback()
                 return None
+            now = db_now(s)
             claimed = s.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.state == "queued")
-                .values(state="running", worker=worker_id, started_at=utcnow(), attempts=Job.attempts + 1)
+                .values(state="running", worker=worker_id, started_at=now, heartbeat_at=now,
+                        attempts=Job.attempts + 1)
             ).rowcount
             s.commit()
             if claimed == 1:
                 return job_id
-            # another worker won this one; try the next
+            # SQLite: another worker won this one between the read and the write; try the next
 
 
-def report_html_path(data_dir: Path, upload_id: int) -> Path:
-    """Where the rendered HTML report of an upload is kept."""
-    return Path(data_dir) / "reports" / f"{upload_id}.html"
+def heartbeat(sessions: sessionmaker, job_id: int, worker_id: str) -> bool:
+    """Renew ``worker_id``'s lease on ``job_id``; False when the job is no longer its own."""
+    with sessions() as s:
+        renewed = s.execute(update(Job).where(Job.id == job_id, Job.worker == worker_id,
+                                              Job.state == "running")
+                            .values(heartbeat_at=db_now(s))).rowcount
+        s.commit()
+    return renewed == 1
+
+
+def release(sessions: sessionmaker, job_id: int, worker_id: str, *, count_attempt: bool = False) -> bool:
+    """Put ``worker_id``'s running job back in the queue (a worker stopping; a grading child that died).
+
+    ``count_attempt`` False: the attempt is given back (the worker was told to stop).
+    """
+    with sessions() as s:
+        released = s.execute(
+            update(Job).where(Job.id == job_id, Job.worker == worker_id, Job.state == "running")
+            .values(state="queued", worker=None, started_at=None, heartbeat_at=None,
+                    attempts=Job.attempts if count_attempt else Job.attempts - 1)
+        ).rowcount
+        s.commit()
+    return released == 1
+
+
+def reap_expired(sessions: sessionmaker, lease: float | None = None) -> tuple[int, int]:
+    """Put running jobs whose lease expired back in the queue; fail those tried :data:`MAX_ATTEMPTS` times.
+
+    A job is expired when its heartbeat is older than ``lease`` seconds (default :func:`lease_s`)
+    by the database's clock, or when its worker ran on this machine and that process is gone
+    (a node restarted after a crash: its job is queued again at once). Returns (requeued, failed).
+    """
+    lease = lease_s() if lease is None else lease
+    with sessions() as s:
+        cutoff = db_now(s) - timedelta(seconds=lease)
+        last_heard = func.coalesce(Job.heartbeat_at, Job.started_at, Job.queued_at)
+        stale = [Job.state == "running", last_heard < cutoff]
+        dead = _dead_local_workers(s)
+        ids = set(s.scalars(select(Job.id).where(*stale)))
+        if dead:
+            ids |= set(s.scalars(select(Job.id).where(Job.state == "running", Job.worker.in_(dead))))
+        if not ids:
+            s.rollback()
+            return 0, 0
+        # Each UPDATE names the job's expiry again, so a job renewed meanwhile is left alone.
+        expired = [Job.id.in_(ids), Job.state == "running",
+                   (last_heard < cutoff) | (Job.worker.in_(dead) if dead else false())]
+        failed = s.execute(
+            update(Job).where(*expired, Job.attempts >= MAX_ATTEMPTS)
+            .values(state="failed", finished_at=utcnow(), error_code="worker_crashed",
+                    error_message=f"the worker grading this recording stopped {MAX_ATTEMPTS} times; "
+                                  "upload it again, or tell the administrator")
+        ).rowcount
+        requeued = s.execute(
+            update(Job).where(*expired)
+            .values(state="queued", worker=None, started_at=None, heartbeat_at=None)
+        ).rowcount
+        s.commit()
+    if requeued or failed:
+        log.warning("leases expired: requeued %d job(s); failed %d after %d attempts", requeued, failed,
+                    MAX_ATTEMPTS)
+    return requeued, failed
+
+
+def _dead_local_workers(s: Session) -> list[str]:
+    """Worker ids of running jobs whose process ran on this machine and is gone."""
+    prefix = f"{socket.gethostname()}:"
+    dead = []
+    for worker in s.scalars(select(Job.worker).where(Job.state == "running", Job.worker.like(f"{prefix}%"))
+                            .distinct()):
+        try:
+            pid = int(worker[len(prefix):].split(":", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue  # our own: alive
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(worker)
+        except PermissionError:  # another user's live process
+            pass
+    return dead
 
 
 def queue_position(session: Session, job: Job) -> int:
@@ -153,25 +270,31 @@ def queue_position(session: Session, job: Job) -> int:
     return running + mine_ahead + others
 
 
+def new_worker_id() -> str:
+    """``host:pid:random``: unique across machines; :func:`reap_expired` reads the host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class Worker:
-    """One background thread that grades queued jobs with a single :class:`Grader`.
+    """One thread that grades queued jobs, each in a grading child process.
 
     Parameters
     ----------
     sessions : sessionmaker
-        Sessions on the history database.
+        Sessions on the team database.
     store : HistoryStore
         Where finished grades are recorded.
-    data_dir : Path
-    grader_factory : callable
-        Builds the Grader; called on the first job (model load takes seconds), and again
-        after a job timed out.
+    blobs : LocalBlobs or DatabaseBlobs
+        Where uploads are read from and reports written to.
+    options : GradeOptions, optional
+        The grading child's model, engine, rubric and threads.
+    grader : Grader, optional
+        Grade in this process with this Grader instead of a child (tests and embedding share one
+        loaded model; a crash then takes the process down).
     job_timeout_s : float
-        Longest grading of one job. Grading runs in its own thread, which Python cannot kill:
-        past the limit the job is failed with ``job_timeout`` at once and its grading runs on
-        with its result thrown away; the next job gets a fresh Grader from the factory (or,
-        when the factory hands out the same one, waits for that grading to end). At most one
-        such leftover runs at a time: a second timeout waits for the first to end.
+        Longest grading of one job: past it the child is killed and the job fails ``job_timeout``.
+    lease : float, optional
+        The job lease, seconds (default :func:`lease_s`).
     db_retries : int
         Tries of each database write before the job is failed with ``db_error``.
     db_backoff_s : float
@@ -182,22 +305,35 @@ class Worker:
     failed is retried at every turn of the loop until it can.
     """
 
-    def __init__(self, sessions: sessionmaker, store, data_dir: Path,
-                 grader_factory: Callable[[], Grader], *, job_timeout_s: float = JOB_TIMEOUT_S,
-                 db_retries: int = DB_RETRIES, db_backoff_s: float = DB_RETRY_BACKOFF_S):
+    def __init__(self, sessions: sessionmaker, store, blobs: Blobs, options: GradeOptions | None = None, *,
+                 grader: Grader | None = None, job_timeout_s: float = JOB_TIMEOUT_S,
+                 lease: float | None = None, db_retries: int = DB_RETRIES,
+                 db_backoff_s: float = DB_RETRY_BACKOFF_S):
         self.sessions = sessions
         self.store = store
-        self.data_dir = Path(data_dir)
-        self.grader_factory = grader_factory
-        self.grader: Grader | None = None
+        self.blobs = blobs
+        self.options = options or GradeOptions()
+        self.grader = grader
+        self._child = None
+        if grader is None:
+            from .grading import ChildGrader
+
+            self._child = ChildGrader(self.options)
         self.job_timeout_s, self.db_retries, self.db_backoff_s = job_timeout_s, db_retries, db_backoff_s
+        self.lease = lease_s() if lease is None else lease
         self._stranded: dict[int, dict] = {}  # job id -> final values not written yet
-        self._runaway: threading.Thread | None = None  # a timed-out grading still running
-        self._runaway_grader: Grader | None = None
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._runaway: threading.Thread | None = None  # an in-process grading that timed out
+        self.id = new_worker_id()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_reap = 0.0
+        self.current_job: int | None = None
+
+    @property
+    def child_pid(self) -> int | None:
+        """The grading child's process id, while it runs (None with an in-process grader)."""
+        return self._child.pid if self._child is not None else None
 
     def start(self) -> None:
         self._stop.clear()
@@ -209,11 +345,15 @@ class Worker:
         self._wake.set()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop after the current job; a job cut short stays 'running' and is requeued at startup."""
+        """Stop: a job under way in a child is cut short and goes back to the queue; the child ends."""
         self._stop.set()
         self._wake.set()
+        if self._child is not None and self.current_job is not None:
+            self._child.kill()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        if self._child is not None:
+            self._child.stop()
 
     @property
     def alive(self) -> bool:
@@ -228,17 +368,41 @@ class Worker:
                 self._stop.wait(ERROR_PAUSE_S)
 
     def _step(self) -> None:
-        """Write what could not be written before, then claim and run one job (or wait for one)."""
+        """Write what could not be written before, reap expired leases, claim and run one job."""
         for job_id, values in list(self._stranded.items()):
             self._finish(job_id, **values)
             del self._stranded[job_id]
+        if time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + min(REAP_EVERY_S, self.lease / 3)
+            reap_expired(self.sessions, self.lease)
         job_id = claim_next(self.sessions, self.id)  # the DB may be briefly locked: _run pauses
         if job_id is None:
             self._wake.wait(IDLE_POLL_S)
             self._wake.clear()
             return
+        self.current_job = job_id
+        try:
+            self._run_claimed(job_id)
+        finally:
+            self.current_job = None
+
+    def _run_claimed(self, job_id: int) -> None:
         try:
             self.run_job(job_id)
+        except GradingCrashed as exc:
+            if self._stop.is_set():  # killed because this worker was told to stop: not the job's fault
+                release(self.sessions, job_id, self.id)
+                return
+            attempts = self._retrying(f"job {job_id}: reading it",
+                                      lambda: self._read(lambda s: s.get(Job, job_id).attempts))
+            log.error("job %s: the grading process died (%s); attempt %d of %d", job_id, exc, attempts,
+                      MAX_ATTEMPTS)
+            if attempts >= MAX_ATTEMPTS:
+                self._give_up(job_id, "grading_crashed",
+                              f"grading this recording crashed {attempts} times ({exc}); it may be damaged: "
+                              "upload it again, or another recording")
+            else:
+                release(self.sessions, job_id, self.id, count_attempt=True)
         except JobTimeout:
             log.error("job %s: grading ran over %g s; failed with job_timeout", job_id, self.job_timeout_s)
             self._give_up(job_id, "job_timeout", f"grading took longer than {self.job_timeout_s:g} s and was "
@@ -255,6 +419,10 @@ class Worker:
             else:
                 self._give_up(job_id, "internal_error",
                               f"grading failed unexpectedly: {type(exc).__name__}: {exc}")
+
+    def _read(self, read: Callable[[Session], T]) -> T:
+        with self.sessions() as s:
+            return read(s)
 
     def _give_up(self, job_id: int, code: str, message: str) -> None:
         """Mark the job failed; when even that cannot be written, keep it to retry at the next turn."""
@@ -280,36 +448,67 @@ class Worker:
                 pause_s *= 2
         raise AssertionError("unreachable")
 
-    def _grade(self, audio_path: Path, context: Context):
-        """Grade in a thread of its own, waiting at most :attr:`job_timeout_s`.
+    @contextmanager
+    def _lease(self, job_id: int) -> Iterator[None]:
+        """Renew the job's lease every :func:`heartbeat_s` while the block runs."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(heartbeat_s(self.lease)):
+                try:
+                    if not heartbeat(self.sessions, job_id, self.id):
+                        log.warning("job %s: lease lost (another worker has it now); its result will be "
+                                    "dropped", job_id)
+                        return
+                except SQLAlchemyError as exc:  # the next beat may get through before the lease ends
+                    log.warning("job %s: heartbeat failed (%s)", job_id, exc)
+
+        thread = threading.Thread(target=beat, name=f"vmgrade-lease-{job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _grade(self, audio_path: Path, context: dict) -> dict:
+        """The report dict, graded in the child (or in this process), within :attr:`job_timeout_s`.
 
         Raises
         ------
         JobTimeout
-            The grading still runs at the limit (it goes on; its result is thrown away).
+            The grading ran past the limit (the child was killed).
+        GradingCrashed
+            The grading child died.
         """
-        if self.grader is None:
-            self.grader = self.grader_factory()
-        runaway = self._runaway
-        if runaway is not None and runaway.is_alive() and self.grader is self._runaway_grader:
-            runaway.join()  # one Grader never grades two files at once
+        if self._child is None:
+            return self._grade_here(audio_path, context)
+        try:
+            return self._child.grade(audio_path, context, self.job_timeout_s)
+        except ChildFailed as exc:
+            if exc.reason == "timeout":
+                raise JobTimeout() from exc
+            raise GradingCrashed(exc.detail) from exc
+
+    def _grade_here(self, audio_path: Path, context: dict) -> dict:
+        """In-process grading in a thread of its own (Python cannot kill it: past the limit its result
+        is thrown away, and the next job waits for it, since one Grader grades one file at a time)."""
+        if self._runaway is not None and self._runaway.is_alive():
+            self._runaway.join()
         result: dict = {}
+        grader = self.grader
 
         def grade() -> None:
             try:
-                result["report"] = grader.grade(audio_path, context)
+                result["report"] = grader.grade(audio_path, Context(**context)).to_dict()
             except BaseException as exc:  # handed to the worker thread below
                 result["error"] = exc
 
-        grader = self.grader
         thread = threading.Thread(target=grade, name="vmgrade-grading", daemon=True)
         thread.start()
         thread.join(self.job_timeout_s)
         if thread.is_alive():
-            if runaway is not None and runaway.is_alive():
-                runaway.join()  # at most one timed-out grading runs on
-            self._runaway, self._runaway_grader = thread, grader
-            self.grader = None  # the next job gets a fresh one
+            self._runaway = thread
             raise JobTimeout()
         if "error" in result:
             raise result["error"]
@@ -317,63 +516,94 @@ class Worker:
 
     def run_job(self, job_id: int) -> None:
         """Grade one claimed job and store its result."""
-        def read():
-            with self.sessions() as s:
-                upload: Upload = s.get(Job, job_id).upload
-                return (upload.stored_path, dict(upload.context or {}), upload.filename, upload.sha256,
-                        upload.user.username, upload.created_at, upload.id)
+        def read(s: Session):
+            upload: Upload = s.get(Job, job_id).upload
+            return (upload.stored_path, dict(upload.context or {}), upload.filename, upload.sha256,
+                    upload.user.username, upload.created_at, upload.id)
 
         stored_path, context, filename, sha, rep_id, created_at, upload_id = self._retrying(
-            f"job {job_id}: reading it", read)
-        audio_path = self.data_dir / stored_path
-        context = Context(**{k: v for k, v in context.items() if v})
-        report = self._grade(audio_path, context).to_dict()
-        report["file"] = filename  # the rep's name for it, not the content-addressed one
-        if "error" in report:
-            message = report["error"]["message"].replace(str(audio_path), filename)
-            self._finish(job_id, state="failed", error_code=report["error"]["code"], error_message=message)
-            return
-        relpath = f"reports/{upload_id}.json"
-        report_file = self.data_dir / relpath
-        write_json_atomic(report_file, report)
-        self._write_html(report, upload_id, audio_path)
-        recording_id = None
-        owner = self._retrying(f"job {job_id}: history lookup", lambda: self._history_owner(sha))
-        if owner in (None, rep_id):
-            # The history keeps one row per audio content: byte-identical audio from a
-            # second rep stays attributed to the first (the web app shows it to both).
-            recording_id = self._retrying(f"job {job_id}: history record", lambda: self.store.record(
-                report, content_hash=sha, rep_id=rep_id, recorded_at=created_at,
-                report_path=str(report_file)))
+            f"job {job_id}: reading it", lambda: self._read(read))
+        context = {k: v for k, v in context.items() if v}
+        with self.blobs.local_file(stored_path) as audio_path:
+            if audio_path is None:
+                self._finish(job_id, state="failed", error_code="audio_missing",
+                             error_message=f"{filename}: the stored audio is missing; upload it again")
+                return
+            with self._lease(job_id):
+                report = self._grade(audio_path, context)
+            report["file"] = filename  # the rep's name for it, not the stored one
+            if "error" in report:
+                message = report["error"]["message"].replace(str(audio_path), filename)
+                self._finish(job_id, state="failed", error_code=report["error"]["code"],
+                             error_message=message)
+                return
+            key = report_key(upload_id)
+            self.blobs.write(key, json.dumps(report, ensure_ascii=False).encode())
+            self._write_html(report, upload_id, audio_path)
+        where = str(self.blobs.path(key)) if isinstance(self.blobs, LocalBlobs) else f"web_blobs:{key}"
+        # Every upload is its own recording in the history, the rep's who uploaded it.
+        recording_id = self._retrying(f"job {job_id}: history record", lambda: self.store.record(
+            report, content_hash=sha, rep_id=rep_id, recorded_at=created_at, report_path=where,
+            source_key=f"upload:{upload_id}"))
         codes = [f.get("code") for f in report.get("feedback", []) if f.get("code")]
         self._finish(job_id, state="done", score=report.get("score"), letter=report.get("grade"),
-                     finding_codes=codes, report_path=relpath, recording_id=recording_id)
+                     finding_codes=codes, report_path=key, recording_id=recording_id)
 
     def _write_html(self, report: dict, upload_id: int, audio_path: Path) -> None:
-        """Render the HTML report now (charts take a second or more), so pages serve a file."""
+        """Render the HTML report now (charts take a second or more), so pages serve it as stored."""
         try:
-            from ..render.html import write_report_html
+            from ..render.html import render_report_html
 
-            make_private(write_report_html(report, report_html_path(self.data_dir, upload_id), audio_path))
+            self.blobs.write(report_html_key(upload_id), render_report_html(report, audio_path).encode())
         except Exception:  # a derived page: the report page renders it on demand instead
             log.exception("HTML report for upload %s not written", upload_id)
 
-    def _history_owner(self, sha: str) -> str | None:
-        from ..store.history import Recording
-
-        with self.sessions() as s:
-            return s.scalar(select(Recording.rep_id).where(Recording.content_hash == sha,
-                                                           Recording.rep_id.is_not(None)).limit(1))
-
     def _finish(self, job_id: int, **values) -> None:
-        """Write a job's end (retried, :meth:`_retrying`); raises the database's error when it cannot."""
+        """Write a job's end (retried, :meth:`_retrying`); raises the database's error when it cannot.
+
+        Only while the job is still this worker's: a result after the lease was lost is dropped.
+        """
         def write() -> None:
             with self.sessions() as s:
                 s.execute(
                     update(Job)
                     .where(Job.id == job_id, Job.worker == self.id, Job.state == "running")
-                    .values(finished_at=utcnow(), **values)
+                    .values(finished_at=utcnow(), heartbeat_at=None, **values)
                 )
                 s.commit()
 
         self._retrying(f"job {job_id}: writing its result", write)
+
+
+class Workers:
+    """The grading workers of one process (``vmgrade serve --workers N``, ``vmgrade worker --concurrency N``).
+
+    Parameters
+    ----------
+    workers : list of Worker
+        Possibly none: a web node whose grading is done by ``vmgrade worker`` processes.
+    """
+
+    def __init__(self, workers: list[Worker]):
+        self.workers = list(workers)
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+            worker.wake()
+
+    def wake(self) -> None:
+        """Look for work now (a job was queued); workers elsewhere find it within :data:`IDLE_POLL_S`."""
+        for worker in self.workers:
+            worker.wake()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop every worker; jobs cut short go back to the queue."""
+        for worker in self.workers:
+            worker._stop.set()  # all stop claiming at once, then each is stopped in turn
+        for worker in self.workers:
+            worker.stop(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return any(worker.alive for worker in self.workers)

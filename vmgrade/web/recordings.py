@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,11 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..audio import CHANNEL_CHOICES
+from ..store.blobs import Blobs
+from ..store.team import Job, Upload, User
 from .deps import Settings, WebError
-from .jobs import Worker, pending_count, queue_position, requeue_failed
+from .jobs import Workers, pending_count, queue_position, requeue_failed
 from .schemas import RecordingOut
 from .storage import UploadError, context_key, receive
-from .tables import Job, Upload, User
 
 if TYPE_CHECKING:
     from ..compare import Comparison
@@ -79,7 +81,7 @@ def upload_context(values: dict[str, str | None]) -> dict[str, str]:
 
 
 def accept_upload(s: Session, user: User, file: UploadFile, context: dict[str, str], source: str,
-                  settings: Settings, worker: Worker) -> tuple[Upload, bool]:
+                  settings: Settings, worker: Workers) -> tuple[Upload, bool]:
     """Store ``file`` and queue it for grading.
 
     Returns
@@ -101,7 +103,7 @@ def accept_upload(s: Session, user: User, file: UploadFile, context: dict[str, s
     s.commit()
     stored = receive(file.file, settings.data_dir, file.filename or "upload",
                      max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s,
-                     owner=user.id)
+                     owner=user.id, blobs=settings.files)
     key = context_key(context)
     existing = _find_upload(s, user.id, stored.sha256, key)
     if existing is not None and existing.job.state != "failed":
@@ -147,8 +149,8 @@ def recording_out(s: Session, upload: Upload, duplicate: bool = False) -> Record
     )
 
 
-def load_report(upload: Upload, data_dir: Path) -> dict:
-    """The upload's JSON report.
+def load_report(upload: Upload, blobs: Blobs) -> dict:
+    """The upload's JSON report, from the file store.
 
     Raises
     ------
@@ -162,11 +164,11 @@ def load_report(upload: Upload, data_dir: Path) -> dict:
     if job.state != "done" or not job.report_path:
         raise HTTPException(409, f"recording {upload.id} is {job.state}, not graded yet")
     try:
-        with open(data_dir / job.report_path, encoding="utf-8") as f:
-            report = json.load(f)
-    except FileNotFoundError as exc:
-        raise HTTPException(404, f"the report of recording {upload.id} is missing; "
-                                 "upload the recording again") from exc
+        data = blobs.read(job.report_path)
+        if data is None:
+            raise HTTPException(404, f"the report of recording {upload.id} is missing; "
+                                     "upload the recording again")
+        report = json.loads(data.decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
         raise report_damaged(upload.id) from exc
     # a report has a score, or (a failed one) an error; anything else is not one of ours
@@ -185,12 +187,6 @@ def report_damaged(upload_id: int) -> WebError:
                          "upload the recording again to grade it anew", code="report_damaged")
 
 
-def audio_path(upload: Upload, data_dir: Path) -> Path | None:
-    """The stored audio of an upload, or None when the file is gone."""
-    path = data_dir / upload.stored_path
-    return path if path.is_file() else None
-
-
 def without_audio(report: dict, data_dir: Path) -> dict:
     """``report`` with its ``file`` pointing nowhere, so the renderer draws it without audio.
 
@@ -200,8 +196,13 @@ def without_audio(report: dict, data_dir: Path) -> dict:
     return {**report, "file": str(data_dir / NO_AUDIO_DIR / name)}
 
 
-def comparison_for(s: Session, user: User, ids: list[int], data_dir: Path) -> Comparison:
-    """Compare the graded recordings ``ids`` (two or more that ``user`` may see), oldest first."""
+def comparison_for(s: Session, user: User, ids: list[int], blobs: Blobs, data_dir: Path,
+                   files: ExitStack) -> Comparison:
+    """Compare the graded recordings ``ids`` (two or more that ``user`` may see), oldest first.
+
+    Their audio is read from ``blobs`` into files that ``files`` keeps until it closes (the
+    comparison and its page read them): keep it open until the page is rendered.
+    """
     if len(ids) < 2:
         raise HTTPException(400, "pick two or more recordings to compare")
     # Recording order, so two picks read before -> after whatever order they were ticked in.
@@ -210,8 +211,13 @@ def comparison_for(s: Session, user: User, ids: list[int], data_dir: Path) -> Co
     if len(uploads) < 2:
         raise HTTPException(400, "pick two or more different recordings to compare")
     # The stored audio (so the comparison embeds it) and the upload time (its timeline).
-    reports = [{**load_report(u, data_dir), "file": str(data_dir / u.stored_path),
-                "recorded_at": u.created_at.isoformat() + "Z"} for u in uploads]
+    reports = []
+    for u in uploads:
+        report = load_report(u, blobs)
+        audio = files.enter_context(blobs.local_file(u.stored_path))
+        reports.append({**(report if audio else without_audio(report, data_dir)),
+                        **({"file": str(audio)} if audio else {}),
+                        "recorded_at": u.created_at.isoformat() + "Z"})
     labels = [f"{u.user.username} {u.created_at:%Y-%m-%d %H:%M} #{u.id}" for u in uploads]
     from ..compare import compare_reports
 

@@ -6,9 +6,19 @@ schema's description and change the OpenAPI document.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _as_utc(value: datetime) -> datetime:
+    """``value`` with its zone: the database keeps naive UTC, and a client must not guess it."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# Every time the API returns: ISO 8601 in UTC with its zone ("2026-12-07T08:01:02.123456Z").
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class UserOut(BaseModel):
@@ -31,7 +41,7 @@ class CsrfOut(BaseModel):
 
 
 class RecordingOut(BaseModel):
-    # One upload and its grading job; times are naive UTC.
+    # One upload and its grading job; times are UTC with their zone.
     id: int
     rep: str
     filename: str
@@ -40,15 +50,15 @@ class RecordingOut(BaseModel):
     size_bytes: int
     duration_s: float
     context: dict[str, str]
-    created_at: datetime
+    created_at: UtcDatetime
     state: str
     queue_position: int | None = None
     score: float | None = None
     grade: str | None = None
     error_code: str | None = None
     error: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
     report_url: str | None = None
     page_url: str
     duplicate: bool = False
@@ -59,7 +69,7 @@ class RecordingOut(BaseModel):
 class RecordingRef(BaseModel):
     id: int
     url: str
-    at: datetime
+    at: UtcDatetime
     score: float
 
 
@@ -96,7 +106,7 @@ class RepOut(BaseModel):
     recordings: int
     latest_score: float | None
     latest_grade: str | None
-    latest_at: datetime | None
+    latest_at: UtcDatetime | None
     average: float | None
     recent_average: float | None
     change: float | None

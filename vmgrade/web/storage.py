@@ -1,9 +1,11 @@
-"""Uploads on disk: size limit, content sniffing, decoding check, content-addressed names.
+"""Uploads: size limit, content sniffing, decoding check, content-addressed names.
 
-Layout under the data dir::
+Each upload is spooled into the node's data dir, checked, then handed to the file store
+(:mod:`vmgrade.store.blobs`: this data dir, or the database) under its key. Layout of a data
+dir (with local storage; with database storage only ``tmp/`` and the lock are used)::
 
     uploads/<sha256[:2]>/<sha256>.<ext>   the audio, named by the hash of its bytes
-    reports/<upload id>.json              the JSON report of each graded upload
+    reports/<upload id>.json              the JSON report of each graded upload (and .html)
     tmp/                                  uploads in flight (same file system, so moves are atomic)
     serve.lock                            held by the one server using this data dir
 
@@ -13,7 +15,6 @@ Folders are created 0700 and files 0600: they hold password hashes, recordings a
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -27,8 +28,10 @@ import filetype
 
 from ..audio import DEFAULT_MAX_DURATION_S, load
 from ..errors import AudioError, VmgradeError
-from ..fileio import write_atomic
+from ..fileio import is_storage_full, write_atomic
 from ..isolate import IsolatedPool
+from ..store.blobs import Blobs, LocalBlobs, audio_key
+from ..store.intake import context_key  # noqa: F401 - one dedup key for web and batch
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB: ~10 min of 16 kHz 16-bit WAV, hours of opus
 SNIFF_BYTES = 8192
@@ -43,8 +46,6 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 SUBDIRS = ("uploads", "reports", "tmp")
 LOCK_NAME = "serve.lock"
-# errno values of a full disk or quota: answered 507 ``storage_full``, not a 500.
-STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 _validation_slots = threading.BoundedSemaphore(VALIDATION_SLOTS)
 _check_decoders = IsolatedPool(VALIDATION_SLOTS)  # apart from the grading worker's decoding child
@@ -167,8 +168,9 @@ def unlock_data_dir(handle: IO | None) -> None:
 
 def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
             max_bytes: int = MAX_UPLOAD_BYTES,
-            max_duration_s: float = DEFAULT_MAX_DURATION_S, owner: object = None) -> StoredAudio:
-    """Copy an uploaded stream into the store after checking it is usable audio.
+            max_duration_s: float = DEFAULT_MAX_DURATION_S, owner: object = None,
+            blobs: Blobs | None = None) -> StoredAudio:
+    """Copy an uploaded stream into the file store after checking it is usable audio.
 
     Parameters
     ----------
@@ -184,6 +186,8 @@ def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
     owner : hashable, optional
         Who uploads (the user's id): one owner's checks take turns, so they hold one
         decoding child at most.
+    blobs : LocalBlobs or DatabaseBlobs, optional
+        The file store (default: files under ``data_dir``).
 
     Raises
     ------
@@ -195,18 +199,12 @@ def receive(stream: BinaryIO, data_dir: Path, filename: str, *,
     """
     display = os.path.basename(filename or "") or "upload"
     try:
-        return _receive(stream, data_dir, display, max_bytes, max_duration_s, owner)
+        return _receive(stream, data_dir, display, max_bytes, max_duration_s, owner,
+                        blobs if blobs is not None else LocalBlobs(data_dir))
     except OSError as exc:
         if not is_storage_full(exc):
             raise
         raise UploadError(f"{display}: {storage_full_message()}", code="storage_full", status=507) from exc
-
-
-def is_storage_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk (or quota) is full: ENOSPC, EDQUOT, or SQLite's "disk is full"."""
-    if isinstance(exc, OSError):
-        return exc.errno in STORAGE_FULL_ERRNOS
-    return "database or disk is full" in str(exc)
 
 
 def storage_full_message() -> str:
@@ -216,7 +214,7 @@ def storage_full_message() -> str:
 
 
 def _receive(stream: BinaryIO, data_dir: Path, display: str, max_bytes: int,
-             max_duration_s: float, owner: object = None) -> StoredAudio:
+             max_duration_s: float, owner: object, blobs: Blobs) -> StoredAudio:
     """:func:`receive` without the full-disk translation; the temp file is removed whatever happens."""
     fd, tmp_name = tempfile.mkstemp(dir=data_dir / "tmp", prefix="upload-")
     tmp = Path(tmp_name)
@@ -244,16 +242,12 @@ def _receive(stream: BinaryIO, data_dir: Path, display: str, max_bytes: int,
                               code="not_audio", status=415)
         duration_s = _check_audio(tmp, display, max_duration_s, owner)
         sha = digest.hexdigest()
-        relpath = f"uploads/{sha[:2]}/{sha}.{ACCEPTED_TYPES[media_type]}"
-        final = data_dir / relpath
-        final.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-        if final.exists():  # same bytes already stored: content addressing makes this one copy
-            tmp.unlink()
-        else:
-            os.replace(tmp, final)
+        relpath = audio_key(sha, ACCEPTED_TYPES[media_type])
+        blobs.add_file(relpath, tmp)  # same bytes already stored: content addressing keeps one copy
         return StoredAudio(sha, relpath, media_type, size, duration_s)
     finally:
         tmp.unlink(missing_ok=True)
+
 
 
 def _check_audio(path: Path, display: str, max_duration_s: float, owner: object = None) -> float:
@@ -309,12 +303,6 @@ def sniff(head: bytes) -> str | None:
     if kind is not None and kind.mime in ACCEPTED_TYPES:
         return kind.mime
     return None
-
-
-def context_key(context: dict[str, str]) -> str:
-    """A stable hash of the call context (part of the upload dedup key)."""
-    canonical = json.dumps({k: v for k, v in sorted(context.items()) if v}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, pool
 from vmgrade.store.history import Base, default_db_url
 
 # Tables of optional parts of the project register on Base when imported.
-for _module in ("vmgrade.web.tables",):
+for _module in ("vmgrade.store.team",):
     try:
         if importlib.util.find_spec(_module) is not None:
             importlib.import_module(_module)

@@ -1,11 +1,13 @@
 """The JSON API under /api (documented at /api/docs) and its Swagger UI page."""
 
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from ...store.team import Upload, User
 from .. import accounts
 from ..deps import (
     DB,
@@ -31,7 +33,6 @@ from ..recordings import (
 )
 from ..schemas import CsrfOut, LoginIn, LoginOut, RecordingOut, UserOut
 from ..storage import UploadError
-from ..tables import Upload, User
 
 DOCS_ASSETS = "/api/docs-assets"  # where the app mounts the packaged Swagger UI files
 # Swagger UI starts itself with an inline script.
@@ -140,7 +141,7 @@ def api_recording(upload_id: int, user: ApiUser, s: DB):
                        422: {"description": "report_damaged: the stored report cannot be read"}})
 def api_report(upload_id: int, user: ApiUser, s: DB, settings: AppSettings) -> dict[str, Any]:
     """The JSON report (README: "JSON report")."""
-    return load_report(visible(s, user, upload_id), settings.data_dir)
+    return load_report(visible(s, user, upload_id), settings.files)
 
 
 # GET /api/team (the coaching dashboard's numbers) is in routes/team.py.
@@ -150,7 +151,8 @@ def api_report(upload_id: int, user: ApiUser, s: DB, settings: AppSettings) -> d
 def api_compare(user: ApiUser, s: DB, settings: AppSettings,
                 ids: Annotated[list[int], Query()] = ()) -> dict[str, Any]:  # noqa: B008
     """Compare two or more graded recordings (``?ids=3&ids=7``), oldest first."""
-    return comparison_for(s, user, list(ids), settings.data_dir).to_dict()
+    with ExitStack() as files:
+        return comparison_for(s, user, list(ids), settings.files, settings.data_dir, files).to_dict()
 
 
 def _user_out(user: User) -> UserOut:

@@ -1,5 +1,6 @@
 """The server-rendered pages (none in the OpenAPI docs), and the error answers for pages."""
 
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
@@ -8,6 +9,8 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ...store.blobs import LocalBlobs, report_html_key
+from ...store.team import Upload, User
 from .. import accounts, dashboard
 from ..deps import (
     DB,
@@ -25,10 +28,9 @@ from ..deps import (
     render,
     start_session,
 )
-from ..jobs import queue_position, report_html_path
+from ..jobs import queue_position
 from ..recordings import (
     accept_upload,
-    audio_path,
     comparison_for,
     load_report,
     report_damaged,
@@ -37,8 +39,7 @@ from ..recordings import (
     visible_query,
     without_audio,
 )
-from ..storage import UploadError, make_private
-from ..tables import Upload, User
+from ..storage import UploadError
 
 # The report page (issue 5) is self-contained with inline script and data: media; it may not phone out.
 # Its one form is the app bar's log out (a POST here).
@@ -168,40 +169,78 @@ def report_page(request: Request, upload_id: int, user: PageUser, s: DB, setting
                 embed: bool = False):
     """The report page, with the app bar; ``?embed=1``: without it (the frame in the recording page)."""
     upload = visible(s, user, upload_id)
-    report = load_report(upload, settings.data_dir)
-    cached = report_html_path(settings.data_dir, upload.id)
-    if not cached.exists():  # the worker renders it after grading; this is the fallback
-        from ...errors import VmgradeError
-        from ...render.html import write_report_html
-
-        audio = audio_path(upload, settings.data_dir)
-        shown = report if audio else without_audio(report, settings.data_dir)
-        try:
-            try:
-                write_report_html(shown, cached, audio)
-            except VmgradeError:  # the stored audio no longer decodes: the page goes without it
-                write_report_html(without_audio(report, settings.data_dir), cached)
-        except Exception as exc:  # noqa: BLE001 - valid JSON, yet not a report the renderer can draw
-            cached.unlink(missing_ok=True)
-            raise report_damaged(upload.id) from exc
-        make_private(cached)
+    files = settings.files
+    report = load_report(upload, files)
+    key = report_html_key(upload.id)
+    cached = files.read(key)
+    if cached is None:  # the worker renders it after grading; this is the fallback
+        cached = _render_report(report, upload, files, settings.data_dir).encode()
+        files.write(key, cached)
     if embed:
-        return FileResponse(cached, media_type="text/html; charset=utf-8",
-                            headers={"Content-Security-Policy": REPORT_CSP})
+        return Response(cached, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": REPORT_CSP})
     from ...render.html import insert_app_nav
 
-    # the cached page is the one `vmgrade grade --html` would write; the bar (per user) goes in here
-    page = insert_app_nav(cached.read_text(encoding="utf-8"), app_nav(request, user))
+    # the stored page is the one `vmgrade grade --html` would write; the bar (per user) goes in here
+    page = insert_app_nav(cached.decode("utf-8"), app_nav(request, user))
     return HTMLResponse(page, headers={"Content-Security-Policy": REPORT_CSP})
 
 
+def _render_report(report: dict, upload: Upload, files, data_dir) -> str:
+    """The report page, with its audio when the stored audio still decodes (422 when it cannot be drawn)."""
+    from ...errors import VmgradeError
+    from ...render.html import render_report_html
+
+    with files.local_file(upload.stored_path) as audio:
+        try:
+            try:
+                if audio is not None:
+                    return render_report_html(report, audio)
+            except VmgradeError:  # the stored audio no longer decodes: the page goes without it
+                pass
+            return render_report_html(without_audio(report, data_dir))
+        except Exception as exc:  # noqa: BLE001 - valid JSON, yet not a report the renderer can draw
+            raise report_damaged(upload.id) from exc
+
+
 @router.get("/recordings/{upload_id}/audio")
-def audio_file(upload_id: int, user: PageUser, s: DB, settings: AppSettings):
+def audio_file(request: Request, upload_id: int, user: PageUser, s: DB, settings: AppSettings):
     upload = visible(s, user, upload_id)
-    path = audio_path(upload, settings.data_dir)
-    if path is None:
+    files = settings.files
+    if isinstance(files, LocalBlobs):
+        path = files.path(upload.stored_path)
+        if not path.is_file():
+            raise HTTPException(404, f"the audio of recording {upload_id} is missing; upload it again")
+        return FileResponse(path, media_type=upload.media_type)
+    data = files.read(upload.stored_path)
+    if data is None:
         raise HTTPException(404, f"the audio of recording {upload_id} is missing; upload it again")
-    return FileResponse(path, media_type=upload.media_type)
+    return byte_range_response(data, upload.media_type, request.headers.get("range"))
+
+
+def byte_range_response(data: bytes, media_type: str, range_header: str | None) -> Response:
+    """``data`` whole (200), or the one byte range asked for (206; 416 when it lies outside).
+
+    Safari plays audio only from a server that answers ranges; FileResponse does this for files.
+    """
+    headers = {"Accept-Ranges": "bytes"}
+    size = len(data)
+    spec = (range_header or "").strip()
+    if not spec.startswith("bytes=") or "," in spec:
+        return Response(data, media_type=media_type, headers=headers)
+    first, _, last = spec[len("bytes="):].partition("-")
+    try:
+        if first:
+            start, end = int(first), (int(last) if last else size - 1)
+        else:  # "bytes=-N": the last N bytes
+            start, end = max(size - int(last), 0), size - 1
+    except ValueError:
+        return Response(data, media_type=media_type, headers=headers)
+    end = min(end, size - 1)
+    if start > end or start >= size:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    return Response(data[start:end + 1], status_code=206, media_type=media_type,
+                    headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
 
 
 # /team (the trainers' coaching dashboard) is in routes/team.py.
@@ -212,9 +251,10 @@ def compare_page(request: Request, user: PageUser, s: DB, settings: AppSettings,
                  ids: Annotated[list[int], Query()] = ()):  # noqa: B008
     from ...render.html import render_comparison_html
 
-    comparison = comparison_for(s, user, list(ids), settings.data_dir)
-    return HTMLResponse(render_comparison_html(comparison, app_nav=app_nav(request, user)),
-                        headers={"Content-Security-Policy": REPORT_CSP})
+    with ExitStack() as files:  # the page embeds the audio: kept until it is drawn
+        comparison = comparison_for(s, user, list(ids), settings.files, settings.data_dir, files)
+        page = render_comparison_html(comparison, app_nav=app_nav(request, user))
+    return HTMLResponse(page, headers={"Content-Security-Policy": REPORT_CSP})
 
 
 def app_nav(request: Request, user: User) -> "AppNav":

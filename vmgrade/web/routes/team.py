@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -19,6 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ...coaching import points_lost
+from ...store.blobs import Blobs
+from ...store.team import Job, Upload, User
 from .. import dashboard
 from ..deps import DB, ApiUser, AppSettings, PageUser, render
 from ..recordings import visible_query
@@ -32,7 +33,6 @@ from ..schemas import (
     TeamOut,
     TrendOut,
 )
-from ..tables import Job, Upload, User
 
 DEFAULT_DAYS = 30  # the range a trainer sees first: a month of practice shows a trend
 PRESET_DAYS = (7, 30, 90)  # the range presets on the page: a week, a month, a quarter
@@ -57,7 +57,7 @@ def team_page(request: Request, user: PageUser, s: DB, settings: AppSettings,
               from_: FromDate = None, to: ToDate = None):
     _trainers_only(user)
     start, end = date_range(from_, to)
-    board, pending = load_dashboard(s, user, settings.data_dir, start, end)
+    board, pending = load_dashboard(s, user, settings.files, start, end)
     today = _today()
     presets = [(days, today - timedelta(days=days - 1), today) for days in PRESET_DAYS]
     return render(request, "team.html", board=board, pending=pending, presets=presets,
@@ -78,7 +78,7 @@ def api_team(user: ApiUser, s: DB, settings: AppSettings, from_: FromDate = None
     """
     _trainers_only(user)
     start, end = date_range(from_, to)
-    board, pending = load_dashboard(s, user, settings.data_dir, start, end)
+    board, pending = load_dashboard(s, user, settings.files, start, end)
     return team_out(board, pending)
 
 
@@ -111,7 +111,7 @@ def date_range(start: str | None, end: str | None, today: date | None = None) ->
     return first, last
 
 
-def load_dashboard(s: Session, user: User, data_dir: Path, start: date,
+def load_dashboard(s: Session, user: User, blobs: Blobs, start: date,
                    end: date) -> tuple[dashboard.TeamDashboard, int]:
     """The trainer's team dashboard over ``start``..``end``, and how many recordings there still wait.
 
@@ -132,7 +132,7 @@ def load_dashboard(s: Session, user: User, data_dir: Path, start: date,
                      .order_by(User.username)).all()
     graded = []
     for u in uploads:
-        dims, findings = _report_parts(data_dir, u.job.report_path)
+        dims, findings = _report_parts(blobs, u.job.report_path, u.job.finished_at)
         graded.append(dashboard.Graded(u.id, u.user.username, u.created_at, float(u.job.score or 0.0),
                                        u.job.letter, u.filename, dims, findings))
     return dashboard.build_dashboard(user.team.name, start, end, reps, graded), pending
@@ -185,24 +185,21 @@ def _today() -> date:
     return datetime.now(timezone.utc).date()
 
 
-def _report_parts(data_dir: Path, report_path: str | None) -> tuple[tuple, tuple]:
+def _report_parts(blobs: Blobs, report_path: str | None, finished_at) -> tuple[tuple, tuple]:
     """A report's ``dimensions`` as (key, label, score) and ``feedback`` as (code, gain), or two empties."""
     if not report_path:
         return (), ()
-    path = data_dir / report_path
-    try:
-        st = path.stat()
-    except OSError:
-        return (), ()
-    return _read_parts(str(path), st.st_mtime_ns, st.st_size)
+    return _read_parts(blobs, report_path, finished_at)
 
 
 @functools.lru_cache(maxsize=REPORT_CACHE_ENTRIES)
-def _read_parts(path: str, mtime_ns: int, size: int) -> tuple[tuple, tuple]:
-    """Cached by file, mtime and size (a report graded anew is read anew)."""
+def _read_parts(blobs: Blobs, report_path: str, finished_at) -> tuple[tuple, tuple]:
+    """Cached by store, key and the job's finish time (a report graded anew is read anew)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            report = json.load(f)
+        data = blobs.read(report_path)
+        if data is None:
+            return (), ()
+        report = json.loads(data.decode("utf-8"))
         dims = tuple((str(d["key"]), str(d.get("label") or d["key"]), float(d["score"]))
                      for d in report.get("dimensions") or ())
         gains = points_lost(report.get("feedback"))

@@ -142,7 +142,7 @@ function setupJobPolling() {
           detail.textContent = `(${job.queue_position} ahead in the queue)`;
           progress.value = 1;
         } else if (job.state === "running") {
-          const s = job.started_at ? (Date.now() - Date.parse(job.started_at + "Z")) / 1000 : 0;
+          const s = job.started_at ? (Date.now() - Date.parse(job.started_at)) / 1000 : 0;
           detail.textContent = `(transcribing and scoring… ${Math.max(0, s).toFixed(0)} s)`;
           progress.value = 2;
         } else {

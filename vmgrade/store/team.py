@@ -1,8 +1,10 @@
-"""The web app's tables, in the history database (they derive from ``vmgrade.store.history.Base``).
+"""The team store: teams, users, uploads, grading jobs and stored files, in the history database.
 
-Created by the alembic revisions ``0002_web`` and ``0003_web_sessions``
-(``vmgrade/store/migrations/versions/``); keep the two in step (``tests/test_web_api.py`` and
-``tests/test_history.py`` compare them).
+The web app and its grading workers use these tables, and so does ``vmgrade batch --db URL
+--team NAME`` (its results appear in the web app). They derive from
+``vmgrade.store.history.Base``; created by the alembic revisions ``0002_web``,
+``0003_web_sessions`` and ``0004_team_deploy`` (``vmgrade/store/migrations/versions/``); keep
+the two in step (``tests/test_web_api.py`` and ``tests/test_history.py`` compare them).
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..store.history import Base
+from .history import Base
 
 ROLES = ("rep", "trainer")
 
@@ -77,12 +80,12 @@ class Upload(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id"), index=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    stored_path: Mapped[str] = mapped_column(String(255))  # relative to the data dir
+    stored_path: Mapped[str] = mapped_column(String(255))  # its key in the file store (vmgrade.store.blobs)
     filename: Mapped[str] = mapped_column(String(255))  # as the client named it; display only
     media_type: Mapped[str] = mapped_column(String(64))  # sniffed from the bytes
     size_bytes: Mapped[int] = mapped_column(Integer)
     duration_s: Mapped[float] = mapped_column(Float)
-    source: Mapped[str] = mapped_column(String(16))  # "upload" or "browser" (MediaRecorder)
+    source: Mapped[str] = mapped_column(String(16))  # "upload", "browser" (MediaRecorder) or "batch"
     context: Mapped[dict] = mapped_column(JSON, default=dict)
     context_key: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical context JSON
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -104,13 +107,16 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(100), nullable=True)
     queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The lease: the worker grading the job touches this every few seconds (the database's clock);
+    # a running job whose heartbeat is older than the lease goes back to the queue.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     letter: Mapped[str | None] = mapped_column(String(4), nullable=True)
     finding_codes: Mapped[list | None] = mapped_column(JSON, nullable=True)
-    report_path: Mapped[str | None] = mapped_column(String(255), nullable=True)  # relative to the data dir
+    report_path: Mapped[str | None] = mapped_column(String(255), nullable=True)  # its key in the file store
     recording_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the history store's id
 
     upload: Mapped[Upload] = relationship(back_populates="job")
@@ -131,3 +137,18 @@ class LoginFailure(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     first_failed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Blob(Base):
+    """A stored file (an upload's audio, a report's JSON or HTML) when files live in the database.
+
+    ``vmgrade.store.blobs.DatabaseBlobs`` reads and writes it; keys are the paths the local store
+    would use (``uploads/ab/<sha256>.wav``, ``reports/12.json``).
+    """
+
+    __tablename__ = "web_blobs"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
