@@ -249,9 +249,11 @@ def test_upload_is_graded_in_the_background_recorded_and_compared(tmp_path):
         report = client.get(f"/api/recordings/{body['id']}/report").json()
         assert report["file"] == "first.wav" and report["context"]["callback_number"] == "415-555-0198"
         assert report["score"] == done["score"]
-        assert (tmp_path / "data" / "reports" / f"{body['id']}.html").exists()  # rendered by the worker
+        html = tmp_path / "data" / "reports" / f"{body['id']}.html"
+        assert not html.exists()  # the worker only grades: the page is drawn at its first view
         page = client.get(done["report_url"])
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert html.exists() and client.get(done["report_url"]).text == page.text  # kept, served as kept
         page = client.get(f"/recordings/{body['id']}")
         assert "Open the full report" in page.text
 

@@ -681,6 +681,7 @@ def _worker(args: argparse.Namespace) -> int:
         print("vmgrade: error: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # not its plugin set-up at every start
     return run_worker(url, data_dir=directory, options=_grade_options(args), concurrency=args.concurrency,
                       storage=args.storage)
 

@@ -38,14 +38,14 @@ from typing import TypeVar
 
 from sqlalchemy import false, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..fileio import is_storage_full
 from ..isolate import ChildFailed
 from ..pipeline import Context, GradeOptions, Grader
-from ..store.blobs import Blobs, LocalBlobs, report_html_key, report_key
+from ..store.blobs import Blobs, LocalBlobs, report_key
 from ..store.history import HistoryError
-from ..store.team import Job, Upload, utcnow
+from ..store.team import Job, Upload, User, utcnow
 from .limits import JOB_TIMEOUT_S
 
 T = TypeVar("T")
@@ -118,25 +118,19 @@ def pending_count(session: Session, user_id: int) -> int:
     ) or 0
 
 
-def _queue_order():
-    """ORDER BY of the queue: the rep served least recently (never served: first), then the oldest job."""
-    other_job, other_upload = aliased(Job), aliased(Upload)
-    last_served = (select(func.max(other_job.started_at))
-                   .join(other_upload, other_job.upload_id == other_upload.id)
-                   .where(other_upload.user_id == Upload.user_id).scalar_subquery())
-    return last_served.asc().nulls_first(), Job.id
-
-
-def next_queued(session: Session, *, skip_locked: bool = False) -> int | None:
-    """The queued job to grade next: the oldest of the rep served least recently.
+def next_queued(session: Session, *, skip_locked: bool = False) -> tuple[int, int] | None:
+    """The queued job to grade next, and its rep's user id: the oldest job of the rep served least
+    recently (never served: first).
 
     ``skip_locked`` (PostgreSQL): lock its row, passing over rows other workers hold.
     """
-    query = (select(Job.id).join(Upload, Job.upload_id == Upload.id).where(Job.state == "queued")
-             .order_by(*_queue_order()).limit(1))
+    query = (select(Job.id, Upload.user_id).join(Upload, Job.upload_id == Upload.id)
+             .join(User, Upload.user_id == User.id).where(Job.state == "queued")
+             .order_by(User.last_served_at.asc().nulls_first(), Job.id).limit(1))
     if skip_locked:
         query = query.with_for_update(of=Job, skip_locked=True)
-    return session.scalar(query)
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row else None
 
 
 def claim_next(sessions: sessionmaker, worker_id: str) -> int | None:
@@ -147,10 +141,11 @@ def claim_next(sessions: sessionmaker, worker_id: str) -> int | None:
     with sessions() as s:
         postgres = s.get_bind().dialect.name == "postgresql"
         while True:
-            job_id = next_queued(s, skip_locked=postgres)
-            if job_id is None:
+            found = next_queued(s, skip_locked=postgres)
+            if found is None:
                 s.rollback()
                 return None
+            job_id, user_id = found
             now = db_now(s)
             claimed = s.execute(
                 update(Job)
@@ -158,6 +153,8 @@ def claim_next(sessions: sessionmaker, worker_id: str) -> int | None:
                 .values(state="running", worker=worker_id, started_at=now, heartbeat_at=now,
                         attempts=Job.attempts + 1)
             ).rowcount
+            if claimed == 1:
+                s.execute(update(User).where(User.id == user_id).values(last_served_at=now))
             s.commit()
             if claimed == 1:
                 return job_id
@@ -329,6 +326,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._next_reap = 0.0
         self.current_job: int | None = None
+        self._loading = False  # the child is loading its model (_preload)
 
     @property
     def child_pid(self) -> int | None:
@@ -348,7 +346,7 @@ class Worker:
         """Stop: a job under way in a child is cut short and goes back to the queue; the child ends."""
         self._stop.set()
         self._wake.set()
-        if self._child is not None and self.current_job is not None:
+        if self._child is not None and (self.current_job is not None or self._loading):
             self._child.kill()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -360,12 +358,27 @@ class Worker:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        self._preload()
         while not self._stop.is_set():
             try:
                 self._step()
             except Exception:  # never let the thread die: the queue would stall for good
                 log.exception("grading worker error; going on")
                 self._stop.wait(ERROR_PAUSE_S)
+
+    def _preload(self) -> None:
+        """Load the grading child's model before the first claim, so the first rep served does not
+        wait for it under a running job (11-19 s for tiny.en, longer for bigger models)."""
+        if self._child is None:
+            return
+        self._loading = True
+        try:
+            self._child.load()
+        except Exception as exc:  # the first job tries again, and fails with the model's error
+            if not self._stop.is_set():
+                log.warning("grading worker: could not load the model yet (%s: %s)", type(exc).__name__, exc)
+        finally:
+            self._loading = False
 
     def _step(self) -> None:
         """Write what could not be written before, reap expired leases, claim and run one job."""
@@ -539,7 +552,8 @@ class Worker:
                 return
             key = report_key(upload_id)
             self.blobs.write(key, json.dumps(report, ensure_ascii=False).encode())
-            self._write_html(report, upload_id, audio_path)
+            # no HTML here: the report page renders it at its first view (0.2-0.6 s of charts
+            # that would hold up the next job; many reports are only ever read as JSON)
         where = str(self.blobs.path(key)) if isinstance(self.blobs, LocalBlobs) else f"web_blobs:{key}"
         # Every upload is its own recording in the history, the rep's who uploaded it.
         recording_id = self._retrying(f"job {job_id}: history record", lambda: self.store.record(
@@ -548,15 +562,6 @@ class Worker:
         codes = [f.get("code") for f in report.get("feedback", []) if f.get("code")]
         self._finish(job_id, state="done", score=report.get("score"), letter=report.get("grade"),
                      finding_codes=codes, report_path=key, recording_id=recording_id)
-
-    def _write_html(self, report: dict, upload_id: int, audio_path: Path) -> None:
-        """Render the HTML report now (charts take a second or more), so pages serve it as stored."""
-        try:
-            from ..render.html import render_report_html
-
-            self.blobs.write(report_html_key(upload_id), render_report_html(report, audio_path).encode())
-        except Exception:  # a derived page: the report page renders it on demand instead
-            log.exception("HTML report for upload %s not written", upload_id)
 
     def _finish(self, job_id: int, **values) -> None:
         """Write a job's end (retried, :meth:`_retrying`); raises the database's error when it cannot.

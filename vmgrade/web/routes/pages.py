@@ -173,7 +173,7 @@ def report_page(request: Request, upload_id: int, user: PageUser, s: DB, setting
     report = load_report(upload, files)
     key = report_html_key(upload.id)
     cached = files.read(key)
-    if cached is None:  # the worker renders it after grading; this is the fallback
+    if cached is None:  # rendered at the first view, then kept (workers spend their time grading)
         cached = _render_report(report, upload, files, settings.data_dir).encode()
         files.write(key, cached)
     if embed:

@@ -1,4 +1,5 @@
-"""Team deployment: job leases (heartbeats), files stored in the database, one history row per upload.
+"""Team deployment: job leases (heartbeats), files stored in the database, one history row per upload,
+each rep's last-served time for the queue's round-robin order.
 
 Revision ID: 0004_team_deploy
 Revises: 0003_web_sessions
@@ -21,6 +22,11 @@ NEW_UNIQUE = "uq_recordings_graded_once"
 def upgrade() -> None:
     with op.batch_alter_table("web_jobs") as batch:
         batch.add_column(sa.Column("heartbeat_at", sa.DateTime(), nullable=True))
+    with op.batch_alter_table("web_users") as batch:
+        batch.add_column(sa.Column("last_served_at", sa.DateTime(), nullable=True))
+    # the queue's round-robin order as it was: each rep's latest job start
+    op.execute("UPDATE web_users SET last_served_at = (SELECT max(j.started_at) FROM web_jobs j "
+               "JOIN web_uploads u ON j.upload_id = u.id WHERE u.user_id = web_users.id)")
     op.create_table(
         "web_blobs",
         sa.Column("key", sa.String(255), nullable=False),
@@ -44,5 +50,7 @@ def downgrade() -> None:
         batch.create_unique_constraint(OLD_UNIQUE, ["content_hash", "model", "engine", "rubric_version"])
         batch.drop_column("source_key")
     op.drop_table("web_blobs")
+    with op.batch_alter_table("web_users") as batch:
+        batch.drop_column("last_served_at")
     with op.batch_alter_table("web_jobs") as batch:
         batch.drop_column("heartbeat_at")
