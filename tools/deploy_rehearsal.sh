@@ -143,6 +143,9 @@ for p in "${WEB_PORTS[@]}"; do  # each node directly: the same report, from the 
     [ "$got" = "$score" ] || { echo "FAIL: node $p answers score $got, not $score" >&2; exit 1; }
 done
 echo "score $score from the proxy and from both nodes"
+page=$("${CURL[@]}" "$BASE/recordings/$id/report")  # drawn by a node at this first view
+grep -q "<html" <<<"$page" || { echo "FAIL: no report page through the proxy" >&2; exit 1; }
+echo "report page through the proxy: $(wc -c <<<"$page") bytes"
 
 say "7. backup (pg_dump) and a tested restore into a new database"
 runuser -u postgres -- "$PGBIN/pg_dump" -h "$WORK/sock" -p "$PG_PORT" -Fc -f "$WORK/sock/vmgrade.dump" vmgrade
