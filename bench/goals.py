@@ -262,10 +262,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from vmgrade import GradeOptions, Grader
     from vmgrade.asr import weights as models
+    from vmgrade.asr.host import host_info
     from vmgrade.asr.transcribe import cpu_cores
     from vmgrade.audio import load
     from vmgrade.errors import ModelError
 
+    print("\n".join(host_info().lines()))  # figures of two hosts compare only with these beside them
     print(f"model {args.model}, {cpu_cores()} cores, warm = median of {args.repeat}, "
           f"cold = median of {args.cold} new processes\n")
     # Cold runs first, while this process is small: a child's peak RSS counts the

@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "modification time) instead of as given")
     _add_grading_args(cmp)
 
-    sub.add_parser("models", help="list the Whisper models available offline")
+    m = sub.add_parser("models", help="list the Whisper models available offline")
+    m.add_argument("--info", action="store_true",
+                   help="also what this machine offers the recognisers: CPU, instruction sets (AVX-512 "
+                        "VNNI/BF16, AMX), torch's kernels, oneDNN, ctranslate2, numpy's BLAS")
 
     h = sub.add_parser("history", help="a rep's graded recordings and trend, or every rep's averages")
     h.add_argument("--rep", metavar="ID", default=None, help="the rep to show (default: list every rep)")
@@ -280,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             return _compare(args)
         if args.command == "models":
-            return _models()
+            return _models(args.info)
         if args.command == "calibrate":
             return _calibrate(args)
         if args.command == "history":
@@ -525,7 +528,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     return EXIT_FILE_FAILED if result.skipped else EXIT_OK
 
 
-def _models() -> int:
+def _models(info: bool = False) -> int:
     from .asr.weights import cache_dir, list_models
 
     rows = list_models()
@@ -534,6 +537,10 @@ def _models() -> int:
         size = f"{row.size_bytes / 1e6:.0f} MB" if row.size_bytes else "-"
         print(f"{row.name:<12} {row.source:<14} {size:>9}  {row.status}\n{'':<38}{row.path}")
     print(f"\nConverted checkpoints are cached in {cache_dir()} (set VMGRADE_MODEL_DIR to move it).")
+    if info:
+        from .asr.host import host_info
+
+        print("\nThis machine:\n" + "\n".join(f"  {line}" for line in host_info().lines()))
     return EXIT_OK
 
 

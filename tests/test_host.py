@@ -1,0 +1,48 @@
+"""What the machine offers the recognisers (``vmgrade models --info``, bench/goals.py's header)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+from conftest import ROOT
+
+from vmgrade.asr.host import ISA, cpu_flags, cpu_model, host_info
+from vmgrade.asr.transcribe import cpu_cores
+
+
+def test_host_info_reports_this_machine_as_torch_sees_it():
+    info = host_info()
+    assert info.cores == cpu_cores() and 0 <= info.idle_cores <= info.cores
+    assert info.torch_version == torch.__version__
+    assert info.torch_kernels == torch.backends.cpu.get_cpu_capability()
+    flags = cpu_flags()
+    if flags is not None:  # Linux: every instruction set, as the kernel lists them
+        assert list(info.isa) == [name for name, _, _ in ISA]
+        assert info.isa["avx2"] == ("avx2" in flags) == torch.cpu._is_avx2_supported()
+    if "MKL-DNN v" in torch.__config__.show() or "oneDNN v" in torch.__config__.show():
+        assert info.onednn_version and info.onednn_version[0].isdigit()
+    assert any("numpy" in pool for pool in info.blas)  # numpy's BLAS is loaded by then
+    lines = info.lines()
+    assert lines[0].startswith(f"cpu: {info.cpu_model}, {info.cores} cores")
+    assert any(line.startswith("instruction sets: ") for line in lines)
+    assert info.to_dict()["isa"] == info.isa
+
+
+def test_cpu_model_reads_cpuinfo_and_falls_back(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n"
+                       "model name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: fpu amx_tile\n")
+    assert cpu_model(cpuinfo) == "Intel(R) Xeon(R) Platinum 8480+"
+    assert cpu_flags(cpuinfo) == {"fpu", "amx_tile"}
+    assert cpu_model(tmp_path / "missing")  # no /proc: the platform's name, never empty
+    assert cpu_flags(tmp_path / "missing") is None
+
+
+def test_models_info_prints_the_host():
+    done = subprocess.run([sys.executable, "-m", "vmgrade", "models", "--info"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "This machine:" in done.stdout and "instruction sets: " in done.stdout
+    assert f"torch {torch.__version__}" in done.stdout
