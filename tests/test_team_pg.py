@@ -199,6 +199,33 @@ def test_database_blobs_round_trip_on_postgresql(pg_db_url, tmp_path):
         store.close()
 
 
+def test_nodes_writing_one_new_blob_at_once_all_succeed(pg_db_url):
+    """Two nodes drawing the same report page at its first view store it at once: no error."""
+    store = open_store(pg_db_url)
+    writers = 6
+    try:
+        blobs = DatabaseBlobs(store.engine)
+        barrier = threading.Barrier(writers)
+        errors: list[BaseException] = []
+
+        def write(i: int) -> None:
+            try:
+                barrier.wait(10)
+                blobs.write("reports/7.html", f"page {i}".encode())
+            except BaseException as exc:  # handed to the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert blobs.read("reports/7.html") in {f"page {i}".encode() for i in range(writers)}
+    finally:
+        store.close()
+
+
 # -- the grading queue ----------------------------------------------------------
 
 

@@ -144,14 +144,20 @@ class DatabaseBlobs:
 
     def write(self, key: str, data: bytes) -> None:
         check_key(key)
-        with Session(self.engine) as s, s.begin():
-            row = s.get(Blob, key)
-            if row is None:
-                s.add(Blob(key=key, data=data, size_bytes=len(data), created_at=utcnow()))
-            else:
-                row.data, row.size_bytes = data, len(data)
-        # two writers of one new key: the loser's insert raises IntegrityError; reports are
-        # written by the one worker holding the job, and audio goes through add_file
+        for attempt in range(2):
+            try:
+                with Session(self.engine) as s, s.begin():
+                    row = s.get(Blob, key)
+                    if row is None:
+                        s.add(Blob(key=key, data=data, size_bytes=len(data), created_at=utcnow()))
+                    else:
+                        row.data, row.size_bytes = data, len(data)
+                return
+            except IntegrityError:
+                # two writers of one new key (two nodes drawing a report page at its first view):
+                # the loser's insert failed; its second try finds the row and replaces it
+                if attempt:
+                    raise
 
     def add_file(self, key: str, source: Path) -> None:
         check_key(key)
