@@ -77,7 +77,7 @@ def test_a_result_becomes_a_graded_upload_and_a_rerun_updates_it(team_store, tmp
     assert upload.size_bytes == len(before) and upload.duration_s == REPORT["duration_s"]
     assert upload.created_at == datetime(2026, 11, 2, 14, 30)  # the recording's time, naive UTC
     assert upload.context == {"caller_name": "Ann"}
-    from vmgrade.web.storage import context_key  # the web's dedup key is the same function
+    from vmgrade.store.intake import context_key  # the web's dedup key (vmgrade.web.recordings) too
 
     assert upload.context_key == context_key({"caller_name": "Ann"})
     job = upload.job

@@ -356,7 +356,7 @@ def test_tmp_leftovers_are_removed_at_start(tmp_path):
 
 
 def test_data_dir_files_are_private(app, tmp_path):
-    from vmgrade.web.storage import write_json_atomic
+    from vmgrade.store.blobs import LocalBlobs
 
     data = app.state.settings.data_dir
     with TestClient(app) as client:
@@ -369,7 +369,7 @@ def test_data_dir_files_are_private(app, tmp_path):
     stored = next((data / "uploads").rglob("*.wav"))
     assert _mode(stored) == 0o600 and _mode(stored.parent) == 0o700
     report = data / "reports" / "1.json"
-    write_json_atomic(report, {"score": 1})
+    LocalBlobs(data).write("reports/1.json", b'{"score": 1}')  # as the worker writes reports
     assert _mode(report) == 0o600
 
 

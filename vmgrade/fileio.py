@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 HASH_CHUNK_BYTES = 1 << 20  # content_hash reads files in 1 MiB pieces
+# The web app's data dirs hold password hashes, recordings and transcripts: this user's only.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 # errno values of a full disk or quota (the web app answers them 507 ``storage_full``, not a 500).
 STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -152,3 +155,11 @@ def is_storage_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in STORAGE_FULL_ERRNOS
     return "database or disk is full" in str(exc)
+
+
+def set_mode(path: Path, mode: int) -> None:
+    """``chmod`` ``path``; a path that is gone, or not ours (a shared folder), is left as it is."""
+    try:
+        os.chmod(path, mode)
+    except OSError:
+        pass

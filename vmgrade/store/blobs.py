@@ -25,12 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import VmgradeError
-from ..fileio import write_atomic
+from ..fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, set_mode, write_atomic
 from .team import Blob, utcnow
 
 STORAGE_KINDS = ("local", "database")
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 # A key is a relative path of these parts: nothing that could climb out of a data dir.
 _KEY_MAX_CHARS = 255
 
@@ -95,7 +93,7 @@ class LocalBlobs:
         path = self.path(key)
         path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         write_atomic(path, data)
-        _chmod(path, PRIVATE_FILE_MODE)
+        set_mode(path, PRIVATE_FILE_MODE)
 
     def add_file(self, key: str, source: Path) -> None:
         """Move the file ``source`` in under ``key``, unless ``key`` is stored already (same content)."""
@@ -105,7 +103,7 @@ class LocalBlobs:
             Path(source).unlink(missing_ok=True)
         else:
             os.replace(source, final)
-            _chmod(final, PRIVATE_FILE_MODE)
+            set_mode(final, PRIVATE_FILE_MODE)
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -219,10 +217,3 @@ def open_blobs(kind: str, *, data_dir: Path, engine: Engine) -> Blobs:
 def default_storage(db_url: str) -> str:
     """``database`` on a server database every node reaches (PostgreSQL), else ``local``."""
     return "local" if db_url.startswith("sqlite") else "database"
-
-
-def _chmod(path: Path, mode: int) -> None:
-    try:
-        os.chmod(path, mode)
-    except OSError:
-        pass

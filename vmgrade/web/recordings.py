@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from ..audio import CHANNEL_CHOICES
 from ..store.blobs import Blobs
+from ..store.intake import context_key
 from ..store.team import Job, Upload, User
 from .deps import Settings, WebError
 from .jobs import Workers, pending_count, queue_position, requeue_failed
 from .schemas import RecordingOut
-from .storage import UploadError, context_key, receive
+from .storage import UploadError, receive
 
 if TYPE_CHECKING:
     from ..compare import Comparison

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import tempfile
 import threading
@@ -28,10 +27,9 @@ import filetype
 
 from ..audio import DEFAULT_MAX_DURATION_S, load
 from ..errors import AudioError, VmgradeError
-from ..fileio import is_storage_full, write_atomic
+from ..fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, is_storage_full, set_mode
 from ..isolate import IsolatedPool
 from ..store.blobs import Blobs, LocalBlobs, audio_key
-from ..store.intake import context_key  # noqa: F401 - one dedup key for web and batch
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB: ~10 min of 16 kHz 16-bit WAV, hours of opus
 SNIFF_BYTES = 8192
@@ -42,8 +40,6 @@ COPY_CHUNK_BYTES = 1 << 20
 # so a user whose files decode for the whole 20 s holds one child, never both: another user's
 # upload is checked meanwhile.
 VALIDATION_SLOTS = 2
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 SUBDIRS = ("uploads", "reports", "tmp")
 LOCK_NAME = "serve.lock"
 
@@ -112,11 +108,11 @@ def ensure_layout(data_dir: Path, *, private_files: tuple[str, ...] = ()) -> Non
     for sub in SUBDIRS:
         folder = data_dir / sub
         folder.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
-        _chmod(folder, PRIVATE_DIR_MODE)  # a folder made by an older version
+        set_mode(folder, PRIVATE_DIR_MODE)  # a folder made by an older version
     for name in private_files:
         path = data_dir / name
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
-        _chmod(path, PRIVATE_FILE_MODE)
+        set_mode(path, PRIVATE_FILE_MODE)
 
 
 def clean_tmp(data_dir: Path) -> int:
@@ -304,20 +300,3 @@ def sniff(head: bytes) -> str | None:
         return kind.mime
     return None
 
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to ``path`` so readers see the old file or the whole new one."""
-    write_atomic(path, json.dumps(data, ensure_ascii=False))
-    _chmod(path, PRIVATE_FILE_MODE)
-
-
-def make_private(path: Path) -> None:
-    """Make a file the data dir holds readable by this user only (0600); missing files are skipped."""
-    _chmod(path, PRIVATE_FILE_MODE)
-
-
-def _chmod(path: Path, mode: int) -> None:
-    try:
-        os.chmod(path, mode)
-    except OSError:  # gone, or not ours (a shared folder): nothing to protect here
-        pass
