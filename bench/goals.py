@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     from vmgrade import GradeOptions, Grader
     from vmgrade.asr import weights as models
     from vmgrade.asr.host import host_info
-    from vmgrade.asr.transcribe import cpu_cores
+    from vmgrade.asr.threads import cpu_cores
     from vmgrade.audio import load
     from vmgrade.errors import ModelError
 

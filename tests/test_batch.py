@@ -514,17 +514,20 @@ def test_ray_batch_on_a_local_instance_same_outputs_and_resume(tmp_path):
         ray.shutdown()
 
 
-def test_default_workers_is_one_per_core_within_free_memory(monkeypatch):
-    from vmgrade.asr.transcribe import cpu_cores
-    from vmgrade.batch import workers as batch
+def test_default_workers_is_one_per_idle_core_within_free_memory(monkeypatch):
+    from vmgrade.asr import threads
+    from vmgrade.batch import default_workers
 
-    assert 1 <= batch.default_workers() <= cpu_cores()
-    monkeypatch.setattr(batch, "cpu_cores", lambda: 8)
-    pages = {"SC_AVPHYS_PAGES": int(3.5 * batch.WORKER_MEMORY_BYTES) // 4096, "SC_PAGE_SIZE": 4096}
-    monkeypatch.setattr(batch.os, "sysconf", lambda name: pages[name])
-    assert batch.default_workers() == 3  # memory, not cores, is the limit
-    pages["SC_AVPHYS_PAGES"] = 100 * batch.WORKER_MEMORY_BYTES // 4096
-    assert batch.default_workers() == 8
+    assert default_workers is threads.default_workers
+    assert 1 <= default_workers() <= threads.cpu_cores()
+    monkeypatch.setattr(threads, "cpu_cores", lambda: 8)
+    pages = {"SC_AVPHYS_PAGES": int(3.5 * threads.WORKER_MEMORY_BYTES) // 4096, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: pages[name])
+    assert default_workers(idle=8.0) == 3  # memory, not cores, is the limit
+    pages["SC_AVPHYS_PAGES"] = 100 * threads.WORKER_MEMORY_BYTES // 4096
+    assert default_workers(idle=8.0) == 8
+    assert default_workers(idle=5.1) == 5  # cores other work keeps busy get no worker
+    assert default_workers(idle=0.2) == 1
 
 
 def test_a_beam_size_changes_the_key_but_the_default_keeps_old_keys():

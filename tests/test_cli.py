@@ -203,10 +203,10 @@ def _not_audio(tmp_path, name: str):
 @pytest.mark.parametrize("load, warned", [(None, True), (0.0, False)])
 def test_grade_warns_when_the_threads_exceed_the_idle_cores(tmp_path, capsys, monkeypatch, load, warned,
                                                              quiet_progress):
-    from vmgrade.asr.transcribe import cpu_cores
+    from vmgrade.asr.threads import cpu_cores
 
     busy = float(cpu_cores()) if load is None else load  # every core busy with other work, or none
-    monkeypatch.setattr("os.getloadavg", lambda: (busy, busy, busy))
+    monkeypatch.setattr("vmgrade.asr.threads.idle_cores", lambda since=None: cpu_cores() - busy)
     main(["grade", str(_not_audio(tmp_path, "a.wav")), "--threads", "2", "--format", "json"])
     err = capsys.readouterr().err
     assert ("warning: grading with 2 thread(s)" in err) is warned, err
@@ -220,7 +220,7 @@ def test_several_files_show_progress_on_a_terminal_and_stdout_stays_json(tmp_pat
                                                                         quiet_progress):
     import vmgrade.cli as cli
 
-    monkeypatch.setattr("os.getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr("vmgrade.asr.threads.idle_cores", lambda since=None: 2.0)
     files = [str(_not_audio(tmp_path, f"{n}.wav")) for n in ("one", "two", "three")]
     monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
     main(["grade", *files, "--format", "json"])

@@ -9,7 +9,7 @@ import torch
 from conftest import ROOT
 
 from vmgrade.asr.host import ISA, cpu_flags, cpu_model, host_info
-from vmgrade.asr.transcribe import cpu_cores
+from vmgrade.asr.threads import cpu_cores
 
 
 def test_host_info_reports_this_machine_as_torch_sees_it():

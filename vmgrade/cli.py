@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", "--db-url", dest="db_url", metavar="URL", default=None,
                    help="SQLAlchemy URL of the history database (default $VMGRADE_DB_URL, "
                         "else sqlite in the data dir)")
-    _add_model_args(s)
+    _add_model_args(s, threads_help="CPU threads per grading process (default: the idle cores / --workers)")
     s.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                    help="refuse uploads larger than this (default 20)")
     s.add_argument("--https-only", action="store_true",
@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "X-Forwarded-Proto to trust, or '*' (default: none, not even 127.0.0.1)")
     s.add_argument("--max-queued-per-user", type=int, default=10, metavar="N",
                    help="most recordings one user may have waiting to be graded (default 10)")
-    s.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="grading workers in this node, each in a child process holding a model (default 1; "
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="grading workers in this node, each in a child process holding a model (~1 GB each; "
+                        "default: one per idle core, as many as the free memory holds; "
                         "0: a web node only, graded by `vmgrade worker` processes)")
     _add_team_db_args(s)
     s.add_argument("--secret-key-file", metavar="FILE", default=None,
@@ -132,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--data-dir", metavar="DIR", default=None,
                    help="temporary copies (and the files, with --storage local); default as for "
                         "`vmgrade serve`")
-    w.add_argument("--concurrency", type=int, default=1, metavar="N",
+    w.add_argument("--concurrency", type=int, default=None, metavar="N",
                    help="jobs graded at once, each in a child process holding a model (~1 GB each; "
-                        "default 1)")
+                        "default: one per idle core, as many as the free memory holds)")
     _add_team_db_args(w)
-    _add_model_args(w, threads_help="CPU threads per grading process (default: the model's own choice)")
+    _add_model_args(w, threads_help="CPU threads per grading process (default: idle cores / --concurrency)")
 
     u = sub.add_parser("users", help="manage web app accounts")
     usub = u.add_subparsers(dest="users_command", required=True)
@@ -176,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="grade on Ray actors: no value starts or joins Ray on this machine; else a cluster "
                         "address ('auto', 'HOST:6379', 'ray://HOST:10001'); needs vmgrade[ray]")
-    _add_model_args(b, threads_help="CPU threads per worker (default: CPUs / workers; 1 per actor "
-                                    "with --ray)")
+    _add_model_args(b, threads_help="CPU threads per worker (default: the idle cores / workers; 1 per "
+                                    "actor with --ray)")
     b.add_argument("--db", metavar="URL", default=None,
                    help="history database URL (default $VMGRADE_DB_URL, else SQLite in the data dir)")
     b.add_argument("--no-history", action="store_true", help="do not record results in the history store")
@@ -220,7 +221,8 @@ def _add_grading_args(p: argparse.ArgumentParser) -> None:
     ctx.add_argument("--prospect-company", help="the prospect's company")
 
 
-def _add_model_args(p: argparse.ArgumentParser, threads_help: str = "CPU threads for the model") -> None:
+def _add_model_args(p: argparse.ArgumentParser,
+                    threads_help: str = "CPU threads for the model (default: the cores left idle)") -> None:
     """How to grade: model, engine, rubric, limits (grade, compare, batch)."""
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
                    help=f"Whisper model name or .pt path (default {DEFAULT_MODEL}; see `vmgrade models`)")
@@ -309,22 +311,31 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def _warn_if_cores_are_busy(args: argparse.Namespace, processes: int = 1) -> None:
-    """Warn when the threads asked for (or the default, one per core) exceed the cores other work leaves idle.
+def _warn_if_cores_are_busy(args: argparse.Namespace, processes: int | None = None) -> None:
+    """Warn when the threads asked for (``--threads`` x ``--workers``) exceed the cores left idle.
 
-    Grading threads that find their cores busy wait on each other: on a loaded machine two files took
-    40-95 s with the default threads, against 6.7 s with ``--threads 1``.
+    The defaults take the idle cores themselves (:func:`vmgrade.asr.threads.default_threads`);
+    threads that find their cores busy wait on each other: on a loaded machine two files took
+    40-95 s with two threads each, against 6.7 s with ``--threads 1``.
     """
-    if getattr(args, "quiet", False):
+    if getattr(args, "quiet", False) or not (args.threads or processes):
         return
-    from .asr.transcribe import cpu_cores, idle_cores
+    from .asr.threads import cpu_cores, default_threads, idle_cores
 
-    threads = (args.threads or max(1, cpu_cores() // processes)) * processes
     idle = idle_cores()
+    processes = processes or 1
+    threads = (args.threads or default_threads(idle, processes)) * processes
     if threads > idle + BUSY_CORES_MARGIN:
         print(f"vmgrade: warning: grading with {threads} thread(s), but other work leaves only {idle:.1f} of "
-              f"{cpu_cores()} cores idle (1-minute load average): every file will be slower; "
-              f"--threads {max(1, int(idle // processes) or 1)} may be faster", file=sys.stderr)
+              f"{cpu_cores()} cores idle: every file will be slower; "
+              f"{_fitting_flags(idle, processes)} may be faster", file=sys.stderr)
+
+
+def _fitting_flags(idle: float, processes: int) -> str:
+    """The ``--threads`` (and ``--workers``) that fit ``idle`` cores."""
+    if processes > 1:
+        return f"--workers {max(1, int(idle))} --threads 1"
+    return f"--threads {max(1, int(idle))}"
 
 
 def _grade_options(args: argparse.Namespace):
@@ -559,7 +570,7 @@ def _batch(args: argparse.Namespace) -> int:
         print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if not args.ray:
-        _warn_if_cores_are_busy(args, processes=args.workers or default_workers())
+        _warn_if_cores_are_busy(args, processes=args.workers)
     result = run_batch(args.inputs, BatchOptions(
         out=Path(args.out),
         workers=args.workers or (None if args.ray else default_workers()),
@@ -634,6 +645,21 @@ def _web_db(args: argparse.Namespace):
     return directory, url
 
 
+def _sized_to_machine(args: argparse.Namespace, processes: int | None):
+    """The grading processes of a web node or worker (default: one per idle core, within memory) and
+    their GradeOptions, with the threads each gets (default: its share of the idle cores)."""
+    from dataclasses import replace
+
+    from .asr.threads import default_threads, default_workers, idle_cores
+
+    idle = idle_cores()
+    processes = default_workers(idle) if processes is None else processes
+    options = _grade_options(args)
+    if options.threads is None and processes:
+        options = replace(options, threads=default_threads(idle, processes))
+    return processes, options
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -651,7 +677,8 @@ def _serve(args: argparse.Namespace) -> int:
     # One server per data dir (DataDirInUse: exit 2), before this one requeues anything.
     lock = lock_data_dir(directory)
     try:
-        app = create_app(directory, url, grade_options=_grade_options(args), workers=args.workers,
+        workers, grade_options = _sized_to_machine(args, args.workers)
+        app = create_app(directory, url, grade_options=grade_options, workers=workers,
                          storage=args.storage, secret_key_file=args.secret_key_file,
                          max_upload_bytes=int(args.max_upload_mb * 2**20), max_duration_s=args.max_duration,
                          https_only=args.https_only, max_queued_per_user=args.max_queued_per_user)
@@ -684,12 +711,13 @@ def _worker(args: argparse.Namespace) -> int:
     from .web.worker import run_worker
 
     directory, url = _web_db(args)
-    if args.concurrency < 1:
+    if args.concurrency is not None and args.concurrency < 1:
         print("vmgrade: error: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # not its plugin set-up at every start
-    return run_worker(url, data_dir=directory, options=_grade_options(args), concurrency=args.concurrency,
+    concurrency, options = _sized_to_machine(args, args.concurrency)
+    return run_worker(url, data_dir=directory, options=options, concurrency=concurrency,
                       storage=args.storage)
 
 

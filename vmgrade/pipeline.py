@@ -239,6 +239,7 @@ class Grader:
             engine=self.transcriber.engine,
             model_name=self.transcriber.model_name,
             precision=getattr(self.transcriber, "precision", None),
+            threads=getattr(self.transcriber, "threads", None),
             source=audio.source,
             transcript=transcript,
             metrics=metrics,

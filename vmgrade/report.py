@@ -129,6 +129,7 @@ class Report:
     engine: str | None = None
     model_name: str | None = None
     precision: str | None = None
+    threads: int | None = None  # the recogniser's CPU threads (the idle cores unless --threads)
     source: SourceInfo | None = None
     transcript: Transcript | None = None
     metrics: DeliveryMetrics | None = None
@@ -168,6 +169,8 @@ class Report:
         out["model"] = {"engine": self.engine, "name": self.model_name}
         if self.precision is not None:
             out["model"]["precision"] = self.precision
+        if self.threads is not None:
+            out["model"]["threads"] = self.threads
         if self.source is not None:
             s = self.source
             out["audio"] = {

@@ -16,7 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .transcribe import cpu_cores, idle_cores
+from .threads import cpu_cores, idle_cores
 
 # (name shown, /proc/cpuinfo flag, torch.cpu probe used where there is no cpuinfo): the instruction
 # sets Whisper's kernels gain from: wide vectors, int8 dot products (VNNI), bf16, and matrix

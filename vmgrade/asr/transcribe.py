@@ -37,7 +37,6 @@ prompt (:data:`CTRANSLATE2_BEAM_SIZE`, :func:`default_filler_prompt`).
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import asdict, dataclass
 from difflib import SequenceMatcher
@@ -51,6 +50,7 @@ from ..audio import Audio
 from ..errors import ModelError
 from ..memory import release_freed_memory
 from ..transcript import Segment, Transcript, Word  # the engines' result types (also imported from here)
+from .threads import default_threads, idle_cores, limit_blas_threads, snapshot
 from .windows import AsrInput, fit_to_window
 
 DEFAULT_LANGUAGE = "en"
@@ -104,7 +104,7 @@ class TranscribeOptions:
     initial_prompt: str | None = FILLER_PROMPT
     # None: each engine's default, greedy on both (CTRANSLATE2_BEAM_SIZE).
     beam_size: int | None = None
-    # intra-op threads; None: torch gets every core this process may use, CTranslate2 its own default
+    # intra-op threads; None: the cores other work leaves idle when the model loads (threads.default_threads)
     threads: int | None = None
     # openai-whisper: the vocabulary projection in int8 with exact rescoring
     # (vmgrade.asr.speedups.quantize); False keeps it fp32. ctranslate2 is int8 throughout.
@@ -163,6 +163,8 @@ class WhisperTranscriber:
         self.model_name = self.spec.name
         self._precision: str | None = None  # set by the load where the int8 kernels are missing
         self._model = None
+        self.threads: int | None = None  # set when the model loads
+        self._cpu_mark = None  # the CPU counters when the last file began (_fit_threads)
 
     @functools.cached_property
     def device(self) -> str:
@@ -210,7 +212,9 @@ class WhisperTranscriber:
         from .speedups.filler_probe import decode_with_fillers
         from .speedups.quantize import RESCORE_TOP_K, int8_decoders
 
-        torch.set_num_threads(self.options.threads or cpu_cores())
+        self.threads = self.options.threads or default_threads()
+        torch.set_num_threads(self.threads)
+        limit_blas_threads(self.threads)
         progress.notice(f"loading the Whisper model '{self.spec.name}' (openai-whisper, {self.device})")
         model = weights.load_whisper(self.spec, self.device)
         if self.uses_bf16_encoder:
@@ -239,11 +243,30 @@ class WhisperTranscriber:
         else:
             model.decode = functools.partial(decode, model)
         use_light_alignment()
+        self._cpu_mark = snapshot()
         return model
+
+    def _fit_threads(self) -> None:
+        """Before each file after the first, follow the idle cores again (unless ``threads`` was given).
+
+        A process that started on a quiet machine keeps all its threads when other work starts
+        (another grading process): threads on busy cores hold every step's barrier up.
+        """
+        if self.options.threads or self._model is None or self.device != "cpu":
+            return
+        threads = default_threads(idle_cores(since=self._cpu_mark))
+        if threads != self.threads:
+            import torch
+
+            torch.set_num_threads(threads)
+            limit_blas_threads(threads)
+            self.threads = threads
+        self._cpu_mark = snapshot()
 
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
         opts = self.options
+        self._fit_threads()
         asr_input = _asr_input(audio, opts)
         try:
             result = self._transcribe_samples(asr_input.samples)
@@ -345,25 +368,6 @@ def _cuda_devices(engine: str) -> int:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except (ImportError, RuntimeError, OSError):
         return 0
-
-
-def cpu_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
-def idle_cores() -> float:
-    """Of :func:`cpu_cores`, how many other work leaves idle: the cores less the 1-minute load average
-    (all of them where the system gives no load average)."""
-    cores = cpu_cores()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return float(cores)
-    return max(0.0, cores - load)
 
 
 @functools.cache
@@ -588,6 +592,7 @@ class CTranslate2Transcriber:
         self.model_dir = weights.ctranslate2_dir(model)  # fail fast on a bad model name
         self.model_name = model if model in weights.PACKAGED_MODELS else str(Path(model).expanduser())
         self._model = None
+        self.threads: int | None = None  # set when the model loads
 
     @functools.cached_property
     def device(self) -> str:
@@ -608,7 +613,8 @@ class CTranslate2Transcriber:
         if self._model is None:
             from faster_whisper import WhisperModel
 
-            threads = self.options.threads or cpu_cores()
+            threads = self.threads = self.options.threads or default_threads()
+            limit_blas_threads(threads)
             on_cpu = self.device == "cpu"
             progress.notice(f"loading the Whisper model in {self.model_dir} (ctranslate2, {self.device})")
             try:

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .._version import __version__
-from ..asr.transcribe import cpu_cores
+from ..asr.threads import default_threads
 from ..csvtable import csv_text
 from ..errors import VmgradeError, file_error, printable, terminal_safe
 from ..fileio import write_atomic
@@ -193,7 +193,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions | None 
         grade_options = grader.options if grader is not None else options.grade
         if grade_options.threads is None and options.ray is None and grader is None:
             grade_options = replace(grade_options,
-                                    threads=max(1, cpu_cores() // (options.workers or 1)))
+                                    threads=default_threads(processes=options.workers or 1))
         # Fail fast, before any worker starts: a bad model name or rubric stops the batch (exit 2).
         if grader is not None:
             rubric, model_name = grader.rubric, grader.transcriber.model_name

@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 
-from ..asr.transcribe import cpu_cores
+from ..asr.threads import WORKER_MEMORY_BYTES, default_workers  # noqa: F401  (re-exported)
 from ..errors import VmgradeError, printable
 from ..memory import release_freed_memory
 from ..pipeline import GradeOptions, Grader
@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 
 MAX_CRASHES_PER_FILE = 2  # a file that kills its worker this often gets a worker_crashed record
 PARENT_POLL_S = 2.0  # workers exit when the driver is gone (e.g. SIGKILLed)
-# Peak RSS of one worker grading with `base`: 0.98-1.03 GB (bench/goals.py --batch); a margin above it.
-WORKER_MEMORY_BYTES = int(1.3 * 2**30)
 # A file that changes while it is graded is graded again this often, then gets a file_changed record.
 MAX_CHANGED_GRADES = 3
 
@@ -181,21 +179,6 @@ def crash_report(task: Task, reason: str) -> dict:
 
 
 # --- the local backend: a process pool, one Grader per process ---
-
-
-def default_workers() -> int:
-    """One worker process per CPU core, as many as the free memory holds.
-
-    One-thread workers beat fewer many-thread ones: on 2 cores, 12 files took
-    30 s with 2 workers x 1 thread and 34 s with 1 worker x 2 threads
-    (bench/batch_throughput.py; docs/batch.md, Throughput).
-    """
-    try:
-        free_bytes = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on Linux: trust the cores
-        free_bytes = None
-    by_memory = max(1, free_bytes // WORKER_MEMORY_BYTES) if free_bytes else cpu_cores()
-    return max(1, min(cpu_cores(), by_memory))
 
 
 def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int,

@@ -1,0 +1,110 @@
+"""Threads fitted to the idle cores: measured from the CPU counters with real busy processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from vmgrade.asr import threads
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "before_practice.wav"
+needs_proc_stat = pytest.mark.skipif(not threads.PROC_STAT.exists() or threads.cpu_cores() < 2,
+                                     reason="needs /proc/stat and at least 2 cores")
+
+
+@contextmanager
+def spinning(count: int):
+    """``count`` other processes, each spinning one core."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5)  # started and on a core
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _spin_here(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@needs_proc_stat
+def test_a_spinning_process_takes_a_core_and_this_process_own_work_does_not():
+    cores = threads.cpu_cores()
+    with spinning(cores - 1):
+        mark = threads.snapshot()
+        _spin_here(0.6)  # this process busy too: not "other work"
+        idle = threads.idle_cores(since=mark)
+        assert idle < 1.6, idle  # cores-1 taken by the spinners, one left (this process's own)
+        assert threads.default_threads(idle) == 1
+    time.sleep(0.3)
+    mark = threads.snapshot()
+    _spin_here(0.6)
+    idle = threads.idle_cores(since=mark)
+    assert idle > cores - 0.7, idle  # quiet again: this process's own spinning is not counted
+
+
+@needs_proc_stat
+def test_a_short_or_stale_window_is_replaced_by_a_fresh_sample():
+    with spinning(threads.cpu_cores() - 1):
+        # just taken: too short to tell; sampled anew, and the spinners are seen
+        assert threads.idle_cores(since=threads.snapshot()) < 1.6
+        stale = threads.CpuSnapshot(wall_s=time.monotonic() - 10 * threads.MAX_SNAPSHOT_AGE_S,
+                                    busy_s=0.0, own_s=0.0)
+        assert threads.idle_cores(since=stale) < 1.6
+
+
+def test_default_threads_rounds_idle_cores_down_unless_nearly_whole():
+    cores = threads.cpu_cores()
+    assert threads.default_threads(0.0) == 1  # never none
+    assert threads.default_threads(1.0) == 1
+    assert threads.default_threads(1.6) == 1  # a core used 40% by other work would hold barriers up
+    assert threads.default_threads(1.75) == min(2, cores)
+    assert threads.default_threads(float(cores)) == cores
+    assert threads.default_threads(float(cores) + 5) == cores
+    assert threads.default_threads(2.0, processes=2) == 1  # shared among workers
+    assert threads.default_threads(8.0, processes=2) == min(4, cores)
+
+
+@pytest.mark.slow
+@needs_proc_stat
+def test_the_model_follows_the_idle_cores_between_files(transcriber):
+    import torch
+
+    from vmgrade.audio import load
+
+    audio = load(SAMPLE)
+    transcriber.transcribe(audio)  # loads the model
+    cores = threads.cpu_cores()
+    with spinning(cores - 1):
+        transcriber._cpu_mark = threads.snapshot()
+        time.sleep(0.5)
+        transcriber._fit_threads()
+        assert transcriber.threads == 1 == torch.get_num_threads()
+    time.sleep(0.3)
+    transcriber._cpu_mark = threads.snapshot()
+    time.sleep(0.5)
+    transcriber._fit_threads()
+    assert transcriber.threads == torch.get_num_threads() >= cores - 1
+
+
+@pytest.mark.slow
+@needs_proc_stat
+def test_a_cli_grade_beside_a_spinning_process_runs_on_the_idle_cores(tmp_path):
+    import json
+
+    with spinning(threads.cpu_cores() - 1):
+        out = subprocess.run([sys.executable, "-m", "vmgrade", "grade", str(SAMPLE), "--format", "json",
+                              "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    report = json.loads(out.stdout)
+    assert report["model"]["threads"] == 1, out.stderr
+    assert "warning" not in out.stderr  # the default fits itself: nothing to warn about
