@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -20,15 +23,29 @@ needs_proc_stat = pytest.mark.skipif(not threads.PROC_STAT.exists() or threads.c
 
 @contextmanager
 def spinning(count: int):
-    """``count`` other processes, each spinning one core."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    """``count`` other processes, each spinning one core: not this process's children (whose work
+    counts as its own), but orphans handed to init by a shell that exits at once."""
+    spin = f"{shlex.quote(sys.executable)} -c 'while True: pass' >/dev/null 2>&1 & echo $!"
+    pids = [int(subprocess.run(["sh", "-c", spin], capture_output=True, text=True, check=True).stdout)
+            for _ in range(count)]
     try:
         time.sleep(0.5)  # started and on a core
         yield
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+
+@needs_proc_stat
+def test_this_process_children_count_as_its_own_work():
+    with subprocess.Popen([sys.executable, "-c", "while True: pass"]) as child:
+        try:
+            time.sleep(0.3)
+            mark = threads.snapshot()
+            time.sleep(0.5)
+            assert threads.idle_cores(since=mark) > threads.cpu_cores() - 0.5
+        finally:
+            child.kill()
 
 
 def _spin_here(seconds: float) -> None:

@@ -362,7 +362,7 @@ def _grade_options(args: argparse.Namespace):
 def _grader(args: argparse.Namespace):
     from .pipeline import Grader
 
-    return Grader(_grade_options(args))
+    return Grader(_grade_options(args), load_ahead=True)  # a cold process: load while the file is read
 
 
 def _context(args: argparse.Namespace):

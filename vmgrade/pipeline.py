@@ -136,10 +136,17 @@ class Grader:
     options : GradeOptions
     transcriber : Transcriber, optional
         An engine to use instead of building one from ``options``.
+    load_ahead : bool
+        Start loading the model in a thread as soon as a file has decoded, so that the load
+        overlaps the call segmentation and the speaker check (the CLI: one cold process, one
+        file). Off for long-lived graders, which load at start, and where a refused file should
+        not cost a load.
     """
 
-    def __init__(self, options: GradeOptions | None = None, transcriber: Transcriber | None = None):
+    def __init__(self, options: GradeOptions | None = None, transcriber: Transcriber | None = None,
+                 load_ahead: bool = False):
         self.options = options or GradeOptions()
+        self.load_ahead = load_ahead
         start_decoder()  # the decoding child imports while the model loads
         if transcriber is None:
             transcriber = make_transcriber(
@@ -178,6 +185,8 @@ class Grader:
             t0 = time.perf_counter()
             audio = load(Path(path), max_duration_s=self.options.max_duration_s, keep_channels=True)
             timings["decode"] = time.perf_counter() - t0
+            if self.load_ahead and hasattr(self.transcriber, "preload"):
+                self.transcriber.preload()
 
             t0 = time.perf_counter()
             whole_file = self.options.whole_file or context.whole_file

@@ -55,7 +55,8 @@ class CpuSnapshot:
         Seconds the process's allowed cores had spent busy (user, nice, system, interrupts,
         steal) since boot, all cores summed; None where ``/proc/stat`` is missing.
     own_s : float
-        This process's CPU seconds (user + system, all its threads).
+        CPU seconds (user + system, all threads) of this process and its children: its own work,
+        not other work (the audio-decoding child imports while the model loads).
     """
 
     wall_s: float
@@ -65,8 +66,29 @@ class CpuSnapshot:
 
 def snapshot() -> CpuSnapshot:
     """The CPU counters now (cheap: one read of ``/proc/stat``)."""
+    return CpuSnapshot(wall_s=time.monotonic(), busy_s=_busy_seconds(), own_s=_family_seconds())
+
+
+def _family_seconds() -> float:
+    """CPU seconds of this process, its reaped children and its live children (``/proc/PID/stat``)."""
     times = os.times()
-    return CpuSnapshot(wall_s=time.monotonic(), busy_s=_busy_seconds(), own_s=times.user + times.system)
+    total = times.user + times.system + times.children_user + times.children_system
+    me = os.getpid()
+    try:
+        ticks_per_s = os.sysconf("SC_CLK_TCK")
+        pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except (OSError, AttributeError, ValueError):
+        return total
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        # "pid (comm) state ppid ... utime stime ...": comm may hold spaces, so split after it
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 12 and int(fields[1]) == me:
+            total += (int(fields[11]) + int(fields[12])) / ticks_per_s
+    return total
 
 
 def _busy_seconds() -> float | None:

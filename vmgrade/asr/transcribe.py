@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from dataclasses import asdict, dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -138,7 +139,43 @@ class Transcriber(Protocol):
     def transcribe(self, audio: Audio) -> Transcript: ...
 
 
-class WhisperTranscriber:
+class _LoadsOnce:
+    """A recogniser's model: loaded once, at first use or ahead of it in a thread (:meth:`preload`)."""
+
+    _model = None
+    _load_lock = threading.Lock()  # one load at a time in a process (a model is ~1 GB)
+    _preloading: threading.Thread | None = None
+
+    def _load(self):
+        raise NotImplementedError
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def preload(self) -> None:
+        """Start loading the model in a background thread, unless it is loaded or loading.
+
+        A CLI grade loads the model while the file's call segmentation and speaker check run
+        (0.7-0.9 s of a cold 9-s grade on 2 cores, docs/performance.md). An error is left for
+        the first use to raise. The thread is not a daemon: the process waits for the load.
+        """
+        if self._model is None and self._preloading is None:
+            self._preloading = threading.Thread(target=self._load_quietly, name="vmgrade-model-load")
+            self._preloading.start()
+
+    def _load_quietly(self) -> None:
+        try:
+            self.model  # noqa: B018 - loads it
+        except Exception:  # noqa: BLE001 - the first use loads again and raises it there
+            pass
+
+
+class WhisperTranscriber(_LoadsOnce):
     """openai-whisper, on the CPU or a CUDA GPU (:func:`resolve_device`); the model loads once, on first use.
 
     On a GPU it runs as openai-whisper does there (fp16 activations, the
@@ -188,16 +225,13 @@ class WhisperTranscriber:
 
         return self.options.bf16_encoder and self.device == "cpu" and cpu_has_native_bf16()
 
-    @property
-    def model(self):
-        if self._model is None:
-            from .speedups.startup import gc_paused
-
-            with gc_paused():  # the imports and the model live as long as the process
-                self._model = self._load()
-        return self._model
-
     def _load(self):
+        from .speedups.startup import gc_paused
+
+        with gc_paused():  # the imports and the model live as long as the process
+            return self._load_whisper()
+
+    def _load_whisper(self):
         from .speedups.startup import import_whisper, skip_special_token_scan
 
         import_whisper()  # before anything else imports it: without numba's start-up
@@ -559,7 +593,7 @@ def default_filler_prompt(engine: str) -> bool:
     return engine != CTranslate2Transcriber.engine
 
 
-class CTranslate2Transcriber:
+class CTranslate2Transcriber(_LoadsOnce):
     """faster-whisper (CTranslate2): int8 on the CPU, fp16 on a CUDA GPU; the model loads once, on first use.
 
     Same thresholds and hallucination filter as :class:`WhisperTranscriber`,
@@ -608,31 +642,29 @@ class CTranslate2Transcriber:
     def precision(self) -> str:
         return PRECISION_FP16 if self.device == "cuda" else PRECISION_INT8
 
-    @property
-    def model(self):
-        if self._model is None:
-            from faster_whisper import WhisperModel
+    def _load(self):
+        from faster_whisper import WhisperModel
 
-            threads = self.threads = self.options.threads or default_threads()
-            limit_blas_threads(threads)
-            on_cpu = self.device == "cpu"
-            progress.notice(f"loading the Whisper model in {self.model_dir} (ctranslate2, {self.device})")
-            try:
-                self._model = WhisperModel(
-                    str(self.model_dir),  # a folder: faster-whisper never calls the hub for it
-                    device=self.device,
-                    compute_type=self.compute_type,
-                    cpu_threads=min(threads, CTRANSLATE2_DECODE_THREADS) if on_cpu else 0,
-                    local_files_only=True,
-                )
-                if on_cpu and threads > CTRANSLATE2_DECODE_THREADS:
-                    self._model.encode = functools.partial(_encode_with, self._encoder_replica(threads))
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ModelError(
-                    f"{self.model_dir}: faster-whisper cannot load this model ({exc})",
-                    code="model_corrupt",
-                ) from exc
-        return self._model
+        threads = self.threads = self.options.threads or default_threads()
+        limit_blas_threads(threads)
+        on_cpu = self.device == "cpu"
+        progress.notice(f"loading the Whisper model in {self.model_dir} (ctranslate2, {self.device})")
+        try:
+            model = WhisperModel(
+                str(self.model_dir),  # a folder: faster-whisper never calls the hub for it
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=min(threads, CTRANSLATE2_DECODE_THREADS) if on_cpu else 0,
+                local_files_only=True,
+            )
+            if on_cpu and threads > CTRANSLATE2_DECODE_THREADS:
+                model.encode = functools.partial(_encode_with, self._encoder_replica(threads))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(
+                f"{self.model_dir}: faster-whisper cannot load this model ({exc})",
+                code="model_corrupt",
+            ) from exc
+        return model
 
     def _encoder_replica(self, threads: int):
         """A second copy of the model that only encodes, on ``threads`` cores (CTRANSLATE2_DECODE_THREADS)."""
