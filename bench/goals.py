@@ -63,7 +63,7 @@ SETUPS = (
     ("ct2 beam 5, prompt", "ctranslate2", {"beam_size": 5, "filler_prompt": True},
      ["--beam-size", "5", "--filler-prompt"]),
 )
-STAGES = ("decode", "asr", "word timing", "delivery", "content", "scoring", "report")
+STAGES = ("decode", "segment", "voices", "asr", "word timing", "delivery", "content", "scoring", "report")
 # The goals (issue 30, docs/performance.md): one warm grade / faster-whisper alone, cold CLI
 # seconds, a batch's wall / faster-whisper's sequential wall, RSS per batch worker, and a cold
 # CLI grade beside a spinning process / its quiet time.
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'faster-whisper alone (int8, beam 5, words)':<46}{yardstick:>8.2f} s")
         print(f"{'plain openai-whisper (fp32, greedy, words)':<46}{plain_s:>8.2f} s")
         print(f"\n{'whole grade':<22}" + "".join(f"{s:>12}" for s in STAGES) + f"{'total':>9}"
-              + f"{'÷ fw':>7}{'cold CLI':>10}{'peak RSS':>10}")
+              + f"{'÷ fw':>7}{'cold CLI':>10}{'peak RSS':>10}{'threads':>9}")
         for label in graders:
             total = statistics.median(t for t, _ in runs[label])
             stages = {s: statistics.median(st[s] for _, st in runs[label]) for s in STAGES}
@@ -344,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             ratio = (statistics.median(t / y for (t, _), y in zip(runs[label], runs["yardstick"]))
                      if yardstick else float("nan"))
             print(f"{label:<22}" + "".join(f"{stages[s]:>12.3f}" for s in STAGES)
-                  + f"{total:>9.2f}{ratio:>7.2f}{cold_s:>9.2f}s{rss_mb:>8.0f}MB", flush=True)
+                  + f"{total:>9.2f}{ratio:>7.2f}{cold_s:>9.2f}s{rss_mb:>8.0f}MB"
+                  + f"{getattr(graders[label].transcriber, 'threads', None) or '-':>9}", flush=True)
             target = GOAL_DEFAULT_RATIO if label == "openai-whisper" else GOAL_FAST_RATIO
             goals.append((f"{path.name}: grade {label} / faster-whisper alone", f"<= {target}",
                           f"{ratio:.2f}", ratio <= target))

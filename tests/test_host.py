@@ -46,3 +46,22 @@ def test_models_info_prints_the_host():
     assert done.returncode == 0, done.stderr
     assert "This machine:" in done.stdout and "instruction sets: " in done.stdout
     assert f"torch {torch.__version__}" in done.stdout
+
+
+def test_the_kernels_each_pass_runs_follow_the_instruction_sets():
+    from dataclasses import replace
+
+    from vmgrade.asr.speedups.bf16 import cpu_has_native_bf16
+
+    info = host_info()
+    here = "\n".join(info.passes())
+    assert ("encoder: bf16" in here) == cpu_has_native_bf16()  # as the loader chooses
+    assert f"torch {torch.backends.quantized.engine} engine" in here
+    assert "draft checks, filler probe, word alignment: fp32" in here
+    isa = dict.fromkeys(info.isa or [name for name, _, _ in ISA], False)
+    avx2 = "\n".join(replace(info, isa={**isa, "avx2": True}).passes())
+    assert "encoder: fp32" in avx2 and "no VNNI" in avx2
+    amx_isa = {**isa, "avx512_vnni": True, "amx_bf16": True, "amx_int8": True}
+    amx = "\n".join(replace(info, isa=amx_isa).passes())
+    assert "encoder: bf16 (oneDNN, AMX tiles)" in amx and "VNNI dot products" in amx
+    assert any(line.startswith("kernels: openai-whisper encoder") for line in info.lines())

@@ -71,6 +71,29 @@ class HostInfo:
     ctranslate2_version: str | None = None
     ctranslate2_compute_types: list[str] = field(default_factory=list)
     blas: list[str] = field(default_factory=list)
+    quantized_engine: str | None = None
+
+    def passes(self) -> list[str]:
+        """Which kernels each pass of each engine runs on this host, as the loaders choose them.
+
+        openai-whisper: the encoder in bf16 only on AMX (emulated bf16 is slower than fp32);
+        the draft decoder and the vocabulary projection in int8 (torch's dynamic int8 matmul,
+        VNNI dot products where the CPU has them); the checks of the draft, the filler probe
+        and word alignment in fp32 (openai-whisper's transcripts). ctranslate2: int8 throughout.
+        """
+        vnni = self.isa.get("avx512_vnni") or self.isa.get("avx_vnni") or self.isa.get("amx_int8")
+        int8 = (f"int8 (torch {self.quantized_engine or '?'} engine, "
+                f"{'VNNI dot products' if vnni else 'no VNNI: 16-bit pair sums'})")
+        encoder = ("bf16 (oneDNN, AMX tiles)" if self.isa.get("amx_bf16")
+                   else f"fp32 (oneDNN, {self.torch_kernels or '?'} kernels)")
+        out = []
+        if self.torch_version:
+            out += [f"openai-whisper encoder: {encoder}",
+                    f"openai-whisper draft decoder, vocabulary projection: {int8}",
+                    "openai-whisper draft checks, filler probe, word alignment: fp32"]
+        if self.ctranslate2_version:
+            out.append("ctranslate2 encoder and decoder: int8 (CTranslate2 int8_float32 on the CPU)")
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +116,7 @@ class HostInfo:
         else:
             lines.append("ctranslate2: not installed (pip install \".[fast]\")")
         lines.extend(f"thread pool of {pool}" for pool in self.blas)
+        lines.extend(f"kernels: {line}" for line in self.passes())
         return lines
 
 
@@ -100,11 +124,12 @@ def host_info() -> HostInfo:
     """What this machine offers: see :class:`HostInfo`. Imports torch (and ctranslate2 where installed)."""
     flags = cpu_flags()
     isa = {name: flag in flags for name, flag, _ in ISA} if flags is not None else {}
-    torch_version, kernels, onednn = None, None, None
+    torch_version, kernels, onednn, quantized = None, None, None, None
     try:
         import torch
 
         torch_version = torch.__version__
+        quantized = torch.backends.quantized.engine
         kernels = torch.backends.cpu.get_cpu_capability()
         if flags is None:  # no /proc/cpuinfo (macOS, Windows): what torch can tell
             for name, _, probe in ISA:
@@ -124,7 +149,7 @@ def host_info() -> HostInfo:
     return HostInfo(cpu_model=cpu_model(), cores=cpu_cores(), idle_cores=idle_cores(), isa=isa,
                     torch_version=torch_version, torch_kernels=kernels, onednn_version=onednn,
                     ctranslate2_version=ct2_version, ctranslate2_compute_types=ct2_types,
-                    blas=_blas_pools())
+                    blas=_blas_pools(), quantized_engine=quantized)
 
 
 def cpu_model(cpuinfo: Path = CPUINFO) -> str:

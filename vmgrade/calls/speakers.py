@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..vad import voiced_frames
+from . import spectra
 
 # --------------------------------------------------------------------------
 # Constants (units in names)
@@ -49,6 +50,8 @@ WEIGHTS_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f13
 RATE_HZ = 16000  # the encoder's rate (its mel frames are 10 ms at 16 kHz)
 WINDOW_FRAMES = 160  # the encoder's partial utterance: 160 mel frames of 10 ms = 1.6 s
 FRAME_S = 0.01
+MEL_WINDOW_SAMPLES = 400  # the encoder's mel frames: 25-ms windows every FRAME_S, 40 bands
+MEL_BANDS = 40
 WINDOW_HOP_S = 0.4  # windows inside a run (resemblyzer's own rate); ~0.2 s of encoder per 30 s, 2 cores
 RUN_JOIN_GAP_S = 0.25  # speech closer than this is one run (a breath inside a phrase)
 MIN_RUN_S = 0.8  # shorter runs ("mm-hm", a blip) are not embedded
@@ -104,7 +107,6 @@ def _resemblyzer():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import resemblyzer
-        import resemblyzer.audio  # noqa: F401 - the mel features, below
     return resemblyzer
 
 
@@ -138,7 +140,8 @@ def encoder():
 
 
 class _RunPitch:
-    """Median F0 (Hz) of speech runs by YIN (librosa), computed per run on first request and kept.
+    """Median F0 (Hz) of speech runs by YIN (librosa's, :func:`spectra.yin`), computed per run on first
+    request and kept.
 
     YIN, not the voicing autocorrelation: on a sharp phone band the fundamental is gone and an
     autocorrelation peak lands an octave off, which would split one voice in two.
@@ -150,8 +153,6 @@ class _RunPitch:
 
     def __call__(self, indices: np.ndarray) -> float:
         """The median F0 over the voiced frames of runs ``indices`` (NaN when none is voiced)."""
-        import librosa
-
         values = []
         for i in (int(k) for k in indices):
             if i not in self._f0:
@@ -159,8 +160,8 @@ class _RunPitch:
                 seg = self._y[a:b]
                 f0 = np.array([np.nan])
                 if len(seg) > YIN_FRAME:
-                    f0 = librosa.yin(seg, fmin=F0_RANGE_HZ[0], fmax=F0_RANGE_HZ[1], sr=RATE_HZ,
-                                     frame_length=YIN_FRAME, hop_length=int(RATE_HZ * FRAME_S))
+                    f0 = spectra.yin(seg, F0_RANGE_HZ[0], F0_RANGE_HZ[1], RATE_HZ, frame_length=YIN_FRAME,
+                                     hop_length=int(RATE_HZ * FRAME_S))
                 # YIN answers every frame; a frame at the range's edge is unvoiced or noise
                 f0 = f0[(f0 > F0_RANGE_HZ[0] * 1.05) & (f0 < F0_RANGE_HZ[1] * 0.95)]
                 self._f0[i] = float(np.median(f0)) if f0.size else float("nan")
@@ -269,7 +270,9 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
     rms = float(np.sqrt(np.mean(speech_y**2)))
     if rms > 0:
         y = y * (10 ** (SPEECH_LEVEL_DBFS / 20) / rms)
-    mel = _resemblyzer().audio.wav_to_mel_spectrogram(_phone_band(y)).astype(np.float32)
+    # the encoder's input features, as Resemblyzer's wav_to_mel_spectrogram computes them
+    mel = spectra.mel_power(_phone_band(y), RATE_HZ, n_fft=MEL_WINDOW_SAMPLES,
+                            hop_length=int(RATE_HZ * FRAME_S), n_mels=MEL_BANDS)
     if len(mel) < WINDOW_FRAMES:
         mel = np.pad(mel, ((0, WINDOW_FRAMES - len(mel)), (0, 0)))
     step = int(round(WINDOW_HOP_S / FRAME_S))
