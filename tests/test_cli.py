@@ -216,6 +216,17 @@ def test_grade_warns_when_the_threads_exceed_the_idle_cores(tmp_path, capsys, mo
         assert "warning" not in capsys.readouterr().err
 
 
+def test_batch_warns_only_when_asked_for_more_workers_than_idle_cores(tmp_path, capsys, monkeypatch,
+                                                                      quiet_progress):
+    monkeypatch.setattr("vmgrade.asr.threads.idle_cores", lambda since=None: 1.0)  # one core left idle
+    empty = tmp_path / "calls"
+    empty.mkdir()
+    main(["batch", str(empty), "--out", str(tmp_path / "out"), "--workers", "3"])
+    assert "--workers 1 --threads 1 may be faster" in capsys.readouterr().err
+    main(["batch", str(empty), "--out", str(tmp_path / "out")])  # the default fits itself: no warning
+    assert "warning: grading with" not in capsys.readouterr().err
+
+
 def test_several_files_show_progress_on_a_terminal_and_stdout_stays_json(tmp_path, capsys, monkeypatch,
                                                                         quiet_progress):
     import vmgrade.cli as cli

@@ -23,7 +23,7 @@ EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Commands that print progress on a terminal (vmgrade.progress).
 TALKING_COMMANDS = ("grade", "compare", "batch", "calibrate")
-# Threads may exceed the idle cores by this much before the user is warned (the load average lags).
+# Threads may exceed the idle cores by this much before the user is warned (a short sample is noisy).
 BUSY_CORES_MARGIN = 0.5
 
 
@@ -311,19 +311,18 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def _warn_if_cores_are_busy(args: argparse.Namespace, processes: int | None = None) -> None:
+def _warn_if_cores_are_busy(args: argparse.Namespace, processes: int = 1) -> None:
     """Warn when the threads asked for (``--threads`` x ``--workers``) exceed the cores left idle.
 
     The defaults take the idle cores themselves (:func:`vmgrade.asr.threads.default_threads`);
     threads that find their cores busy wait on each other: on a loaded machine two files took
     40-95 s with two threads each, against 6.7 s with ``--threads 1``.
     """
-    if getattr(args, "quiet", False) or not (args.threads or processes):
-        return
+    if getattr(args, "quiet", False) or not (args.threads or processes > 1):
+        return  # the defaults fit themselves to the idle cores
     from .asr.threads import cpu_cores, default_threads, idle_cores
 
     idle = idle_cores()
-    processes = processes or 1
     threads = (args.threads or default_threads(idle, processes)) * processes
     if threads > idle + BUSY_CORES_MARGIN:
         print(f"vmgrade: warning: grading with {threads} thread(s), but other work leaves only {idle:.1f} of "
@@ -569,8 +568,8 @@ def _batch(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    if not args.ray:
-        _warn_if_cores_are_busy(args, processes=args.workers)
+    if not args.ray and (args.workers or args.threads):
+        _warn_if_cores_are_busy(args, processes=args.workers or default_workers())
     result = run_batch(args.inputs, BatchOptions(
         out=Path(args.out),
         workers=args.workers or (None if args.ray else default_workers()),
