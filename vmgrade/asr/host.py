@@ -85,7 +85,7 @@ class HostInfo:
         int8 = (f"int8 (torch {self.quantized_engine or '?'} engine, "
                 f"{'VNNI dot products' if vnni else 'no VNNI: 16-bit pair sums'})")
         encoder = ("bf16 (oneDNN, AMX tiles)" if self.isa.get("amx_bf16")
-                   else f"fp32 (oneDNN, {self.torch_kernels or '?'} kernels)")
+                   else f"fp32 (torch's {self.torch_kernels or '?'} kernels)")
         out = []
         if self.torch_version:
             out += [f"openai-whisper encoder: {encoder}",
