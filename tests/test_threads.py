@@ -125,3 +125,27 @@ def test_a_cli_grade_beside_a_spinning_process_runs_on_the_idle_cores(tmp_path):
     report = json.loads(out.stdout)
     assert report["model"]["threads"] == 1, out.stderr
     assert "warning" not in out.stderr  # the default fits itself: nothing to warn about
+
+
+def test_web_nodes_and_workers_size_themselves_to_the_idle_cores(monkeypatch):
+    from vmgrade.cli import _sized_to_machine, build_parser
+
+    monkeypatch.setattr(threads, "cpu_cores", lambda: 8)
+    monkeypatch.setattr(threads, "idle_cores", lambda since=None: 6.0)  # two cores busy elsewhere
+    pages = {"SC_AVPHYS_PAGES": 100 * threads.WORKER_MEMORY_BYTES // 4096, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: pages[name])
+    parser = build_parser()
+    for argv, attribute in ((["serve"], "workers"), (["worker"], "concurrency")):
+        args = parser.parse_args(argv)
+        processes, options = _sized_to_machine(args, getattr(args, attribute))
+        assert (processes, options.threads) == (6, 1)  # a process per idle core, one thread each
+        args = parser.parse_args([*argv, f"--{attribute}", "2"])
+        processes, options = _sized_to_machine(args, getattr(args, attribute))
+        assert (processes, options.threads) == (2, 3)  # their share of the idle cores
+        args = parser.parse_args([*argv, f"--{attribute}", "2", "--threads", "4"])
+        assert _sized_to_machine(args, getattr(args, attribute))[1].threads == 4  # as asked
+    pages["SC_AVPHYS_PAGES"] = int(2.5 * threads.WORKER_MEMORY_BYTES) // 4096
+    args = parser.parse_args(["serve"])
+    assert _sized_to_machine(args, args.workers)[0] == 2  # memory holds two models
+    args = parser.parse_args(["serve", "--workers", "0"])
+    assert _sized_to_machine(args, args.workers)[0] == 0  # a web node only
