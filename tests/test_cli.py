@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -32,6 +33,7 @@ def test_grade_json_one_record_per_file_and_failures_do_not_stop_the_batch(tmp_p
     from vmgrade.asr.speedups.bf16 import cpu_has_native_bf16
 
     precision = "bf16-encoder-int8-logits" if cpu_has_native_bf16() else "fp32-int8-logits"
+    assert 1 <= ok["model"].pop("threads") <= os.cpu_count()  # the idle cores when the model loaded
     assert ok["model"] == {"engine": "openai-whisper", "name": "tiny.en", "precision": precision}
     assert 15 < ok["duration_s"] < 25
     assert ok["audio"]["sample_rate_hz"] == 8000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 
 import numpy as np
@@ -85,6 +86,7 @@ def test_grader_records_the_engine_in_the_report():
     report = Grader(GradeOptions(engine="ctranslate2")).grade(SAMPLES / "strong_wideband.flac")
     assert report.ok, report.error
     record = report.to_dict()
+    assert 1 <= record["model"].pop("threads") <= os.cpu_count()
     assert record["model"] == {"engine": "ctranslate2", "name": "base", "precision": "int8"}
     assert "northwind" in record["transcript"]["text"].lower()
 
@@ -97,6 +99,7 @@ def test_cli_engine_flag(capsys):
                    "--model", "tiny.en", "--engine", "ctranslate2"])
     record = json.loads(capsys.readouterr().out)
     assert status == EXIT_OK
+    assert 1 <= record["model"].pop("threads") <= os.cpu_count()
     assert record["model"] == {"engine": "ctranslate2", "name": "tiny.en", "precision": "int8"}
     assert record["transcript"]["words"]
 
