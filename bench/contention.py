@@ -28,12 +28,15 @@ DEFAULT_FILE = ROOT / "samples" / "before_practice.wav"
 GOAL_BUSY_RATIO = 2.0
 # Give a spinner this long to take its core before timing starts (as a user's load would have).
 SPIN_UP_S = 1.0
+SPIN_LIMIT_S = 600
 
 
 @contextmanager
 def spinning(count: int):
     """``count`` processes that each spin one core until the block ends."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    # bounded: a spinner outlives no killed benchmark by more than SPIN_LIMIT_S
+    code = f"import time\nend = time.monotonic() + {SPIN_LIMIT_S}\nwhile time.monotonic() < end: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(count)]
     try:
         time.sleep(SPIN_UP_S if procs else 0)
         yield
