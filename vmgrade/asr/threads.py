@@ -1,10 +1,10 @@
-"""How many threads a grading process uses: the cores other work leaves idle, in pools that sleep.
+"""How many threads and grading processes a machine takes: the cores other work leaves idle.
 
 On a busy machine, threads beyond the idle cores do not add speed, they take it away: torch's
 and CTranslate2's OpenMP threads meet at a barrier after every small step of decoding, and a
 thread whose core is taken by other work holds every other thread there for a scheduler
 time slice. With one spinning process on the other core, a grade on both cores took 2.7x its
-quiet time (issue 30); on the one idle core it takes 1.3-1.6x (docs/performance.md). So the
+quiet time (issue 30); on the one idle core it takes 1.2-1.3x (docs/performance.md). So the
 default thread count is measured, not assumed: what the CPU counters (``/proc/stat``) show
 other processes used since this process started, or over a short sample.
 
@@ -179,7 +179,7 @@ def default_workers(idle: float | None = None) -> int:
 
 
 def limit_blas_threads(threads: int) -> None:
-    """Cap numpy's BLAS pool (librosa, the sentence embeddings) at ``threads`` for the rest of the process.
+    """Cap numpy's BLAS pool (the sentence embeddings, SciPy) at ``threads`` for the rest of the process.
 
     OpenBLAS otherwise starts one spinning thread per core, whatever the recogniser was given.
     """
