@@ -143,19 +143,8 @@ class Deployment:
         proc = self.vmgrade("web", "serve", "--workers", "0", "--db", self.db_url, "--data-dir",
                             str(self.root / "web"), "--port", str(port))
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"web node exited ({proc.returncode}):\n{self.log_tail('web')}")
-            try:
-                if httpx.get(f"{self.url}/api/csrf", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"web node not serving after {START_TIMEOUT_S:g} s:\n"
-                                   f"{self.log_tail('web')}")
-            time.sleep(0.25)
+        web_node = load_script("tools/web_node.py", "web_node_tool")
+        web_node.wait_serving(self.url, proc, START_TIMEOUT_S, "web node", lambda: self.log_tail("web"))
 
     def workers(self, n: int, threads: int, model: str, engine: str) -> list[str]:
         names = [f"worker-{n}x-{i}" for i in range(n)]

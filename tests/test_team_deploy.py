@@ -26,6 +26,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 import httpx  # noqa: E402
+from conftest import load_script  # noqa: E402
 from sqlalchemy import create_engine, select  # noqa: E402
 from test_web_support import PASSWORD, ROOT, SAMPLES, WEB_ENGINE, WEB_MODEL, free_port  # noqa: E402
 
@@ -35,6 +36,7 @@ from vmgrade.web.jobs import MAX_ATTEMPTS  # noqa: E402
 
 LEASE_S = 6  # VMGRADE_JOB_LEASE_S of the workers: a killed worker's job is re-queued after this
 SECRET = "team-deploy-test-secret"
+web_node = load_script("tools/web_node.py", "web_node_tool")
 START_TIMEOUT_S = 90.0  # a node's imports and migration; a worker's model load comes later
 ALL_GRADED_TIMEOUT_S = 240.0
 RUNNING_TIMEOUT_S = 120.0
@@ -135,20 +137,7 @@ class Deployment:
         return proc
 
     def wait_serving(self, proc: Proc, timeout_s: float = START_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.proc.poll() is not None:
-                raise AssertionError(f"{proc.name} exited ({proc.proc.returncode}):\n"
-                                     f"{proc.log_text()[-3000:]}")
-            try:
-                if httpx.get(f"{proc.url}/api/csrf", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{proc.name} not serving after {timeout_s:g} s:\n"
-                                     f"{proc.log_text()[-3000:]}")
-            time.sleep(0.25)
+        web_node.wait_serving(proc.url, proc.proc, timeout_s, proc.name, lambda: proc.log_text()[-3000:])
 
     def kill(self, proc: Proc) -> None:
         """SIGKILL ``proc`` as a crash would; its children (a grading child) are left to end alone."""
