@@ -42,15 +42,7 @@ def init_worker(options: GradeOptions, watch_parent: bool = True) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     if watch_parent:
         _watch_parent(os.getppid())
-    if options.threads:
-        # numpy's BLAS (librosa, the sentence embeddings) starts one thread per core in every
-        # worker; capped to the worker's share, 2 workers x 1 thread on 2 cores graded 30.1
-        # files/min instead of 20.9 (bench/web_throughput.py). torch and ctranslate2 take
-        # options.threads themselves.
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=options.threads)
-    try:
+    try:  # the model's load caps numpy's BLAS at options.threads too (threads.limit_blas_threads)
         _GRADER = make_grader(options)
     except VmgradeError as exc:  # reported by the first task: the driver stops the batch
         _INIT_ERROR = f"[{exc.code}] {exc.message}"
