@@ -311,7 +311,7 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def _warn_if_cores_are_busy(args: argparse.Namespace, processes: int = 1) -> None:
+def _warn_if_cores_are_busy(args: argparse.Namespace, processes: int = 1, idle: float | None = None) -> None:
     """Warn when the threads asked for (``--threads`` x ``--workers``) exceed the cores left idle.
 
     The defaults take the idle cores themselves (:func:`vmgrade.asr.threads.default_threads`);
@@ -322,7 +322,7 @@ def _warn_if_cores_are_busy(args: argparse.Namespace, processes: int = 1) -> Non
         return  # the defaults fit themselves to the idle cores
     from .asr.threads import cpu_cores, default_threads, idle_cores
 
-    idle = idle_cores()
+    idle = idle_cores() if idle is None else idle
     threads = (args.threads or default_threads(idle, processes)) * processes
     if threads > idle + BUSY_CORES_MARGIN:
         print(f"vmgrade: warning: grading with {threads} thread(s), but other work leaves only {idle:.1f} of "
@@ -558,7 +558,7 @@ def _batch(args: argparse.Namespace) -> int:
     import re
     from pathlib import Path
 
-    from .batch import BatchOptions, default_workers, format_summary, run_batch
+    from .batch import BatchOptions, format_summary, run_batch
 
     # `--ray` takes an optional value, so `--ray calls/` would read the folder as an address:
     # a value that is no Ray address is an input.
@@ -568,13 +568,19 @@ def _batch(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    if not args.ray and (args.workers or args.threads):
-        _warn_if_cores_are_busy(args, processes=args.workers or default_workers())
+    workers, grade_options = args.workers, _grade_options(args)
+    if not args.ray:
+        from .asr.threads import idle_cores
+
+        idle = idle_cores()  # measured once: the workers, their threads and the warning
+        workers, grade_options = _sized_to_machine(args, args.workers, idle)
+        if args.workers or args.threads:
+            _warn_if_cores_are_busy(args, workers, idle)
     result = run_batch(args.inputs, BatchOptions(
         out=Path(args.out),
-        workers=args.workers or (None if args.ray else default_workers()),
+        workers=workers,
         manifest=Path(args.manifest) if args.manifest else None,
-        grade=_grade_options(args),
+        grade=grade_options,
         ray=args.ray,
         db_url=args.db,
         history=not args.no_history,
@@ -644,14 +650,14 @@ def _web_db(args: argparse.Namespace):
     return directory, url
 
 
-def _sized_to_machine(args: argparse.Namespace, processes: int | None):
-    """The grading processes of a web node or worker (default: one per idle core, within memory) and
-    their GradeOptions, with the threads each gets (default: its share of the idle cores)."""
+def _sized_to_machine(args: argparse.Namespace, processes: int | None, idle: float | None = None):
+    """The grading processes of a batch, web node or worker (default: one per idle core, within
+    memory) and their GradeOptions, with the threads each gets (default: its share of the idle cores)."""
     from dataclasses import replace
 
     from .asr.threads import default_threads, default_workers, idle_cores
 
-    idle = idle_cores()
+    idle = idle_cores() if idle is None else idle
     processes = default_workers(idle) if processes is None else processes
     options = _grade_options(args)
     if options.threads is None and processes:
