@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes, each loading the model once (default: one per CPU core, as "
                         "many as free memory holds at ~1.3 GB each; with --ray: one actor per cluster CPU)")
+    b.add_argument("--files-at-once", type=int, default=None, metavar="N",
+                   help="files each worker grades at the same time, sharing batched decoder passes "
+                        "(default: 3 with --engine ctranslate2, 1 with openai-whisper)")
     b.add_argument("--manifest", metavar="CONTEXT.csv", default=None,
                    help="per-file context: file, rep_id, caller_name, company, callback_number, "
                         "prospect_name, prospect_company, recorded_at")
@@ -565,9 +568,10 @@ def _batch(args: argparse.Namespace) -> int:
     if args.ray not in (None, "local") and not re.fullmatch(r"auto|local|ray://\S+|[\w.-]+:\d+", args.ray):
         args.inputs.append(args.ray)
         args.ray = "local"
-    if args.workers is not None and args.workers < 1:
-        print("vmgrade: error: --workers must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+    for flag, value in (("--workers", args.workers), ("--files-at-once", args.files_at_once)):
+        if value is not None and value < 1:
+            print(f"vmgrade: error: {flag} must be at least 1", file=sys.stderr)
+            return EXIT_USAGE
     workers, grade_options = args.workers, _grade_options(args)
     if not args.ray:
         from .asr.threads import idle_cores
@@ -590,6 +594,7 @@ def _batch(args: argparse.Namespace) -> int:
         rep=args.rep,
         storage=args.storage,
         data_dir=Path(args.data_dir).expanduser() if args.data_dir else None,
+        files_at_once=args.files_at_once,
     ))
     print(format_summary(result.summary))
     print(f"\nWrote {result.out}/index.html, results.jsonl, summary.csv, summary.json and reports/.")

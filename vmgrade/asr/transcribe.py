@@ -51,6 +51,7 @@ from ..audio import Audio
 from ..errors import ModelError
 from ..memory import release_freed_memory
 from ..transcript import Segment, Transcript, Word  # the engines' result types (also imported from here)
+from .speedups.cross_file import BatchingWhisper, Rendezvous
 from .threads import default_threads, idle_cores, limit_blas_threads, snapshot
 from .windows import AsrInput, fit_to_window
 
@@ -586,6 +587,27 @@ CTRANSLATE2_DECODE_THREADS = 1
 # WER rose to 0.059 / 0.102 and time by up to a third. Fillers then come from
 # vmgrade.delivery's acoustic detection.
 CTRANSLATE2_BEAM_SIZE = 1
+# Files a ctranslate2 process on a CPU transcribes at once, sharing batched decoder passes
+# (speedups.cross_file). On the AMD AVX2 host at 1 thread: six samples one by one 20.1 s, two
+# at a time 18.2 s, three 17.4 s, four 17.2 s, with the same transcripts; a 24-file batch
+# ~6% faster at three (bench/cross_file.py). On the Xeon with AMX, CTranslate2's batched
+# greedy decoding measured slower than one file at a time (1.50 against 1.35 s a file), so
+# there it stays at 1 (docs/performance.md, "Cross-file batching").
+CTRANSLATE2_FILES_AT_ONCE = 3
+
+
+def files_at_once(engine: str) -> int:
+    """How many files a grading process of ``engine`` should transcribe at once.
+
+    ctranslate2: :data:`CTRANSLATE2_FILES_AT_ONCE` (its decoder passes batch across files),
+    but 1 on a CPU with AMX int8 tiles, where batched decoding measured slower; openai-whisper:
+    1 (its passes hold one window's memos, and batching its encoder gained nothing on a CPU).
+    """
+    if engine != CTranslate2Transcriber.engine:
+        return 1
+    from .host import cpu_flags
+
+    return 1 if "amx_int8" in (cpu_flags() or set()) else CTRANSLATE2_FILES_AT_ONCE
 
 
 def default_filler_prompt(engine: str) -> bool:
@@ -627,6 +649,8 @@ class CTranslate2Transcriber(_LoadsOnce):
         self.model_name = model if model in weights.PACKAGED_MODELS else str(Path(model).expanduser())
         self._model = None
         self.threads: int | None = None  # set when the model loads
+        # threads transcribing at once through this model share its decoder passes (CPU)
+        self.rendezvous = Rendezvous()
 
     @functools.cached_property
     def device(self) -> str:
@@ -659,6 +683,8 @@ class CTranslate2Transcriber(_LoadsOnce):
             )
             if on_cpu and threads > CTRANSLATE2_DECODE_THREADS:
                 model.encode = functools.partial(_encode_with, self._encoder_replica(threads))
+            if on_cpu:  # joins encoder outputs in numpy: CPU storage only
+                model.model = BatchingWhisper(model.model, self.rendezvous)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(
                 f"{self.model_dir}: faster-whisper cannot load this model ({exc})",
@@ -687,7 +713,16 @@ class CTranslate2Transcriber(_LoadsOnce):
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
         opts = self.options
         asr_input = _asr_input(audio, opts)
-        raw_segments, info = self.model.transcribe(
+        model = self.model
+        with self.rendezvous.taking_part():
+            segments, language = self._decode(model, asr_input, audio.duration_s)
+        return _transcript(segments, audio, asr_input, language or opts.language, opts, self.engine,
+                           self.model_name)
+
+    def _decode(self, model, asr_input: AsrInput, duration_s: float) -> tuple[list[Segment], str | None]:
+        """faster-whisper's segments of ``asr_input``, in recording time, and the language it names."""
+        opts = self.options
+        raw_segments, info = model.transcribe(
             asr_input.samples,
             language=opts.language,
             task="transcribe",
@@ -703,10 +738,7 @@ class CTranslate2Transcriber(_LoadsOnce):
             beam_size=opts.beam_size or CTRANSLATE2_BEAM_SIZE,
         )
         # faster-whisper yields segments lazily, as dataclasses shaped like openai-whisper's dicts.
-        segments = [_segment(asdict(s), audio.duration_s, asr_input) for s in raw_segments]
-        return _transcript(
-            segments, audio, asr_input, info.language or opts.language, opts, self.engine, self.model_name
-        )
+        return [_segment(asdict(s), duration_s, asr_input) for s in raw_segments], info.language
 
 
 def _encode_with(encoder, features: np.ndarray):

@@ -66,7 +66,7 @@ from .ledger import (
     writing,
 )
 from .summary import recorded_at, summarize
-from .workers import grade_with, run_local
+from .workers import grade_together, run_local
 
 HTML_REFRESH_S = 5.0  # index.html is rewritten whole at most this often while running
 CSV_COLUMNS = (
@@ -112,6 +112,9 @@ class BatchOptions:
     rep: str | None = None  # rep of the files the manifest gives none
     storage: str | None = None  # the team store's files: "local" or "database"; None: the DB's default
     data_dir: Path | None = None  # local storage's folder; None: the default data dir
+    # files each worker grades at once, sharing batched decoder passes; None: the engine's
+    # choice (vmgrade.asr.transcribe.files_at_once)
+    files_at_once: int | None = None
 
 
 @dataclass
@@ -387,13 +390,18 @@ def _grade_all(todo: list[Task], grade_options: GradeOptions, options: BatchOpti
 def _results(todo: list[Task], grade_options: GradeOptions, options: BatchOptions, grader: Grader | None,
              note: Callable[[str], None]) -> Iterator[tuple[Task, dict]]:
     """``(task, result)`` pairs as they finish: in this process, on Ray actors, or in worker processes."""
+    from ..asr.transcribe import files_at_once
+
+    engine = grader.transcriber.engine if grader is not None else grade_options.engine
+    at_once = options.files_at_once or files_at_once(engine)
     if grader is not None:
-        return ((task, grade_with(grader, task)) for task in todo)
+        return grade_together(grader, todo, at_once)
     if options.ray is not None:
         from .cluster import run_ray
 
         return run_ray(todo, grade_options, options.workers, options.ray)
-    return run_local(todo, grade_options, min(options.workers or 1, len(todo)), note=note)
+    return run_local(todo, grade_options, min(options.workers or 1, len(todo)), note=note,
+                     files_at_once=at_once)
 
 
 # --- history (contract 3) ---

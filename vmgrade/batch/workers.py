@@ -72,6 +72,42 @@ def grade_task(task: Task) -> dict:
     return grade_with(_GRADER, task)
 
 
+def grade_tasks(tasks: list[Task]) -> list[dict]:
+    """Grade several tasks at once in a worker (:func:`grade_together`); the results in their order."""
+    if _INIT_ERROR is not None:
+        return [{"fatal": _INIT_ERROR} for _ in tasks]
+    by_key = {task.key: result for task, result in grade_together(_GRADER, tasks, len(tasks))}
+    return [by_key[task.key] for task in tasks]
+
+
+def grade_together(grader: Grader, tasks: Iterable[Task], at_once: int) -> Iterator[tuple[Task, dict]]:
+    """Grade ``tasks`` with one ``grader``, ``at_once`` at a time in threads; yield each as it finishes.
+
+    Files transcribed at the same time share the engine's batched decoder passes where it has
+    them (:mod:`vmgrade.asr.speedups.cross_file`); elsewhere the threads take turns on the model.
+    """
+    if at_once <= 1:
+        yield from ((task, grade_with(grader, task)) for task in tasks)
+        return
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pending = iter(tasks)
+    with ThreadPoolExecutor(at_once, thread_name_prefix="vmgrade-grade") as pool:
+        inflight = {}
+        for task in pending:
+            inflight[pool.submit(grade_with, grader, task)] = task
+            if len(inflight) == at_once:
+                break
+        while inflight:
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for fut in done:
+                task = inflight.pop(fut)
+                for more in pending:
+                    inflight[pool.submit(grade_with, grader, more)] = more
+                    break
+                yield task, fut.result()
+
+
 def grade_with(grader: Grader, task: Task) -> dict:
     """Grade ``task`` with ``grader``: the report dict, the per-file HTML page, and worker facts.
 
@@ -174,14 +210,16 @@ def crash_report(task: Task, reason: str) -> dict:
 
 
 def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int,
-              note: Callable[[str], None] | None = None) -> Iterator[tuple[Task, dict]]:
+              note: Callable[[str], None] | None = None,
+              files_at_once: int = 1) -> Iterator[tuple[Task, dict]]:
     """Grade ``tasks`` in ``workers`` processes; yield ``(task, result)`` as each finishes.
 
-    At most ``workers`` tasks are in flight, so when a worker dies (killed for
-    memory, a crash in native code) the suspects are known: they are retried
-    one at a time, and one that kills its worker :data:`MAX_CRASHES_PER_FILE`
-    times gets a ``worker_crashed`` record. The pool uses "spawn" (torch and
-    fork do not mix).
+    Each worker grades up to ``files_at_once`` files together (:func:`grade_tasks`), fewer
+    near the end so that every worker keeps a share. At most ``workers`` groups are in
+    flight, so when a worker dies (killed for memory, a crash in native code) the suspects
+    are known: they are retried one at a time, and one that kills its worker
+    :data:`MAX_CRASHES_PER_FILE` times gets a ``worker_crashed`` record. The pool uses
+    "spawn" (torch and fork do not mix).
     """
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -204,24 +242,26 @@ def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int,
             limit = 1 if suspects or retrying else workers
             while len(inflight) < limit and (suspects or pending):
                 if suspects:
-                    task = suspects.popleft()
-                    retrying.add(task.key)
+                    group = [suspects.popleft()]
+                    retrying.add(group[0].key)
                 else:
-                    task = pending.popleft()
-                inflight[pool.submit(grade_task, task)] = task
+                    share = -(-len(pending) // workers)  # near the end, a group for every worker
+                    group = [pending.popleft() for _ in range(max(1, min(files_at_once, share)))]
+                inflight[pool.submit(grade_tasks, group)] = group
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             broken: list[Task] = []
             for fut in done:
-                task = inflight.pop(fut)
+                group = inflight.pop(fut)
                 try:
-                    result = fut.result()
+                    results = fut.result()
                 except BrokenProcessPool:
-                    broken.append(task)
+                    broken.extend(group)
                     continue
-                retrying.discard(task.key)
-                yield task, result
+                for task, result in zip(group, results, strict=True):
+                    retrying.discard(task.key)
+                    yield task, result
             if broken:
-                broken.extend(inflight.values())
+                broken.extend(task for group in inflight.values() for task in group)
                 inflight.clear()
                 _stop_pool(pool)
                 if note is not None:

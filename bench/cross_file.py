@@ -1,0 +1,107 @@
+"""Cross-file batching: files transcribed at once against one at a time, with the same transcripts.
+
+Two measurements, on one CPU thread per grading process (what ``vmgrade batch`` gives each of
+its workers on a busy or small machine):
+
+1. the ctranslate2 recogniser alone: the bundled samples transcribed one by one, then by 2, 3
+   and 4 threads at once through one model (:mod:`vmgrade.asr.speedups.cross_file`), with the
+   sizes of the batched calls and whether every transcript came out the same;
+2. unless ``--no-batch``: ``vmgrade batch --engine ctranslate2`` on a folder of varied copies,
+   with each ``--files-at-once`` value, in rounds that alternate the values (a busy machine
+   drifts), each round into a new output folder.
+
+    python bench/cross_file.py [--files 24] [--rounds 2] [--at-once 1 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def recogniser_alone(model: str, at_once: list[int]) -> None:
+    from vmgrade.asr.transcribe import CTranslate2Transcriber, TranscribeOptions
+    from vmgrade.audio import load
+
+    paths = sorted([*ROOT.glob("samples/*.wav"), *ROOT.glob("samples/*.flac")])
+    clips = [load(p) for p in paths]
+    t = CTranslate2Transcriber(model, TranscribeOptions(threads=1, initial_prompt=None))
+    t.transcribe(clips[0])  # load and warm
+    t0 = time.perf_counter()
+    alone = [t.transcribe(c) for c in clips]
+    base_s = time.perf_counter() - t0
+    audio_s = sum(c.duration_s for c in clips)
+    print(f"== the recogniser alone: {len(clips)} samples, {audio_s:.0f} s of audio, 1 thread")
+    print(f"{'at once':>8}{'wall s':>9}{'ratio':>7}  same transcripts  batched calls")
+    print(f"{1:>8}{base_s:>9.2f}{1.0:>7.2f}  yes")
+    for n in at_once:
+        if n <= 1:
+            continue
+        t.rendezvous.batches.clear()
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(n) as pool:
+            together = list(pool.map(t.transcribe, clips))
+        wall = time.perf_counter() - t0
+        same = all(a.text == b.text and _times(a) == _times(b) for a, b in zip(alone, together, strict=True))
+        sizes = t.rendezvous.batches
+        print(f"{n:>8}{wall:>9.2f}{wall / base_s:>7.2f}  {'yes' if same else 'NO':<16}  "
+              f"{len(sizes)} calls, mean batch {statistics.mean(sizes):.1f}")
+    print()
+
+
+def _times(transcript) -> list[tuple[float, float]]:
+    return [(w.start, w.end) for w in transcript.words]
+
+
+def whole_batch(model: str, n_files: int, at_once: list[int], rounds: int) -> None:
+    import batch_throughput as bt  # bench/batch_throughput.py
+
+    base = Path(tempfile.mkdtemp(prefix="vmgrade-cross-file-"))
+    try:
+        files, total_s = bt.build_folder(base / "calls", n_files)
+        print(f"== vmgrade batch --engine ctranslate2: {len(files)} voicemails, {total_s:.0f} s of audio, "
+              f"vmgrade's own workers and threads, {rounds} round(s)")
+        walls: dict[int, list[float]] = {n: [] for n in at_once}
+        rss: dict[int, float] = {}
+        for r in range(rounds):
+            for n in at_once:
+                stats = bt.run(base / "calls", base / f"out-{r}-{n}", model, None, False, None,
+                               ("--engine", "ctranslate2", "--files-at-once", str(n)))
+                assert stats["failed"] == 0 and stats["done"] == len(files), stats
+                walls[n].append(stats["wall_s"])
+                rss[n] = max(rss.get(n, 0.0), stats["worker_rss_mb"])
+                print(f"  round {r + 1}, --files-at-once {n}: {stats['wall_s']:.1f} s", flush=True)
+        first = statistics.median(walls[at_once[0]])
+        print(f"{'--files-at-once':>16}{'median s':>10}{'ratio':>7}{'worker RSS':>12}")
+        for n in at_once:
+            wall = statistics.median(walls[n])
+            print(f"{n:>16}{wall:>10.1f}{wall / first:>7.2f}{rss[n]:>10.0f}MB")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--files", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--at-once", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--no-batch", action="store_true", help="only the recogniser alone")
+    args = parser.parse_args()
+    recogniser_alone(args.model, sorted(set(args.at_once) | {2, 3, 4}))
+    if not args.no_batch:
+        whole_batch(args.model, args.files, args.at_once, args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
