@@ -6,7 +6,9 @@ its workers on a busy or small machine):
 1. the ctranslate2 recogniser alone: the bundled samples transcribed one by one, then by 2, 3
    and 4 threads at once through one model (:mod:`vmgrade.asr.speedups.cross_file`), with the
    sizes of the batched calls and whether every transcript came out the same;
-2. unless ``--no-batch``: ``vmgrade batch --engine ctranslate2`` on a folder of varied copies,
+2. where ``$VMGRADE_CORPUS`` names the speech corpus: the pooled WER of its clean and phone
+   clips transcribed one at a time and three at once, and how many transcripts differ;
+3. unless ``--no-batch``: ``vmgrade batch --engine ctranslate2`` on a folder of varied copies,
    with each ``--files-at-once`` value, in rounds that alternate the values (a busy machine
    drifts), each round into a new output folder.
 
@@ -58,6 +60,31 @@ def recogniser_alone(model: str, at_once: list[int]) -> None:
     print()
 
 
+def corpus_wer(model: str, at_once: int) -> None:
+    import wer  # bench/wer.py
+
+    found = wer.available_corpus()
+    if found is None:
+        return
+    corpus, rows = found
+    from vmgrade.asr.transcribe import CTranslate2Transcriber, TranscribeOptions
+    from vmgrade.audio import load
+
+    t = CTranslate2Transcriber(model, TranscribeOptions(threads=1, initial_prompt=None))
+    print(f"== WER on the corpus ({len(rows)} clips a channel), one at a time and {at_once} at once")
+    for channel in wer.CHANNELS:
+        clips = [load(corpus / (r["file"] if channel == "clean" else r["phone_file"])) for r in rows]
+        refs = [r["reference_text"] for r in rows]
+        alone = [t.transcribe(c).text for c in clips]
+        with ThreadPoolExecutor(at_once) as pool:
+            together = [tr.text for tr in pool.map(t.transcribe, clips)]
+        differ = sum(a != b for a, b in zip(alone, together, strict=True))
+        print(f"  {channel}: WER {wer.pooled_wer(refs, alone):.3f} one at a time, "
+              f"{wer.pooled_wer(refs, together):.3f} {at_once} at once; "
+              f"{differ} of {len(clips)} texts differ")
+    print()
+
+
 def _times(transcript) -> list[tuple[float, float]]:
     return [(w.start, w.end) for w in transcript.words]
 
@@ -98,6 +125,7 @@ def main() -> int:
     parser.add_argument("--no-batch", action="store_true", help="only the recogniser alone")
     args = parser.parse_args()
     recogniser_alone(args.model, sorted(set(args.at_once) | {2, 3, 4}))
+    corpus_wer(args.model, 3)
     if not args.no_batch:
         whole_batch(args.model, args.files, args.at_once, args.rounds)
     return 0
