@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SAMPLES
 
 from vmgrade.asr.speedups.dtw import dtw
 
@@ -66,3 +67,28 @@ def test_block_median_filter_gives_whispers_values(shape):
     x = torch.from_numpy(np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32))
     x[..., ::5] = 0.25  # ties
     assert torch.equal(median_filter(x, 7), whisper_median_filter()(x, 7))
+
+
+@pytest.mark.slow
+def test_lean_alignment_pass_gives_whispers_word_timings(transcriber):
+    """The alignment pass that keeps only the alignment heads: whisper's words, times and probabilities."""
+    import torch
+    import whisper
+    from whisper.tokenizer import get_tokenizer
+
+    from vmgrade.asr.speedups.dtw import find_alignment, whisper_find_alignment
+    from vmgrade.audio import load
+
+    model = transcriber.model
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
+    for name in ("followup_phone.wav", "strong_wideband.flac"):
+        samples = load(SAMPLES / name).samples[: 30 * 16000]
+        mel = whisper.log_mel_spectrogram(torch.from_numpy(whisper.pad_or_trim(samples)), model.dims.n_mels)
+        tokens = tokenizer.encode(" " + transcriber.transcribe(load(SAMPLES / name)).text)
+        num_frames = len(samples) // whisper.audio.HOP_LENGTH
+        ours = find_alignment(model, tokenizer, tokens, mel, num_frames)
+        theirs = whisper_find_alignment()(model, tokenizer, tokens, mel, num_frames)
+        assert len(ours) == len(theirs) > 20
+        assert [(w.word, w.tokens, w.start, w.end) for w in ours] == [
+            (w.word, w.tokens, w.start, w.end) for w in theirs]
+        assert [w.probability for w in ours] == pytest.approx([w.probability for w in theirs], abs=1e-4)

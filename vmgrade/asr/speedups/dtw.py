@@ -16,6 +16,12 @@ temporary values and indices, the highest point of a whole grade's memory.
 :func:`median_filter` runs whisper's own filter on blocks of rows (the filter
 works along the frames of each row alone), so the values are the same and the
 temporaries a few MB.
+
+The pass that feeds them (:func:`find_alignment`) keeps only the attention of
+the alignment heads and the probabilities of the tokens said: whisper's own
+keeps every layer's cross-attention (6 layers x 8 heads x tokens x 1,500
+frames for base) and a softmax over the whole vocabulary at every token, some
+70-100 MB a window at the grade's highest point. The word times are the same.
 """
 
 from __future__ import annotations
@@ -112,6 +118,7 @@ def median_filter(x, filter_width: int):
 
 
 _WHISPER_MEDIAN_FILTER: list = []  # whisper's own filter, kept when it is replaced
+_WHISPER_FIND_ALIGNMENT: list = []  # and its own alignment pass
 
 
 def whisper_median_filter():
@@ -133,24 +140,91 @@ def use_light_alignment() -> None:
     if not _WHISPER_MEDIAN_FILTER:
         _WHISPER_MEDIAN_FILTER.append(whisper.timing.median_filter)
         whisper.timing.median_filter = median_filter
-        whisper.timing.find_alignment = _after_trim(whisper.timing.find_alignment)
+        _WHISPER_FIND_ALIGNMENT.append(whisper.timing.find_alignment)
+        whisper.timing.find_alignment = find_alignment
 
 
-def _after_trim(find_alignment):
-    """whisper's ``find_alignment``, called once the decoding's freed C heap is handed back.
+def whisper_find_alignment():
+    """openai-whisper's own ``find_alignment``, replaced or not."""
+    import whisper.timing
 
-    The alignment pass (a whole-window decoder pass with every attention map
-    kept) is a grade's highest point of memory; what decoding freed just
-    before would otherwise still be resident under it.
+    return _WHISPER_FIND_ALIGNMENT[0] if _WHISPER_FIND_ALIGNMENT else whisper.timing.find_alignment
+
+
+def find_alignment(model, tokenizer, text_tokens: list[int], mel, num_frames: int, *,
+                   medfilt_width: int = 7, qk_scale: float = 1.0) -> list:
+    """``whisper.timing.find_alignment``, holding only what its word timings are made of.
+
+    The same decoder pass over the window's text, the same smoothing and DTW
+    over the alignment heads' cross-attention; but a layer's attention is
+    cut to its alignment heads as it comes out, and each token's probability
+    is its logit against the row's log-sum-exp rather than a copy of the whole
+    softmax. What decoding freed just before is handed back first: this pass
+    is a grade's highest point of memory.
+
+    Returns
+    -------
+    list of whisper.timing.WordTiming
+        One per word (times in seconds from the window's start).
     """
+    import torch
+    from whisper.model import disable_sdpa
+    from whisper.timing import TOKENS_PER_SECOND, WordTiming
+
     from ...memory import release_freed_memory
 
-    @functools.wraps(find_alignment)
-    def wrapped(*args, **kwargs):
-        release_freed_memory()
-        return find_alignment(*args, **kwargs)
+    if len(text_tokens) == 0:
+        return []
+    release_freed_memory()
+    start = len(tokenizer.sot_sequence)
+    tokens = torch.tensor([*tokenizer.sot_sequence, tokenizer.no_timestamps, *text_tokens, tokenizer.eot],
+                          device=model.device)
+    pairs = [tuple(p) for p in model.alignment_heads.indices().T.tolist()]  # (layer, head), whisper's order
+    heads_of: dict[int, list[int]] = {}
+    for layer, head in pairs:
+        heads_of.setdefault(layer, []).append(head)
+    kept: dict[int, torch.Tensor] = {}
 
-    return wrapped
+    def keeper(layer: int):
+        index = torch.tensor(heads_of[layer], device=model.device)
+        # outs: (output, attention logits of shape (1, heads, tokens, frames)) with SDPA off
+        return lambda _module, _inputs, outs: kept.__setitem__(layer, outs[-1][0].index_select(0, index))
+
+    blocks = model.decoder.blocks
+    hooks = [blocks[layer].cross_attn.register_forward_hook(keeper(layer)) for layer in heads_of]
+    try:
+        with torch.no_grad(), disable_sdpa():
+            logits = model(mel.unsqueeze(0), tokens.unsqueeze(0))[0]
+            said = logits[start : start + len(text_tokens), : tokenizer.eot]
+            chosen = said[torch.arange(len(text_tokens)), torch.tensor(text_tokens, device=said.device)]
+            # in blocks of rows: a whole logsumexp would hold another copy of the logits
+            norm = torch.cat([torch.logsumexp(said[i : i + MEDIAN_BLOCK_ROWS], dim=-1)
+                              for i in range(0, len(said), MEDIAN_BLOCK_ROWS)])
+            text_token_probs = torch.exp(chosen - norm).tolist()
+            del logits, said
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    weights = torch.stack([kept[layer][heads_of[layer].index(head)] for layer, head in pairs])
+    kept.clear()
+    weights = weights[:, :, : num_frames // 2]
+    weights = (weights * qk_scale).softmax(dim=-1)
+    std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
+    weights = median_filter((weights - mean) / std, medfilt_width)
+    matrix = weights.mean(axis=0)[start:-1]
+    text_indices, time_indices = dtw(-matrix.double().cpu().numpy())
+
+    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
+    if len(word_tokens) <= 1:  # the end-of-text token alone: no words
+        return []
+    bounds = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_indices[jumps] / TOKENS_PER_SECOND
+    starts, ends = jump_times[bounds[:-1]], jump_times[bounds[1:]]
+    probabilities = [np.mean(text_token_probs[i:j]) for i, j in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [WordTiming(*fields)
+            for fields in zip(words, word_tokens, starts, ends, probabilities, strict=False)]
 
 
 @functools.cache
