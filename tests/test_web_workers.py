@@ -114,3 +114,23 @@ def test_a_stopping_node_gives_its_job_back_without_counting_it(tmp_path):
     assert job.state in ("queued", "done") and job.worker is None or job.state == "done"
     if job.state == "queued":
         assert job.attempts == 0
+
+
+def test_a_backlog_is_graded_together_each_job_with_its_own_report(tmp_path):
+    """Uploads queued while the child loads: one claim takes several, graded in one child call."""
+    app = _app(tmp_path / "data")
+    worker = app.state.worker
+    worker.files_at_once = 3  # the ctranslate2 engine's default on CPUs without AMX, here on any
+    with TestClient(app) as client:
+        token = api_login(client, "rita")
+        sources = ("before_practice.wav", "followup_phone.wav", "after_practice.wav")
+        ids = [api_upload(client, token, make_clip(tmp_path / f"{i}.wav", seconds=4, pad_ms=30 * i,
+                                                   source=source)).json()["id"]
+               for i, source in enumerate(sources)]
+        done = [wait_done(client, upload_id) for upload_id in ids]
+        assert [d["state"] for d in done] == ["done"] * 3, done
+        assert worker.groups and max(worker.groups) >= 2  # some jobs were graded together
+        reports = [client.get(f"/api/recordings/{upload_id}/report").json() for upload_id in ids]
+        assert [r["score"] for r in reports] == [d["score"] for d in done]
+        assert len({r["transcript"]["text"] for r in reports}) == 3  # each job got its own report
+        assert all(_job(app, upload_id).attempts == 1 for upload_id in ids)

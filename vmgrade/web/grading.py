@@ -33,7 +33,8 @@ class ChildGrader:
     options : GradeOptions
         The model, engine, rubric and threads of the child's Grader.
 
-    Calls take turns (one child, one grading at a time); a worker wanting two at once holds two.
+    Calls take turns (one child, one call at a time): :meth:`grade` grades one file,
+    :meth:`grade_many` several together; a worker wanting two calls at once holds two.
     """
 
     def __init__(self, options: GradeOptions):
@@ -84,6 +85,27 @@ class ChildGrader:
             self._loaded = False
             raise
 
+    def grade_many(self, items: list[tuple[Path, dict]], timeout_s: float) -> list[dict | None]:
+        """The report dicts of several ``(audio_path, context)`` graded together in the child, in one call.
+
+        Their decoder passes are batched where the engine can (:mod:`vmgrade.asr.speedups.cross_file`).
+        An item whose grading raised is None here (graded again alone, it raises in :meth:`grade`).
+
+        Raises
+        ------
+        ChildFailed
+            As :meth:`grade`: the child died or ran past ``timeout_s`` (every item is lost).
+        """
+        if not self._loaded or self._child.pid is None:
+            self.load()
+        try:
+            return self._child.call(_MODULE, "grade_many_in_child",
+                                    {"items": [(str(path), context) for path, context in items],
+                                     "options": self.options}, timeout_s)
+        except ChildFailed:
+            self._loaded = False
+            raise
+
     def stop(self) -> None:
         """End the child (killed when a grading is under way)."""
         self._child.stop()
@@ -110,6 +132,23 @@ def grade_in_child(audio_path: str, context: dict, options: GradeOptions) -> dic
     from ..pipeline import Context
 
     return _grader(options).grade(Path(audio_path), Context(**context)).to_dict()
+
+
+def grade_many_in_child(items: list[tuple[str, dict]], options: GradeOptions) -> list[dict | None]:
+    """In the child: the reports of ``items`` graded at once in threads (None for one that raised)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    grader = _grader(options)
+
+    def one(item: tuple[str, dict]) -> dict | None:
+        try:
+            return grade_in_child(item[0], item[1], options)
+        except Exception:  # noqa: BLE001 - the parent grades it again alone, where the error is reported
+            return None
+
+    with ThreadPoolExecutor(len(items), thread_name_prefix="vmgrade-grade") as pool:
+        _ = grader.transcriber.model  # loaded before the threads ask for it
+        return list(pool.map(one, items))
 
 
 def _grader(options: GradeOptions):

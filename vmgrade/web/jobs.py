@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -161,6 +161,12 @@ def claim_next(sessions: sessionmaker, worker_id: str) -> int | None:
             # SQLite: another worker won this one between the read and the write; try the next
 
 
+def queued_count(sessions: sessionmaker) -> int:
+    """Jobs waiting in the queue now."""
+    with sessions() as s:
+        return s.execute(select(func.count()).select_from(Job).where(Job.state == "queued")).scalar_one()
+
+
 def heartbeat(sessions: sessionmaker, job_id: int, worker_id: str) -> bool:
     """Renew ``worker_id``'s lease on ``job_id``; False when the job is no longer its own."""
     with sessions() as s:
@@ -272,6 +278,12 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _stored_audio(session: Session, job_id: int) -> tuple[str, dict]:
+    """A job's stored audio path and its context (the non-empty fields)."""
+    upload: Upload = session.get(Job, job_id).upload
+    return upload.stored_path, {k: v for k, v in (upload.context or {}).items() if v}
+
+
 class Worker:
     """One thread that grades queued jobs, each in a grading child process.
 
@@ -296,6 +308,10 @@ class Worker:
         Tries of each database write before the job is failed with ``db_error``.
     db_backoff_s : float
         First pause between those tries, doubled after each.
+    files_at_once : int, optional
+        Jobs graded together in the child when the queue has a backlog, their decoder passes
+        batched (:mod:`vmgrade.asr.speedups.cross_file`); default: the engine's
+        (:func:`vmgrade.asr.transcribe.files_at_once`). 1 with an in-process ``grader``.
 
     The thread never dies of an exception: a failing database is retried, a job whose
     result cannot be written is failed with ``db_error``, and a job that cannot even be marked
@@ -305,7 +321,7 @@ class Worker:
     def __init__(self, sessions: sessionmaker, store, blobs: Blobs, options: GradeOptions | None = None, *,
                  grader: Grader | None = None, job_timeout_s: float = JOB_TIMEOUT_S,
                  lease: float | None = None, db_retries: int = DB_RETRIES,
-                 db_backoff_s: float = DB_RETRY_BACKOFF_S):
+                 db_backoff_s: float = DB_RETRY_BACKOFF_S, files_at_once: int | None = None):
         self.sessions = sessions
         self.store = store
         self.blobs = blobs
@@ -327,6 +343,15 @@ class Worker:
         self._next_reap = 0.0
         self.current_job: int | None = None
         self._loading = False  # the child is loading its model (_preload)
+        if grader is not None:
+            files_at_once = 1
+        elif files_at_once is None:
+            from ..asr.transcribe import files_at_once as engine_files_at_once
+
+            files_at_once = engine_files_at_once(self.options.engine)
+        self.files_at_once = max(1, files_at_once)
+        self.peers = 1  # the grading workers of this process (Workers sets it)
+        self.groups: list[int] = []  # the sizes of the groups graded together (tests, benchmarks)
 
     @property
     def child_pid(self) -> int | None:
@@ -395,13 +420,78 @@ class Worker:
             return
         self.current_job = job_id
         try:
-            self._run_claimed(job_id)
+            group = [job_id, *self._claim_more()]
+            if len(group) == 1:
+                self._run_claimed(job_id)
+            else:
+                self._run_group(group)
         finally:
             self.current_job = None
 
-    def _run_claimed(self, job_id: int) -> None:
+    def _claim_more(self) -> list[int]:
+        """More queued jobs to grade with the one just claimed: only from a backlog.
+
+        A job is never held back to gather others, and a worker takes extra jobs only while more
+        are queued than this process has workers, so that idle workers are not passed over.
+        """
+        more: list[int] = []
+        while len(more) + 1 < self.files_at_once and not self._stop.is_set():
+            try:
+                if queued_count(self.sessions) < self.peers:
+                    break
+                job_id = claim_next(self.sessions, self.id)
+            except SQLAlchemyError:
+                break  # the ones in hand are graded; the queue is read again next turn
+            if job_id is None:
+                break
+            more.append(job_id)
+        return more
+
+    def _run_group(self, job_ids: list[int]) -> None:
+        """Grade claimed jobs together in the child; any the group could not grade, one at a time.
+
+        A group that crashes its child or runs past its time limit proves nothing about any one
+        job, so each is then graded alone, where a crash or a timeout is counted as usual.
+        """
+        graded: dict[int, tuple[dict, Path]] = {}
+        with ExitStack() as leases:
+            for job_id in job_ids:  # held until the last job of the group is written
+                leases.enter_context(self._lease(job_id))
+            with ExitStack() as files:
+                items: list[tuple[int, Path, dict]] = []
+                for job_id in job_ids:
+                    try:
+                        stored_path, context = self._retrying(
+                            f"job {job_id}: reading it",
+                            lambda j=job_id: self._read(lambda s: _stored_audio(s, j)))
+                        audio_path = files.enter_context(self.blobs.local_file(stored_path))
+                    except Exception:  # noqa: BLE001 - alone, the job meets it again, with its handling
+                        continue
+                    if audio_path is not None:  # else alone: failed with audio_missing
+                        items.append((job_id, audio_path, context))
+                if len(items) > 1:
+                    self.groups.append(len(items))
+                    try:
+                        results = self._child.grade_many([(path, context) for _, path, context in items],
+                                                          self.job_timeout_s * len(items))
+                    except Exception as exc:  # noqa: BLE001 - a crash, a timeout: every job goes alone
+                        log.warning("jobs %s graded together failed (%s); grading them one at a time",
+                                    [job_id for job_id, _, _ in items], exc)
+                        results = [None] * len(items)
+                    graded = {job_id: (report, path) for (job_id, path, _), report
+                              in zip(items, results, strict=True) if report is not None}
+            if self._stop.is_set():  # told to stop: the jobs not graded go back to the queue, uncounted
+                for job_id in job_ids:
+                    if job_id not in graded:
+                        release(self.sessions, job_id, self.id)
+                job_ids = [job_id for job_id in job_ids if job_id in graded]
+            for job_id in job_ids:
+                self.current_job = job_id
+                self._run_claimed(job_id, graded.get(job_id))
+
+    def _run_claimed(self, job_id: int, graded: tuple[dict, Path] | None = None) -> None:
         try:
-            self.run_job(job_id)
+            self.run_job(job_id, graded)
         except GradingCrashed as exc:
             if self._stop.is_set():  # killed because this worker was told to stop: not the job's fault
                 release(self.sessions, job_id, self.id)
@@ -527,8 +617,9 @@ class Worker:
             raise result["error"]
         return result["report"]
 
-    def run_job(self, job_id: int) -> None:
-        """Grade one claimed job and store its result."""
+    def run_job(self, job_id: int, graded: tuple[dict, Path] | None = None) -> None:
+        """Grade one claimed job and store its result; ``graded``: its report already, and the path
+        it was graded at (a group, :meth:`_run_group`)."""
         def read(s: Session):
             upload: Upload = s.get(Job, job_id).upload
             return (upload.stored_path, dict(upload.context or {}), upload.filename, upload.sha256,
@@ -537,23 +628,25 @@ class Worker:
         stored_path, context, filename, sha, rep_id, created_at, upload_id = self._retrying(
             f"job {job_id}: reading it", lambda: self._read(read))
         context = {k: v for k, v in context.items() if v}
-        with self.blobs.local_file(stored_path) as audio_path:
-            if audio_path is None:
-                self._finish(job_id, state="failed", error_code="audio_missing",
-                             error_message=f"{filename}: the stored audio is missing; upload it again")
-                return
-            with self._lease(job_id):
-                report = self._grade(audio_path, context)
-            report["file"] = filename  # the rep's name for it, not the stored one
-            if "error" in report:
-                message = report["error"]["message"].replace(str(audio_path), filename)
-                self._finish(job_id, state="failed", error_code=report["error"]["code"],
-                             error_message=message)
-                return
-            key = report_key(upload_id)
-            self.blobs.write(key, json.dumps(report, ensure_ascii=False).encode())
-            # no HTML here: the report page renders it at its first view (0.2-0.6 s of charts
-            # that would hold up the next job; many reports are only ever read as JSON)
+        if graded is not None:
+            report, audio_path = graded
+        else:
+            with self.blobs.local_file(stored_path) as audio_path:
+                if audio_path is None:
+                    self._finish(job_id, state="failed", error_code="audio_missing",
+                                 error_message=f"{filename}: the stored audio is missing; upload it again")
+                    return
+                with self._lease(job_id):
+                    report = self._grade(audio_path, context)
+        report["file"] = filename  # the rep's name for it, not the stored one
+        if "error" in report:
+            message = report["error"]["message"].replace(str(audio_path), filename)
+            self._finish(job_id, state="failed", error_code=report["error"]["code"], error_message=message)
+            return
+        key = report_key(upload_id)
+        self.blobs.write(key, json.dumps(report, ensure_ascii=False).encode())
+        # no HTML here: the report page renders it at its first view (0.2-0.6 s of charts
+        # that would hold up the next job; many reports are only ever read as JSON)
         where = str(self.blobs.path(key)) if isinstance(self.blobs, LocalBlobs) else f"web_blobs:{key}"
         # Every upload is its own recording in the history, the rep's who uploaded it.
         recording_id = self._retrying(f"job {job_id}: history record", lambda: self.store.record(
@@ -591,6 +684,8 @@ class Workers:
 
     def __init__(self, workers: list[Worker]):
         self.workers = list(workers)
+        for worker in self.workers:
+            worker.peers = len(self.workers)
 
     def start(self) -> None:
         for worker in self.workers:
