@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "many as free memory holds at ~1.3 GB each; with --ray: one actor per cluster CPU)")
     b.add_argument("--files-at-once", type=int, default=None, metavar="N",
                    help="files each worker grades at the same time, sharing batched decoder passes "
-                        "(default: 3 with --engine ctranslate2, 1 with openai-whisper)")
+                        "(default: 3 with --engine ctranslate2 on a CPU without AMX, else 1)")
     b.add_argument("--manifest", metavar="CONTEXT.csv", default=None,
                    help="per-file context: file, rep_id, caller_name, company, callback_number, "
                         "prospect_name, prospect_company, recorded_at")

@@ -65,19 +65,15 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="vmgrade-parent-watch").start()
 
 
-def grade_task(task: Task) -> dict:
-    """Grade one task in a worker; never raises for a bad file or a bug (returns an error report)."""
-    if _INIT_ERROR is not None:
-        return {"fatal": _INIT_ERROR}
-    return grade_with(_GRADER, task)
-
-
 def grade_tasks(tasks: list[Task]) -> list[dict]:
-    """Grade several tasks at once in a worker (:func:`grade_together`); the results in their order."""
+    """Grade tasks in a worker, together (:func:`grade_together`); their results in their order.
+
+    Never raises for a bad file or a bug: such a task's result is an error report.
+    """
     if _INIT_ERROR is not None:
         return [{"fatal": _INIT_ERROR} for _ in tasks]
-    by_key = {task.key: result for task, result in grade_together(_GRADER, tasks, len(tasks))}
-    return [by_key[task.key] for task in tasks]
+    results = {id(task): result for task, result in grade_together(_GRADER, tasks, len(tasks))}
+    return [results[id(task)] for task in tasks]
 
 
 def grade_together(grader: Grader, tasks: Iterable[Task], at_once: int) -> Iterator[tuple[Task, dict]]:

@@ -146,8 +146,8 @@ def grade_many_in_child(items: list[tuple[str, dict]], options: GradeOptions) ->
         except Exception:  # noqa: BLE001 - the parent grades it again alone, where the error is reported
             return None
 
+    _ = grader.transcriber.model  # loaded before the threads ask for it
     with ThreadPoolExecutor(len(items), thread_name_prefix="vmgrade-grade") as pool:
-        _ = grader.transcriber.model  # loaded before the threads ask for it
         return list(pool.map(one, items))
 
 

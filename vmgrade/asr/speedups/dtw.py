@@ -32,6 +32,8 @@ import numpy as np
 
 # rows (head x token) smoothed per call of whisper's median filter: about 2 MB of temporaries
 MEDIAN_BLOCK_ROWS = 32
+# token rows per log-sum-exp in the alignment pass: 32 x 51,865 logits, about 7 MB of temporaries
+LOGSUMEXP_BLOCK_ROWS = 32
 # whisper's trace codes: which neighbour a cell's cheapest path came from
 DIAGONAL, UP, LEFT = 0, 1, 2
 
@@ -198,8 +200,8 @@ def find_alignment(model, tokenizer, text_tokens: list[int], mel, num_frames: in
             said = logits[start : start + len(text_tokens), : tokenizer.eot]
             chosen = said[torch.arange(len(text_tokens)), torch.tensor(text_tokens, device=said.device)]
             # in blocks of rows: a whole logsumexp would hold another copy of the logits
-            norm = torch.cat([torch.logsumexp(said[i : i + MEDIAN_BLOCK_ROWS], dim=-1)
-                              for i in range(0, len(said), MEDIAN_BLOCK_ROWS)])
+            norm = torch.cat([torch.logsumexp(said[i : i + LOGSUMEXP_BLOCK_ROWS], dim=-1)
+                              for i in range(0, len(said), LOGSUMEXP_BLOCK_ROWS)])
             text_token_probs = torch.exp(chosen - norm).tolist()
             del logits, said
     finally:
