@@ -581,16 +581,18 @@ FAST_EXTRA_HINT = 'pip install ".[fast]" (in the vmgrade repository)'
 CTRANSLATE2_DECODE_THREADS = 1
 # The fast engine's defaults: greedy, without the filler prompt. On the corpus
 # (bench/wer.py) that is about 30% faster than faster-whisper's own default
-# (a beam of 5) and no less accurate (WER 0.037 / 0.080 clean / phone, against
-# 0.046 / 0.083). The filler prompt would condition every word there, since
-# CTranslate2 has no teacher-forced pass for the filler probe: with it, greedy
+# (a beam of 5) and about as accurate: WER 0.037 / 0.080 clean / phone against
+# 0.046 / 0.083 when first measured; 0.046 / 0.099 against 0.056 / 0.093 on
+# 2026-12-07 (the same code before and after issue 30's cross-file batching).
+# The filler prompt would condition every word there, since CTranslate2 has no
+# teacher-forced pass for the filler probe: with it, greedy
 # WER rose to 0.059 / 0.102 and time by up to a third. Fillers then come from
 # vmgrade.delivery's acoustic detection.
 CTRANSLATE2_BEAM_SIZE = 1
 # Files a ctranslate2 process on a CPU transcribes at once, sharing batched decoder passes
 # (speedups.cross_file). On the AMD AVX2 host at 1 thread: six samples one by one 20.1 s, two
 # at a time 18.2 s, three 17.4 s, four 17.2 s, with the same transcripts; a 24-file batch
-# ~6% faster at three (bench/cross_file.py). On the Xeon with AMX, CTranslate2's batched
+# 8% faster at three (bench/cross_file.py). On the Xeon with AMX, CTranslate2's batched
 # greedy decoding measured slower than one file at a time (1.50 against 1.35 s a file), so
 # there it stays at 1 (docs/performance.md, "Cross-file batching").
 CTRANSLATE2_FILES_AT_ONCE = 3
