@@ -46,7 +46,7 @@ def test_calls_of_every_thread_taking_part_run_as_one_batch():
 
     assert _in_threads(3, body) == [1, 11, 21]
     assert len(runs) == 1 and sorted(runs[0]) == [0, 10, 20]
-    assert rendezvous.batches == [3]
+    assert list(rendezvous.batches) == [3]
 
 
 def test_a_thread_still_working_is_waited_for_and_one_that_left_is_not():

@@ -75,15 +75,7 @@ class ChildGrader:
         VmgradeError, ChildError
             What the Grader raised (a model that cannot load; a bug), as :meth:`Isolated.call` says.
         """
-        if not self._loaded or self._child.pid is None:
-            self.load()
-        try:
-            return self._child.call(_MODULE, "grade_in_child",
-                                    {"audio_path": str(audio_path), "context": context,
-                                     "options": self.options}, timeout_s)
-        except ChildFailed:
-            self._loaded = False
-            raise
+        return self._call("grade_in_child", {"audio_path": str(audio_path), "context": context}, timeout_s)
 
     def grade_many(self, items: list[tuple[Path, dict]], timeout_s: float) -> list[dict | None]:
         """The report dicts of several ``(audio_path, context)`` graded together in the child, in one call.
@@ -96,12 +88,15 @@ class ChildGrader:
         ChildFailed
             As :meth:`grade`: the child died or ran past ``timeout_s`` (every item is lost).
         """
+        return self._call("grade_many_in_child",
+                          {"items": [(str(path), context) for path, context in items]}, timeout_s)
+
+    def _call(self, function: str, kwargs: dict, timeout_s: float):
+        """``function(**kwargs, options=...)`` in the child, loading the model first if need be."""
         if not self._loaded or self._child.pid is None:
             self.load()
         try:
-            return self._child.call(_MODULE, "grade_many_in_child",
-                                    {"items": [(str(path), context) for path, context in items],
-                                     "options": self.options}, timeout_s)
+            return self._child.call(_MODULE, function, {**kwargs, "options": self.options}, timeout_s)
         except ChildFailed:
             self._loaded = False
             raise

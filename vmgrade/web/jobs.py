@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
@@ -63,6 +64,7 @@ REAP_EVERY_S = 5.0  # how often a worker looks for expired leases
 # top of each), before the job is failed with ``db_error``.
 DB_RETRIES = 5
 DB_RETRY_BACKOFF_S = 0.5
+GROUPS_KEPT = 1000  # group sizes a worker remembers (Worker.groups)
 ERROR_PAUSE_S = 1.0  # the worker's pause after an error it did not expect, before it goes on
 
 
@@ -278,9 +280,8 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _stored_audio(session: Session, job_id: int) -> tuple[str, dict]:
-    """A job's stored audio path and its context (the non-empty fields)."""
-    upload: Upload = session.get(Job, job_id).upload
+def _stored_audio(upload: Upload) -> tuple[str, dict]:
+    """An upload's stored audio path and its context (the non-empty fields)."""
     return upload.stored_path, {k: v for k, v in (upload.context or {}).items() if v}
 
 
@@ -351,7 +352,8 @@ class Worker:
             files_at_once = engine_files_at_once(self.options.engine)
         self.files_at_once = max(1, files_at_once)
         self.peers = 1  # the grading workers of this process (Workers sets it)
-        self.groups: list[int] = []  # the sizes of the groups graded together (tests, benchmarks)
+        # the sizes of the latest groups graded together (tests, benchmarks); bounded: workers run for days
+        self.groups: deque[int] = deque(maxlen=GROUPS_KEPT)
 
     @property
     def child_pid(self) -> int | None:
@@ -463,7 +465,7 @@ class Worker:
                     try:
                         stored_path, context = self._retrying(
                             f"job {job_id}: reading it",
-                            lambda j=job_id: self._read(lambda s: _stored_audio(s, j)))
+                            lambda j=job_id: self._read(lambda s: _stored_audio(s.get(Job, j).upload)))
                         audio_path = files.enter_context(self.blobs.local_file(stored_path))
                     except Exception:  # noqa: BLE001 - alone, the job meets it again, with its handling
                         continue
@@ -622,12 +624,11 @@ class Worker:
         it was graded at (a group, :meth:`_run_group`)."""
         def read(s: Session):
             upload: Upload = s.get(Job, job_id).upload
-            return (upload.stored_path, dict(upload.context or {}), upload.filename, upload.sha256,
-                    upload.user.username, upload.created_at, upload.id)
+            return (*_stored_audio(upload), upload.filename, upload.sha256, upload.user.username,
+                    upload.created_at, upload.id)
 
         stored_path, context, filename, sha, rep_id, created_at, upload_id = self._retrying(
             f"job {job_id}: reading it", lambda: self._read(read))
-        context = {k: v for k, v in context.items() if v}
         if graded is not None:
             report, audio_path = graded
         else:

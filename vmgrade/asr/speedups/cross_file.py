@@ -20,13 +20,15 @@ file costs what it did. The shells run several files per process to use it
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+BATCHES_KEPT = 1000  # batch sizes remembered (Rendezvous.batches)
 
 
 @dataclass
@@ -58,7 +60,9 @@ class Rendezvous:
         self._members: set[int] = set()
         self._waiting: list[_Call] = []
         self._running = False
-        self.batches: list[int] = []  # the sizes of the batched calls run (benchmarks read it)
+        # the sizes of the latest batched calls (tests and benchmarks read them); bounded, as a
+        # web worker's child runs for days
+        self.batches: deque[int] = deque(maxlen=BATCHES_KEPT)
 
     @contextmanager
     def taking_part(self) -> Iterator[None]:
