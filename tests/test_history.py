@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import sqlite3
 import sys
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -113,6 +114,34 @@ def test_open_store_migrates_an_empty_database_to_head_with_wal(db_url):
         tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"recordings", "alembic_version"} <= tables
     store.close()
+
+
+def _switch_at_once(url: str, barrier) -> None:
+    engine = history._create_engine(url)
+    barrier.wait()
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
+
+
+def test_connections_switching_a_new_file_to_wal_at_once_all_succeed(tmp_path):
+    # Connections that ask for WAL on a rollback-journal file at the same moment: SQLite refuses all
+    # but one at once, without the busy timeout, unless vmgrade tries again (a CI failure seen with
+    # three processes opening one new history file).
+    context = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        path = tmp_path / f"fresh{attempt}.sqlite3"
+        sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.close()
+        barrier = context.Barrier(6)
+        processes = [context.Process(target=_switch_at_once, args=(f"sqlite:///{path}", barrier))
+                     for _ in range(6)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [p.exitcode for p in processes] == [0] * 6, f"round {attempt}"
 
 
 def test_second_open_is_a_no_op(db_url, monkeypatch):

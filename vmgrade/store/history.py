@@ -12,7 +12,9 @@ import hashlib
 import json
 import math
 import os
+import random
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -55,6 +57,8 @@ RUBRIC_VERSION_CHARS = 16  # hex digits of the rubric digest kept (64 bits)
 # Batch workers and the web app write the same SQLite file: wait for the
 # writer's lock rather than fail at once.
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# The pause, drawn at random between these, before trying again to switch a new file to WAL.
+SQLITE_WAL_RETRY_S = (0.01, 0.05)
 # The PostgreSQL advisory lock nodes take to migrate one at a time (any fixed 64-bit number:
 # the first eight bytes of sha256("vmgrade migrations"), as a signed bigint).
 MIGRATION_LOCK_ID = -5036512890809282911
@@ -637,11 +641,31 @@ def _create_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL: readers (the web app) never block the writer (a batch) nor the reverse.
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    # WAL: readers (the web app) never block the writer (a batch) nor the reverse.
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor) -> None:
+    """Set WAL mode, waiting out other connections that switch the same new file at once.
+
+    Two connections that both hold a read lock and both ask for WAL would deadlock, so SQLite
+    answers one of them "database is locked" at once, without its busy timeout; that one tries
+    again until the busy timeout has passed. Once the file is in WAL mode the pragma is a no-op.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(*SQLITE_WAL_RETRY_S))
 
 
 def _utc(value: datetime) -> datetime:
