@@ -493,8 +493,9 @@ def test_ray_batch_on_a_local_instance_same_outputs_and_resume(tmp_path):
             clip(SAMPLES / "before_practice.wav", calls / "b.wav", seconds=6.0)]
     (calls / "empty.wav").write_bytes(b"")
     out = tmp_path / "out"
+    # two actors, two files together on the first: a group, then one file alone
     options = BatchOptions(out=out, workers=2, ray="local", grade=GradeOptions(model=TEST_MODEL),
-                           history=False, progress=False)
+                           history=False, progress=False, files_at_once=2)
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024,
              log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     try:

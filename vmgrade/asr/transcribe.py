@@ -203,6 +203,9 @@ class WhisperTranscriber(_LoadsOnce):
         self._model = None
         self.threads: int | None = None  # set when the model loads
         self._cpu_mark = None  # the CPU counters when the last file began (_fit_threads)
+        # Threads take turns on the model: whisper's decoding fallbacks and word alignment hook
+        # the shared decoder's modules, and the memos and thread count are per model.
+        self._turns = threading.Lock()
 
     @functools.cached_property
     def device(self) -> str:
@@ -301,19 +304,20 @@ class WhisperTranscriber(_LoadsOnce):
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
         opts = self.options
-        self._fit_threads()
         asr_input = _asr_input(audio, opts)
-        try:
-            result = self._transcribe_samples(asr_input.samples)
-        finally:
-            # the memos serve the passes over one window; another file's windows differ
-            forget_memos(self._model)
-            if self._model is not None:
-                from .speedups.quantize import release_vocab_pages
+        with self._turns:
+            self._fit_threads()
+            try:
+                result = self._transcribe_samples(asr_input.samples)
+            finally:
+                # the memos serve the passes over one window; another file's windows differ
+                forget_memos(self._model)
+                if self._model is not None:
+                    from .speedups.quantize import release_vocab_pages
 
-                release_vocab_pages(self._model.decoder)
-            # what torch freed stays in glibc's heap: give it back before the later stages allocate
-            release_freed_memory()
+                    release_vocab_pages(self._model.decoder)
+                # what torch freed stays in glibc's heap: give it back before the later stages allocate
+                release_freed_memory()
         segments = [_segment(s, audio.duration_s, asr_input) for s in result["segments"]]
         return _transcript(
             segments, audio, asr_input, result.get("language") or opts.language, opts, self.engine,
@@ -333,12 +337,13 @@ class WhisperTranscriber(_LoadsOnce):
         model = self.model
         x = whisper.pad_or_trim(np.asarray(audio.samples, dtype=np.float32))
         mel = whisper.log_mel_spectrogram(torch.from_numpy(x), model.dims.n_mels).to(self.device)
-        try:
-            result = decode(model, mel, DecodingOptions(language=self.options.language, prompt=prompt,
-                                                        without_timestamps=True, fp16=self.device == "cuda",
-                                                        temperature=0.0))
-        finally:
-            forget_memos(model)
+        with self._turns:
+            try:
+                result = decode(model, mel, DecodingOptions(language=self.options.language, prompt=prompt,
+                                                            without_timestamps=True,
+                                                            fp16=self.device == "cuda", temperature=0.0))
+            finally:
+                forget_memos(model)
         return result.text
 
     def _transcribe_samples(self, samples: np.ndarray) -> dict:
@@ -583,7 +588,8 @@ CTRANSLATE2_DECODE_THREADS = 1
 # (bench/wer.py) that is about 30% faster than faster-whisper's own default
 # (a beam of 5) and about as accurate: WER 0.037 / 0.080 clean / phone against
 # 0.046 / 0.083 when first measured; 0.046 / 0.099 against 0.056 / 0.093 on
-# 2026-12-07 (the same code before and after issue 30's cross-file batching).
+# 2026-12-07 (the same code before and after issue 30's cross-file batching, and the
+# commit that wrote the first figures run today: the environment moved, not the code).
 # The filler prompt would condition every word there, since CTranslate2 has no
 # teacher-forced pass for the filler probe: with it, greedy
 # WER rose to 0.059 / 0.102 and time by up to a third. Fillers then come from

@@ -399,7 +399,7 @@ def _results(todo: list[Task], grade_options: GradeOptions, options: BatchOption
     if options.ray is not None:
         from .cluster import run_ray
 
-        return run_ray(todo, grade_options, options.workers, options.ray)
+        return run_ray(todo, grade_options, options.workers, options.ray, files_at_once=at_once)
     return run_local(todo, grade_options, min(options.workers or 1, len(todo)), note=note,
                      files_at_once=at_once)
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 
 from ..asr.threads import WORKER_MEMORY_BYTES, default_workers  # noqa: F401  (re-exported)
 from ..errors import VmgradeError, printable
@@ -72,7 +73,12 @@ def grade_tasks(tasks: list[Task]) -> list[dict]:
     """
     if _INIT_ERROR is not None:
         return [{"fatal": _INIT_ERROR} for _ in tasks]
-    results = {id(task): result for task, result in grade_together(_GRADER, tasks, len(tasks))}
+    return grade_group(_GRADER, tasks)
+
+
+def grade_group(grader: Grader, tasks: list[Task]) -> list[dict]:
+    """Grade ``tasks`` all at once with ``grader`` (:func:`grade_together`); results in their order."""
+    results = {id(task): result for task, result in grade_together(grader, tasks, len(tasks))}
     return [results[id(task)] for task in tasks]
 
 
@@ -89,18 +95,13 @@ def grade_together(grader: Grader, tasks: Iterable[Task], at_once: int) -> Itera
 
     pending = iter(tasks)
     with ThreadPoolExecutor(at_once, thread_name_prefix="vmgrade-grade") as pool:
-        inflight = {}
-        for task in pending:
-            inflight[pool.submit(grade_with, grader, task)] = task
-            if len(inflight) == at_once:
-                break
+        inflight = {pool.submit(grade_with, grader, task): task for task in islice(pending, at_once)}
         while inflight:
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for fut in done:
                 task = inflight.pop(fut)
-                for more in pending:
+                for more in islice(pending, 1):
                     inflight[pool.submit(grade_with, grader, more)] = more
-                    break
                 yield task, fut.result()
 
 
@@ -241,8 +242,7 @@ def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int,
                     group = [suspects.popleft()]
                     retrying.add(group[0].key)
                 else:
-                    share = -(-len(pending) // workers)  # near the end, a group for every worker
-                    group = [pending.popleft() for _ in range(max(1, min(files_at_once, share)))]
+                    group = next_group(pending, workers, files_at_once)
                 inflight[pool.submit(grade_tasks, group)] = group
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             broken: list[Task] = []
@@ -280,6 +280,16 @@ def run_local(tasks: Iterable[Task], options: GradeOptions, workers: int,
             pool.shutdown(wait=True)
         else:  # Ctrl-C, an error, or the consumer stopped: do not wait for files in progress
             _stop_pool(pool)
+
+
+def next_group(pending: deque[Task], workers: int, files_at_once: int) -> list[Task]:
+    """Take the next group for a worker off ``pending``: ``files_at_once`` tasks, fewer near the end.
+
+    Near the end each of the ``workers`` gets a share (three files left for three workers: one
+    each, not three for one).
+    """
+    share = -(-len(pending) // workers)
+    return [pending.popleft() for _ in range(max(1, min(files_at_once, share, len(pending))))]
 
 
 def _stop_pool(pool) -> None:
