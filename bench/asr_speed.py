@@ -53,16 +53,9 @@ def files() -> list[Path]:
 
 def build(engine: str, model: str, beam: int | None, threads: int | None):
     """A transcriber for ``engine``, its model loaded."""
-    from vmgrade.asr.transcribe import (
-        FILLER_PROMPT,
-        TranscribeOptions,
-        default_filler_prompt,
-        make_transcriber,
-    )
+    from vmgrade.asr.transcribe import engine_options, make_transcriber
 
-    prompt = FILLER_PROMPT if default_filler_prompt(engine) else None
-    options = TranscribeOptions(beam_size=beam, threads=threads, initial_prompt=prompt)
-    transcriber = make_transcriber(engine, model, options)
+    transcriber = make_transcriber(engine, model, engine_options(engine, beam_size=beam, threads=threads))
     transcriber.model  # noqa: B018  (load now, not inside the first timed call)
     return transcriber
 

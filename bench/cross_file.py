@@ -3,16 +3,19 @@
 Two measurements, on one CPU thread per grading process (what ``vmgrade batch`` gives each of
 its workers on a busy or small machine):
 
-1. the ctranslate2 recogniser alone: the bundled samples transcribed one by one, then by 2, 3
-   and 4 threads at once through one model (:mod:`vmgrade.asr.speedups.cross_file`), with the
-   sizes of the batched calls and whether every transcript came out the same;
+1. the recogniser alone: the bundled samples transcribed one by one, then by 2, 3 and 4
+   threads at once through one model (:mod:`vmgrade.asr.speedups.cross_file`), with the sizes
+   of the batched calls and whether every transcript came out the same;
 2. where ``$VMGRADE_CORPUS`` names the speech corpus: the pooled WER of its clean and phone
    clips transcribed one at a time and three at once, and how many transcripts differ;
-3. unless ``--no-batch``: ``vmgrade batch --engine ctranslate2`` on a folder of varied copies,
-   with each ``--files-at-once`` value, in rounds that alternate the values (a busy machine
-   drifts), each round into a new output folder.
+3. unless ``--no-batch``: ``vmgrade batch`` on a folder of varied copies, with each
+   ``--files-at-once`` value, in rounds that alternate the values (a busy machine drifts),
+   each round into a new output folder.
 
-    python bench/cross_file.py [--files 24] [--rounds 2] [--at-once 1 3]
+Each for every engine of ``--engines`` (both by default; each with its default options).
+
+    python bench/cross_file.py [--engines openai-whisper ctranslate2] [--files 24] [--rounds 2]
+        [--at-once 1 3]
 """
 
 from __future__ import annotations
@@ -30,19 +33,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def recogniser_alone(model: str, at_once: list[int]) -> None:
-    from vmgrade.asr.transcribe import CTranslate2Transcriber, TranscribeOptions
+def _transcriber(engine: str, model: str):
+    """``engine``'s transcriber with its default options, on one thread."""
+    from vmgrade.asr.transcribe import engine_options, make_transcriber
+
+    return make_transcriber(engine, model, engine_options(engine, threads=1))
+
+
+def recogniser_alone(engine: str, model: str, at_once: list[int]) -> None:
     from vmgrade.audio import load
 
     paths = sorted([*ROOT.glob("samples/*.wav"), *ROOT.glob("samples/*.flac")])
     clips = [load(p) for p in paths]
-    t = CTranslate2Transcriber(model, TranscribeOptions(threads=1, initial_prompt=None))
+    t = _transcriber(engine, model)
     t.transcribe(clips[0])  # load and warm
     t0 = time.perf_counter()
     alone = [t.transcribe(c) for c in clips]
     base_s = time.perf_counter() - t0
     audio_s = sum(c.duration_s for c in clips)
-    print(f"== the recogniser alone: {len(clips)} samples, {audio_s:.0f} s of audio, 1 thread")
+    print(f"== {engine}, the recogniser alone: {len(clips)} samples, {audio_s:.0f} s of audio, 1 thread")
     print(f"{'at once':>8}{'wall s':>9}{'ratio':>7}  same transcripts  batched calls")
     print(f"{1:>8}{base_s:>9.2f}{1.0:>7.2f}  yes")
     for n in at_once:
@@ -60,18 +69,18 @@ def recogniser_alone(model: str, at_once: list[int]) -> None:
     print()
 
 
-def corpus_wer(model: str, at_once: int) -> None:
+def corpus_wer(engine: str, model: str, at_once: int) -> None:
     import wer  # bench/wer.py
 
     found = wer.available_corpus()
     if found is None:
         return
     corpus, rows = found
-    from vmgrade.asr.transcribe import CTranslate2Transcriber, TranscribeOptions
     from vmgrade.audio import load
 
-    t = CTranslate2Transcriber(model, TranscribeOptions(threads=1, initial_prompt=None))
-    print(f"== WER on the corpus ({len(rows)} clips a channel), one at a time and {at_once} at once")
+    t = _transcriber(engine, model)
+    print(f"== {engine}, WER on the corpus ({len(rows)} clips a channel), one at a time and "
+          f"{at_once} at once")
     for channel in wer.CHANNELS:
         clips = [load(corpus / (r["file"] if channel == "clean" else r["phone_file"])) for r in rows]
         refs = [r["reference_text"] for r in rows]
@@ -89,20 +98,20 @@ def _times(transcript) -> list[tuple[float, float]]:
     return [(w.start, w.end) for w in transcript.words]
 
 
-def whole_batch(model: str, n_files: int, at_once: list[int], rounds: int) -> None:
+def whole_batch(engine: str, model: str, n_files: int, at_once: list[int], rounds: int) -> None:
     import batch_throughput as bt  # bench/batch_throughput.py
 
     base = Path(tempfile.mkdtemp(prefix="vmgrade-cross-file-"))
     try:
         files, total_s = bt.build_folder(base / "calls", n_files)
-        print(f"== vmgrade batch --engine ctranslate2: {len(files)} voicemails, {total_s:.0f} s of audio, "
+        print(f"== vmgrade batch --engine {engine}: {len(files)} voicemails, {total_s:.0f} s of audio, "
               f"vmgrade's own workers and threads, {rounds} round(s)")
         walls: dict[int, list[float]] = {n: [] for n in at_once}
         rss: dict[int, float] = {}
         for r in range(rounds):
             for n in at_once:
                 stats = bt.run(base / "calls", base / f"out-{r}-{n}", model, None, False, None,
-                               ("--engine", "ctranslate2", "--files-at-once", str(n)))
+                               ("--engine", engine, "--files-at-once", str(n)))
                 assert stats["failed"] == 0 and stats["done"] == len(files), stats
                 walls[n].append(stats["wall_s"])
                 rss[n] = max(rss.get(n, 0.0), stats["worker_rss_mb"])
@@ -118,16 +127,18 @@ def whole_batch(model: str, n_files: int, at_once: list[int], rounds: int) -> No
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", nargs="+", default=["openai-whisper", "ctranslate2"])
     parser.add_argument("--model", default="base")
     parser.add_argument("--files", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--at-once", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--no-batch", action="store_true", help="only the recogniser alone")
     args = parser.parse_args()
-    recogniser_alone(args.model, sorted(set(args.at_once) | {2, 3, 4}))
-    corpus_wer(args.model, 3)
-    if not args.no_batch:
-        whole_batch(args.model, args.files, args.at_once, args.rounds)
+    for engine in args.engines:
+        recogniser_alone(engine, args.model, sorted(set(args.at_once) | {2, 3, 4}))
+        corpus_wer(engine, args.model, 3)
+        if not args.no_batch:
+            whole_batch(engine, args.model, args.files, args.at_once, args.rounds)
     return 0
 
 

@@ -60,18 +60,12 @@ def splices(clips: list[dict], corpus: Path, channel: str) -> list[tuple[np.ndar
 
 def transcriber(engine: str, fit_window: bool):
     """vmgrade's ``engine`` with its defaults, fitting or not: ``samples -> text`` (None: not installed)."""
-    from vmgrade.asr.transcribe import (
-        FILLER_PROMPT,
-        TranscribeOptions,
-        default_filler_prompt,
-        make_transcriber,
-    )
+    from vmgrade.asr.transcribe import engine_options, make_transcriber
     from vmgrade.audio import Audio, SourceInfo
     from vmgrade.errors import ModelError
 
-    prompt = FILLER_PROMPT if default_filler_prompt(engine) else None
     try:
-        t = make_transcriber(engine, "base", TranscribeOptions(initial_prompt=prompt, fit_window=fit_window))
+        t = make_transcriber(engine, "base", engine_options(engine, fit_window=fit_window))
     except ModelError as exc:
         print(f"  skipped {engine}: {exc.message}")
         return None

@@ -72,6 +72,39 @@ def test_continuing_pass_matches_a_fresh_one(transcriber):
     assert torch.allclose(full.gather(-1, top), whisper_pass.gather(-1, top), atol=1e-3)
 
 
+def test_a_pass_for_several_calls_gives_each_what_its_own_pass_gives(transcriber):
+    """forward_many: two windows, caches of different lengths, one token and several at once."""
+    import torch
+    from whisper.tokenizer import get_tokenizer
+
+    from vmgrade.asr.speedups.textdecoder import KVCache, fill_audio, forward, forward_many
+
+    model = transcriber.model
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language="en")
+    texts = [list(tokenizer.sot_sequence) + tokenizer.encode(" Hi Alicia, it's Tom Ray from Cobalt"),
+             list(tokenizer.sot_sequence) + tokenizer.encode(" Good morning, this is")]
+    with torch.no_grad():
+        windows = [model.encoder(_window(SAMPLES / name)[None])
+                   for name in ("followup_phone.wav", "before_practice.wav")]
+        alone, caches = [], []
+        for tokens, xa, cut in zip(texts, windows, (7, 3), strict=True):
+            cache = KVCache()
+            forward(model.decoder, tokens[:cut], xa, cache)
+            caches.append(cache)
+            alone.append(forward(model.decoder, tokens[cut:], xa, cache))
+            cache.truncate(cut)
+        for xa, cache in zip(windows, caches, strict=True):
+            fill_audio(model.decoder, xa, cache)
+        together = forward_many(model.decoder, [(tokens[cut:], xa, cache) for tokens, xa, cache, cut
+                                                in zip(texts, windows, caches, (7, 3), strict=True)])
+    for a, b, tokens, cache in zip(alone, together, texts, caches, strict=True):
+        assert b.shape == a.shape
+        assert torch.equal(b.argmax(-1), a.argmax(-1))
+        top = a.topk(3, dim=-1).indices
+        assert torch.allclose(b.gather(-1, top), a.gather(-1, top), atol=1e-4)
+        assert cache.length == len(tokens)  # extended by its own tokens only
+
+
 def test_beam_search_and_sampling_use_whispers_decoder(transcriber):
     from whisper.decoding import DecodingOptions
 

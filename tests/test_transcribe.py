@@ -124,8 +124,8 @@ def test_a_transcription_encodes_its_window_once_and_forgets_it_after(transcribe
     try:
         transcriber.transcribe(audio)
         assert len(calls) == 1  # decoding, filler probe and word alignment share it
-        assert model.encoder._last is None  # nothing held between files
-        assert all(block.cross_attn.key._last is None for block in model.decoder.blocks)
+        assert not model.encoder.holds()  # nothing held between files
+        assert not any(block.cross_attn.key.holds() for block in model.decoder.blocks)
         transcriber.transcribe(audio)
         assert len(calls) == 2  # the same file again is encoded again
     finally:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +51,8 @@ from ..audio import Audio
 from ..errors import ModelError
 from ..memory import release_freed_memory
 from ..transcript import Segment, Transcript, Word  # the engines' result types (also imported from here)
-from .speedups.cross_file import BatchingWhisper, Rendezvous
+from .speedups.cross_file import BatchingWhisper, Rendezvous, SharedDecoding
+from .speedups.memo import EncoderMemo, forget_memos, memo_audio_projections
 from .threads import default_threads, idle_cores, limit_blas_threads, snapshot
 from .windows import AsrInput, fit_to_window
 
@@ -203,9 +204,12 @@ class WhisperTranscriber(_LoadsOnce):
         self._model = None
         self.threads: int | None = None  # set when the model loads
         self._cpu_mark = None  # the CPU counters when the last file began (_fit_threads)
-        # Threads take turns on the model: whisper's decoding fallbacks and word alignment hook
-        # the shared decoder's modules, and the memos and thread count are per model.
-        self._turns = threading.Lock()
+        # Threads transcribing at once share batched decoder passes (speedups.cross_file), and
+        # take turns on the rest of the model: whisper's decoding and word alignment hook its
+        # shared modules.
+        self.rendezvous = Rendezvous()
+        self.shared = SharedDecoding(self.rendezvous)
+        self._batches = False  # set by the load: whether the decoding batches across files
 
     @functools.cached_property
     def device(self) -> str:
@@ -241,7 +245,6 @@ class WhisperTranscriber(_LoadsOnce):
         import_whisper()  # before anything else imports it: without numba's start-up
 
         import torch
-        import whisper.decoding
         from whisper.tokenizer import get_tokenizer
 
         from . import weights
@@ -259,11 +262,12 @@ class WhisperTranscriber(_LoadsOnce):
             from .speedups.bf16 import bf16_encoder
 
             model.encoder = bf16_encoder(model.encoder)
-        model.encoder = EncoderMemo(model.encoder)
+        model.encoder = EncoderMemo(model.encoder, turns=self.shared.turns)
+        model.decoder_turns = self.shared.turns  # textdecoder.turns_of
         memo_audio_projections(model.decoder)
         tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
         skip_special_token_scan(tokenizer.encoding)
-        decode = whisper.decoding.decode
+        decode = _whisper_decode_in_turn
         if self.options.int8_logits and self.device == "cpu":
             top_k = max(RESCORE_TOP_K, (self.options.beam_size or 1) + 1)
             decoder, draft = int8_decoders(model.decoder, tokenizer.eot, top_k,
@@ -273,8 +277,13 @@ class WhisperTranscriber(_LoadsOnce):
             else:
                 model.decoder = decoder
             if draft is not None:
-                # an int8 copy drafts greedy tokens, the fp32 decoder checks them
-                decode = functools.partial(speculative.decode, draft=draft, fallback=decode)
+                # an int8 copy drafts greedy tokens, the fp32 decoder checks them; files
+                # transcribed at once in threads share those passes
+                decode = functools.partial(speculative.decode, draft=draft, fallback=decode,
+                                           forward=self.shared.forward)
+                # transcriptions on the draft's path (greedy at temperature 0, the language given)
+                # batch across files; any other holds the whole model, in turn
+                self._batches = bool(self.options.language) and (self.options.beam_size or 1) == 1
         if self.options.filler_probe:
             # transcribe() calls model.decode once per window
             model.decode = functools.partial(decode_with_fillers, model, decode=decode)
@@ -305,8 +314,10 @@ class WhisperTranscriber(_LoadsOnce):
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""
         opts = self.options
         asr_input = _asr_input(audio, opts)
-        with self._turns:
-            self._fit_threads()
+        _ = self.model  # loaded before choosing how to share it
+        with self.rendezvous.taking_part() if self._batches else self.shared.turns:
+            if not self.rendezvous.others():
+                self._fit_threads()  # the thread count is the process's: not while others decode
             try:
                 result = self._transcribe_samples(asr_input.samples)
             finally:
@@ -337,7 +348,7 @@ class WhisperTranscriber(_LoadsOnce):
         model = self.model
         x = whisper.pad_or_trim(np.asarray(audio.samples, dtype=np.float32))
         mel = whisper.log_mel_spectrogram(torch.from_numpy(x), model.dims.n_mels).to(self.device)
-        with self._turns:
+        with self.shared.turns:
             try:
                 result = decode(model, mel, DecodingOptions(language=self.options.language, prompt=prompt,
                                                             without_timestamps=True,
@@ -364,6 +375,16 @@ class WhisperTranscriber(_LoadsOnce):
             hallucination_silence_threshold=HALLUCINATION_SILENCE_S,
             verbose=None,
         )
+
+
+def _whisper_decode_in_turn(model, mel, options):
+    """whisper's own ``decode``, holding the model's turn (its key/value hooks see every thread)."""
+    from whisper.decoding import decode
+
+    from .speedups.textdecoder import turns_of
+
+    with turns_of(model):
+        return decode(model, mel, options)
 
 
 def resolve_device(engine: str, requested: str = "auto") -> str:
@@ -408,63 +429,6 @@ def _cuda_devices(engine: str) -> int:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except (ImportError, RuntimeError, OSError):
         return 0
-
-
-@functools.cache
-def _memo_class():
-    import torch
-
-    class _LastCallMemo(torch.nn.Module):
-        """A module remembering its last input and output: a repeated call with equal input is free.
-
-        openai-whisper encodes each 30-s window to decode it, then again to align
-        words (``whisper.timing.find_alignment`` runs the whole model on the same
-        mel); and each decoder pass over a window (decoding, the filler probe,
-        word alignment) projects the same encoding to cross-attention keys and
-        values. Comparing a repeat costs well under a millisecond.
-        """
-
-        def __init__(self, inner: torch.nn.Module):
-            super().__init__()
-            self.inner = inner
-            self._last: tuple[torch.Tensor, torch.Tensor] | None = None
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            last = self._last
-            if last is not None and last[0].shape == x.shape and torch.equal(last[0], x):
-                return last[1]
-            out = self.inner(x)
-            self._last = (x.detach().clone(), out)
-            return out
-
-        def forget(self) -> None:
-            """Drop the remembered call (its tensors: 36 MB for base's cross-attention)."""
-            self._last = None
-
-    return _LastCallMemo
-
-
-def EncoderMemo(encoder):  # noqa: N802 - builds a torch module; torch is imported lazily
-    """Wrap a Whisper encoder so a repeated encode of the same mel costs nothing."""
-    return _memo_class()(encoder)
-
-
-def forget_memos(model) -> None:
-    """Clear every last-call memo in ``model`` (a no-op for None or a model without them)."""
-    if model is None:
-        return
-    memo = _memo_class()
-    for module in model.modules():
-        if isinstance(module, memo):
-            module.forget()
-
-
-def memo_audio_projections(decoder) -> None:
-    """Wrap each decoder block's cross-attention key and value projections in a last-call memo."""
-    memo = _memo_class()
-    for block in decoder.blocks:
-        block.cross_attn.key = memo(block.cross_attn.key)
-        block.cross_attn.value = memo(block.cross_attn.value)
 
 
 def _transcript(
@@ -609,7 +573,9 @@ def files_at_once(engine: str) -> int:
 
     ctranslate2: :data:`CTRANSLATE2_FILES_AT_ONCE` (its decoder passes batch across files),
     but 1 on a CPU with AMX int8 tiles, where batched decoding measured slower; openai-whisper:
-    1 (its passes hold one window's memos, and batching its encoder gained nothing on a CPU).
+    1. Its draft-and-check passes do batch across files (``--files-at-once`` asks for it), but
+    on the AMD host a 24-file batch took 79.3 s one at a time, 80.2 s two and 83.3 s three at
+    once, with 140-260 MB more per worker (bench/cross_file.py; docs/performance.md).
     """
     if engine != CTranslate2Transcriber.engine:
         return 1
@@ -621,6 +587,12 @@ def files_at_once(engine: str) -> int:
 def default_filler_prompt(engine: str) -> bool:
     """Whether ``engine`` uses the filler prompt unless told: openai-whisper (probe) yes, ctranslate2 no."""
     return engine != CTranslate2Transcriber.engine
+
+
+def engine_options(engine: str, **changes) -> TranscribeOptions:
+    """``TranscribeOptions`` with ``engine``'s defaults (its filler prompt or none), then ``changes``."""
+    prompt = FILLER_PROMPT if default_filler_prompt(engine) else None
+    return replace(TranscribeOptions(initial_prompt=prompt), **changes)
 
 
 class CTranslate2Transcriber(_LoadsOnce):

@@ -1,4 +1,4 @@
-"""Cross-file batching for the ctranslate2 engine: files transcribed at once share decoder passes.
+"""Cross-file batching: files transcribed at once in one process share decoder passes.
 
 CTranslate2 on a CPU decodes one token at a time for one file at a time, and a step for
 one file costs almost what a step for several does: on the 2-core host, greedy decoding of
@@ -15,6 +15,10 @@ on its own replica with every idle core.
 A thread that is not transcribing (or the only one) calls straight through, so a single
 file costs what it did. The shells run several files per process to use it
 (:mod:`vmgrade.batch.workers`).
+
+openai-whisper's draft-and-check decoding meets the same way (:class:`SharedDecoding`): the
+proposals of every file's int8 draft run as one pass, and the fp32 checks as another, the
+weights read once for all (docs/performance.md, "Cross-file batching").
 """
 
 from __future__ import annotations
@@ -86,6 +90,11 @@ class Rendezvous:
         """Whether the calling thread takes part."""
         with self._cond:
             return threading.get_ident() in self._members
+
+    def others(self) -> int:
+        """How many threads other than the calling one take part."""
+        with self._cond:
+            return len(self._members - {threading.get_ident()})
 
     def call(self, call: _Call, run: Callable[[list[_Call]], None]) -> Any:
         """Wait for ``call``'s batch and return its result (``run`` runs one group of calls)."""
@@ -190,3 +199,55 @@ class BatchingWhisper:
         start_sequence = kwargs.pop("start_sequence")
         frames = [c.num_frames[0] for c in group]
         return self._model.align(features, start_sequence, rows, frames, **kwargs)
+
+
+class SharedDecoding:
+    """openai-whisper's decoder passes of threads transcribing at once, run as one batched pass.
+
+    The draft-and-check decoding (:mod:`vmgrade.asr.speedups.speculative`) of each file calls
+    :meth:`forward`; the calls of every thread taking part meet at the :class:`Rendezvous` and
+    run as one :func:`~vmgrade.asr.speedups.textdecoder.forward_many` per decoder (the draft's
+    proposals together, the checks together). Passes that hook the decoder's modules
+    (whisper's own decoding, word alignment) or run it whole (the filler probe) hold
+    :attr:`turns`, which a batch holds too.
+
+    Parameters
+    ----------
+    rendezvous : Rendezvous
+        Where the transcribing threads meet.
+    """
+
+    def __init__(self, rendezvous: Rendezvous):
+        self.rendezvous = rendezvous
+        self.turns = threading.RLock()
+
+    def forward(self, decoder, tokens: list[int], xa, cache):
+        """:func:`~vmgrade.asr.speedups.textdecoder.forward`, batched with the other threads' calls."""
+        from .textdecoder import fill_audio, forward
+
+        if not self.rendezvous.member() or not self.rendezvous.others():
+            with self.turns:  # alone: whisper's own path, as a single file always took
+                return forward(decoder, tokens, xa, cache)
+        with self.turns:  # here: this thread's memos hold its window's projections
+            fill_audio(decoder, xa, cache)
+        call = _Call("forward", (id(decoder),), xa, [list(tokens)], {"decoder": decoder, "cache": cache})
+        return self.rendezvous.call(call, self._run)
+
+    def _run(self, group: list[_Call]) -> None:
+        """Run one decoder's calls as one pass; a failed pass is retried call by call."""
+        from .textdecoder import forward_many
+
+        decoder = group[0].kwargs["decoder"]
+        with self.turns:
+            try:
+                results = forward_many(decoder, [(c.rows[0], c.features, c.kwargs["cache"]) for c in group])
+            except Exception:  # noqa: BLE001 - one bad row must cost only its own file
+                for c in group:
+                    try:
+                        c.result = forward_many(decoder, [(c.rows[0], c.features, c.kwargs["cache"])])[0]
+                    except Exception as exc:  # noqa: BLE001 - raised in the caller's thread
+                        c.error = exc
+                    c.done = True
+                return
+        for c, r in zip(group, results, strict=True):
+            c.result, c.done = r, True

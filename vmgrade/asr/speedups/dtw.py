@@ -174,6 +174,7 @@ def find_alignment(model, tokenizer, text_tokens: list[int], mel, num_frames: in
     from whisper.timing import TOKENS_PER_SECOND, WordTiming
 
     from ...memory import release_freed_memory
+    from .textdecoder import turns_of
 
     if len(text_tokens) == 0:
         return []
@@ -193,20 +194,22 @@ def find_alignment(model, tokenizer, text_tokens: list[int], mel, num_frames: in
         return lambda _module, _inputs, outs: kept.__setitem__(layer, outs[-1][0].index_select(0, index))
 
     blocks = model.decoder.blocks
-    hooks = [blocks[layer].cross_attn.register_forward_hook(keeper(layer)) for layer in heads_of]
-    try:
-        with torch.no_grad(), disable_sdpa():
-            logits = model(mel.unsqueeze(0), tokens.unsqueeze(0))[0]
-            said = logits[start : start + len(text_tokens), : tokenizer.eot]
-            chosen = said[torch.arange(len(text_tokens)), torch.tensor(text_tokens, device=said.device)]
-            # in blocks of rows: a whole logsumexp would hold another copy of the logits
-            norm = torch.cat([torch.logsumexp(said[i : i + LOGSUMEXP_BLOCK_ROWS], dim=-1)
-                              for i in range(0, len(said), LOGSUMEXP_BLOCK_ROWS)])
-            text_token_probs = torch.exp(chosen - norm).tolist()
-            del logits, said
-    finally:
-        for hook in hooks:
-            hook.remove()
+    # the hooks and disable_sdpa() reach every thread using the model: one pass at a time
+    with turns_of(model):
+        hooks = [blocks[layer].cross_attn.register_forward_hook(keeper(layer)) for layer in heads_of]
+        try:
+            with torch.no_grad(), disable_sdpa():
+                logits = model(mel.unsqueeze(0), tokens.unsqueeze(0))[0]
+                said = logits[start : start + len(text_tokens), : tokenizer.eot]
+                chosen = said[torch.arange(len(text_tokens)), torch.tensor(text_tokens, device=said.device)]
+                # in blocks of rows: a whole logsumexp would hold another copy of the logits
+                norm = torch.cat([torch.logsumexp(said[i : i + LOGSUMEXP_BLOCK_ROWS], dim=-1)
+                                  for i in range(0, len(said), LOGSUMEXP_BLOCK_ROWS)])
+                text_token_probs = torch.exp(chosen - norm).tolist()
+                del logits, said
+        finally:
+            for hook in hooks:
+                hook.remove()
 
     weights = torch.stack([kept[layer][heads_of[layer].index(head)] for layer, head in pairs])
     kept.clear()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .textdecoder import KVCache, forward
+from .textdecoder import KVCache, forward, turns_of
 
 # Hesitations inserted (every casing and spacing that is one token).
 FILLER_WORDS = ("um", "uh", "umm", "uhm", "hmm")
@@ -76,7 +76,8 @@ def decode_with_fillers(model, mel, options, decode):
                               task=options.task)
     if isinstance(prompt, str):
         prompt = tokenizer.encode(" " + prompt.strip())
-    tokens = insert_fillers(model, result.audio_features, list(prompt), list(result.tokens), tokenizer)
+    with turns_of(model):  # its passes are whole windows, not batched with other files'
+        tokens = insert_fillers(model, result.audio_features, list(prompt), list(result.tokens), tokenizer)
     if tokens == list(result.tokens):
         return result
     text = tokenizer.decode([t for t in tokens if t < tokenizer.eot])

@@ -39,7 +39,7 @@ DRAFT_TOKENS = 10
 DRAFT_AUDIO_POOL = 2
 
 
-def decode(model, mel, options, *, draft, fallback):
+def decode(model, mel, options, *, draft, fallback, forward=None):
     """whisper's ``decode(model, mel, options)``, speculatively where that is exact.
 
     Parameters
@@ -51,10 +51,14 @@ def decode(model, mel, options, *, draft, fallback):
         The approximate decoder proposing tokens.
     fallback : callable
         whisper's ``decode``, for what this does not cover.
+    forward : callable, optional
+        What runs a decoder pass, with :func:`vmgrade.asr.speedups.textdecoder.forward`'s
+        signature (the default): :meth:`vmgrade.asr.speedups.cross_file.SharedDecoding.forward`
+        batches it with other files'.
     """
     if mel.ndim != 2 or options.temperature != 0 or (options.beam_size or 1) != 1:
         return fallback(model, mel, options)
-    return _task_class()(model, options, draft).run(mel.unsqueeze(0))[0]
+    return _task_class()(model, options, draft, forward).run(mel.unsqueeze(0))[0]
 
 
 @functools.cache
@@ -67,9 +71,10 @@ def _task_class():
     class SpeculativeDecodingTask(DecodingTask):
         """whisper's ``DecodingTask`` with a draft-and-check main loop (one window, greedy)."""
 
-        def __init__(self, model, options, draft):
+        def __init__(self, model, options, draft, forward_pass=None):
             super().__init__(model, options)
             self.draft = draft
+            self.forward = forward_pass or forward
 
         def _main_loop(self, audio_features, tokens):
             n_ctx = self.model.dims.n_text_ctx
@@ -85,7 +90,8 @@ def _task_class():
                 while True:
                     proposals = self._propose(seq, draft_features, proposer, limit)
                     main_done = main.length
-                    logits = forward(self.model.decoder, (seq + proposals)[main_done:], audio_features, main)
+                    logits = self.forward(self.model.decoder, (seq + proposals)[main_done:], audio_features,
+                                          main)
                     if main_done == 0 and self.tokenizer.no_speech is not None:
                         probs_at_sot = logits[:, self.sot_index].float().softmax(dim=-1)
                         no_speech_probs = probs_at_sot[:, self.tokenizer.no_speech].tolist()
@@ -114,7 +120,7 @@ def _task_class():
             proposals: list[int] = []
             while len(proposals) < DRAFT_TOKENS and len(seq) + len(proposals) < limit:
                 context = seq + proposals
-                logits = forward(self.draft, context[cache.length:], audio_features, cache)[:, -1]
+                logits = self.forward(self.draft, context[cache.length:], audio_features, cache)[:, -1]
                 for logit_filter in self.logit_filters:
                     logit_filter.apply(logits, torch.tensor([context]))
                 proposals.append(int(logits.argmax(-1)))

@@ -10,6 +10,20 @@ same blocks and weights with the mask offset by the cached positions.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+
+
+def turns_of(model):
+    """The lock that ``model``'s decoder passes outside a batch hold (a no-op where it has none).
+
+    Set as ``model.decoder_turns`` where several threads transcribe at once
+    (:class:`vmgrade.asr.speedups.cross_file.SharedDecoding`): whisper's own decoding and its
+    word alignment hook the shared modules, so they run one at a time.
+    """
+    turns = getattr(model, "decoder_turns", None)
+    return turns if turns is not None else contextlib.nullcontext()
+
 
 class KVCache:
     """Keys and values per attention projection: self-attention ones grow with the text, truncatable."""
@@ -81,6 +95,85 @@ def forward(decoder, tokens: list[int], xa, cache: KVCache):
     if hasattr(decoder, "project"):  # vmgrade.asr.speedups.quantize's decoders
         return decoder.project(x)
     return x @ decoder.token_embedding.weight.to(x.dtype).T  # whisper's own TextDecoder
+
+
+def fill_audio(decoder, xa, cache: KVCache) -> None:
+    """Project the window's encoding ``xa`` to ``cache``'s cross-attention keys and values, once.
+
+    :func:`forward` does this on a cache's first pass; a caller that hands its pass to
+    :func:`forward_many` in another thread does it first, in its own thread, where its
+    last-call memos hold its window's projections.
+    """
+    for block in decoder.blocks:
+        attn = block.cross_attn
+        if attn.key not in cache.audio:
+            cache.audio[attn.key], cache.audio[attn.value] = attn.key(xa), attn.value(xa)
+
+
+def forward_many(decoder, calls: list[tuple[list[int], object, KVCache]]) -> list:
+    """:func:`forward` for several ``(tokens, xa, cache)`` at once, the linear layers shared.
+
+    A decoder step on a CPU is bound by reading the weights, and their products with every
+    call's new positions side by side read them once. Attention stays per call: each has its
+    own cached text and its own window. The caches must hold their audio keys and values
+    (:func:`fill_audio`); each is extended only when the whole pass has succeeded.
+
+    Returns
+    -------
+    list of torch.Tensor, shape (1, len(tokens), n_vocab)
+        One per call, in order.
+    """
+    import torch
+
+    counts = [len(tokens) for tokens, _, _ in calls]
+    offsets = [cache.length for _, _, cache in calls]
+    rows = [slice(end - n, end) for n, end in zip(counts, itertools.accumulate(counts))]
+    xa0 = calls[0][1]
+    ids = torch.tensor([[t for tokens, _, _ in calls for t in tokens]], device=xa0.device)
+    positions = torch.cat([torch.arange(o, o + n) for o, n in zip(offsets, counts)]).to(xa0.device)
+    x = (decoder.token_embedding(ids) + decoder.positional_embedding[positions]).to(xa0.dtype)
+    masks = [torch.ones(n, o + n, dtype=torch.bool, device=xa0.device).tril(diagonal=o)
+             for o, n in zip(offsets, counts)]
+    texts = [dict(cache.text) for _, _, cache in calls]  # staged: the caches change at the end
+    for block in decoder.blocks:
+        attn = block.attn
+        h = block.attn_ln(x)
+        q, k, v = attn.query(h), attn.key(h), attn.value(h)
+        out = []
+        for r, text, mask in zip(rows, texts, masks):
+            text[attn.key] = _joined(text.get(attn.key), k[:, r])
+            text[attn.value] = _joined(text.get(attn.value), v[:, r])
+            out.append(_attend(attn, q[:, r], text[attn.key], text[attn.value], mask))
+        x = x + attn.out(torch.cat(out, dim=1))
+        attn = block.cross_attn
+        q = attn.query(block.cross_attn_ln(x))
+        out = [_attend(attn, q[:, r], cache.audio[attn.key], cache.audio[attn.value], None)
+               for r, (_, _, cache) in zip(rows, calls)]
+        x = x + attn.out(torch.cat(out, dim=1))
+        x = x + block.mlp(block.mlp_ln(x))
+    x = decoder.ln(x).float()
+    if hasattr(decoder, "project"):
+        logits = decoder.project(x)
+    else:
+        logits = x @ decoder.token_embedding.weight.to(x.dtype).T
+    for (_, _, cache), text, o, n in zip(calls, texts, offsets, counts):
+        cache.text, cache.length = text, o + n
+    return [logits[:, r] for r in rows]
+
+
+def _attend(attn, q, k, v, mask):
+    import torch.nn.functional as F
+
+    heads = attn.n_head
+    q, k, v = (t.view(*t.shape[:2], heads, -1).permute(0, 2, 1, 3) for t in (q, k, v))
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return a.permute(0, 2, 1, 3).flatten(start_dim=2)
+
+
+def _joined(old, new):
+    import torch
+
+    return new if old is None else torch.cat([old, new], dim=1)
 
 
 def _grow(store: dict, module, new):
