@@ -66,35 +66,26 @@ def forward(decoder, tokens: list[int], xa, cache: KVCache):
     torch.Tensor, shape (1, len(tokens), n_vocab)
     """
     import torch
-    import torch.nn.functional as F
 
     offset, n = cache.length, len(tokens)
     ids = torch.tensor([tokens], device=xa.device)
     x = decoder.token_embedding(ids) + decoder.positional_embedding[offset : offset + n]
     x = x.to(xa.dtype)
     visible = torch.ones(n, offset + n, dtype=torch.bool, device=xa.device).tril(diagonal=offset)
+    fill_audio(decoder, xa, cache)
     for block in decoder.blocks:
-        layers = ((block.attn, block.attn_ln, None), (block.cross_attn, block.cross_attn_ln, xa))
-        for attn, norm, source in layers:
-            h = norm(x)
-            q = attn.query(h)
-            if source is None:
-                k = _grow(cache.text, attn.key, attn.key(h))
-                v = _grow(cache.text, attn.value, attn.value(h))
-            else:
-                if attn.key not in cache.audio:
-                    cache.audio[attn.key], cache.audio[attn.value] = attn.key(source), attn.value(source)
-                k, v = cache.audio[attn.key], cache.audio[attn.value]
-            heads = attn.n_head
-            q, k, v = (t.view(*t.shape[:2], heads, -1).permute(0, 2, 1, 3) for t in (q, k, v))
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=visible if source is None else None)
-            x = x + attn.out(a.permute(0, 2, 1, 3).flatten(start_dim=2))
+        attn = block.attn
+        h = block.attn_ln(x)
+        q = attn.query(h)
+        k = _grow(cache.text, attn.key, attn.key(h))
+        v = _grow(cache.text, attn.value, attn.value(h))
+        x = x + attn.out(_attend(attn, q, k, v, visible))
+        attn = block.cross_attn
+        q = attn.query(block.cross_attn_ln(x))
+        x = x + attn.out(_attend(attn, q, cache.audio[attn.key], cache.audio[attn.value], None))
         x = x + block.mlp(block.mlp_ln(x))
     cache.length = offset + n
-    x = decoder.ln(x).float()
-    if hasattr(decoder, "project"):  # vmgrade.asr.speedups.quantize's decoders
-        return decoder.project(x)
-    return x @ decoder.token_embedding.weight.to(x.dtype).T  # whisper's own TextDecoder
+    return _logits(decoder, x)
 
 
 def fill_audio(decoder, xa, cache: KVCache) -> None:
@@ -151,14 +142,17 @@ def forward_many(decoder, calls: list[tuple[list[int], object, KVCache]]) -> lis
                for r, (_, _, cache) in zip(rows, calls)]
         x = x + attn.out(torch.cat(out, dim=1))
         x = x + block.mlp(block.mlp_ln(x))
-    x = decoder.ln(x).float()
-    if hasattr(decoder, "project"):
-        logits = decoder.project(x)
-    else:
-        logits = x @ decoder.token_embedding.weight.to(x.dtype).T
+    logits = _logits(decoder, x)
     for (_, _, cache), text, o, n in zip(calls, texts, offsets, counts):
         cache.text, cache.length = text, o + n
     return [logits[:, r] for r in rows]
+
+
+def _logits(decoder, x):
+    x = decoder.ln(x).float()
+    if hasattr(decoder, "project"):  # vmgrade.asr.speedups.quantize's decoders
+        return decoder.project(x)
+    return x @ decoder.token_embedding.weight.to(x.dtype).T  # whisper's own TextDecoder
 
 
 def _attend(attn, q, k, v, mask):
@@ -177,7 +171,5 @@ def _joined(old, new):
 
 
 def _grow(store: dict, module, new):
-    import torch
-
-    store[module] = new if module not in store else torch.cat([store[module], new], dim=1)
+    store[module] = _joined(store.get(module), new)
     return store[module]
