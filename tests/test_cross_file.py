@@ -102,19 +102,24 @@ def test_an_error_reaches_only_the_thread_whose_call_failed():
     assert _in_threads(2, body) == [5, "bad row"]
 
 
-@pytest.mark.slow
-def test_files_transcribed_at_once_read_as_they_do_alone(tiny):
-    """Three samples in three threads: batched decoding and alignment, the same words and times."""
+def _alone_and_at_once(transcriber) -> list[tuple]:
+    """Three samples' transcripts one at a time and in three threads at once, paired; the same texts."""
     from vmgrade.audio import load
 
     clips = [load(SAMPLES / name) for name in ("followup_phone.wav", "before_practice.wav",
                                                 "strong_wideband.flac")]
-    alone = [tiny.transcribe(a) for a in clips]
-    tiny.rendezvous.batches.clear()
-    together = _in_threads(3, lambda i: tiny.transcribe(clips[i]))
-    assert max(tiny.rendezvous.batches) >= 2  # some calls did run batched
-    for a, b in zip(alone, together, strict=True):
-        assert b.text == a.text
+    alone = [transcriber.transcribe(a) for a in clips]
+    transcriber.rendezvous.batches.clear()
+    together = _in_threads(3, lambda i: transcriber.transcribe(clips[i]))
+    assert max(transcriber.rendezvous.batches) >= 2  # some calls did run batched
+    assert [b.text for b in together] == [a.text for a in alone]
+    return list(zip(alone, together, strict=True))
+
+
+@pytest.mark.slow
+def test_files_transcribed_at_once_read_as_they_do_alone(tiny):
+    """Three samples in three threads: batched decoding and alignment, the same words and times."""
+    for a, b in _alone_and_at_once(tiny):
         assert [(w.word, w.start, w.end) for w in b.words] == [(w.word, w.start, w.end) for w in a.words]
         assert [round(w.probability, 2) for w in b.words] == pytest.approx(
             [round(w.probability, 2) for w in a.words], abs=0.02)
@@ -160,16 +165,7 @@ def test_a_batch_grading_files_at_once_gives_the_grades_of_one_at_a_time(tmp_pat
 @pytest.mark.slow
 def test_openai_whisper_files_transcribed_at_once_read_as_they_do_alone(transcriber):
     """The default engine: three files in three threads share draft and check passes, same words."""
-    from vmgrade.audio import load
-
-    clips = [load(SAMPLES / name) for name in ("followup_phone.wav", "before_practice.wav",
-                                                "strong_wideband.flac")]
-    alone = [transcriber.transcribe(a) for a in clips]
-    transcriber.rendezvous.batches.clear()
-    together = _in_threads(3, lambda i: transcriber.transcribe(clips[i]))
-    assert max(transcriber.rendezvous.batches) >= 2  # some passes did run batched
-    for a, b in zip(alone, together, strict=True):
-        assert b.text == a.text
+    for a, b in _alone_and_at_once(transcriber):
         assert [w.word for w in b.words] == [w.word for w in a.words]
         # the idle cores may differ between the runs, and the thread count with them
         times = [t for w in b.words for t in (w.start, w.end)]
