@@ -114,6 +114,37 @@ def test_the_model_follows_the_idle_cores_between_files(transcriber):
     assert transcriber.threads == torch.get_num_threads() >= cores - 1
 
 
+def _in_new_process(code: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+@pytest.mark.skipif(threads.cpu_cores() < 2, reason="needs 2 cores: one thread is torch's own default on 1")
+def test_the_cap_holds_for_torch_imported_before_or_after_it():
+    cap = "from vmgrade.asr.threads import limit_threads; limit_threads(1)"
+    report = ("from threadpoolctl import threadpool_info; "
+              "print(torch.get_num_threads(), max(p['num_threads'] for p in threadpool_info() "
+              "if p['user_api'] == 'blas'))")
+    # the speaker check imports torch after a ctranslate2 model has loaded and set the cap
+    assert _in_new_process(f"{cap}; import numpy, torch; {report}") == ["1", "1"]
+    # openai-whisper imports torch first; a later cap (the idle cores changed) reaches it too
+    assert _in_new_process(f"import numpy, torch; torch.get_num_threads(); {cap}; {report}") == ["1", "1"]
+
+
+@pytest.mark.slow
+def test_a_one_thread_ctranslate2_grade_runs_its_speaker_check_on_one_thread():
+    code = ("from vmgrade.pipeline import Grader, GradeOptions\n"
+            "grader = Grader(GradeOptions(engine='ctranslate2', threads=1))\n"
+            f"report = grader.grade({str(SAMPLE)!r})\n"
+            "import torch\n"
+            "print(report.error is None, report.timings_s['voices'] > 0, torch.get_num_threads())")
+    # a batch worker's grader: one thread, the speaker check's torch pass included
+    assert _in_new_process(code) == ["True", "True", "1"]
+
+
 @pytest.mark.slow
 @needs_proc_stat
 def test_a_cli_grade_beside_a_spinning_process_runs_on_the_idle_cores(tmp_path):

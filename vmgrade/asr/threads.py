@@ -17,6 +17,7 @@ machine (docs/performance.md, "Busy machines").
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,13 +179,25 @@ def default_workers(idle: float | None = None) -> int:
     return max(1, min(default_threads(idle), by_memory))
 
 
-def limit_blas_threads(threads: int) -> None:
-    """Cap numpy's BLAS pool (the sentence embeddings, SciPy) at ``threads`` for the rest of the process.
+def limit_threads(threads: int) -> None:
+    """Cap numpy's BLAS pool and torch's intra-op pool at ``threads`` for the rest of the process.
 
     OpenBLAS otherwise starts one spinning thread per core, whatever the recogniser was given:
     capped to each worker's share, 2 batch workers x 1 thread on 2 cores graded 30.1 files/min
-    instead of 20.9 (bench/web_throughput.py). The recognisers call it when their model loads.
+    instead of 20.9 (bench/web_throughput.py). torch likewise sizes its pool to every core, and
+    the speaker check runs on torch under either engine: in ctranslate2 batch workers of one
+    thread each, its 2-thread passes made a 24-file batch take 53-60 s instead of 35-36 s on
+    the Xeon host (docs/performance.md). The recognisers call this when their model loads.
     """
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads, user_api="blas")
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.get_num_threads() != threads:  # rebuilding the pool costs; only on a change
+            torch.set_num_threads(threads)
+    else:
+        # torch, imported later by a stage of its own (the speaker check under ctranslate2),
+        # sizes its pool from this when it starts
+        os.environ["OMP_NUM_THREADS"] = str(threads)

@@ -53,7 +53,7 @@ from ..memory import release_freed_memory
 from ..transcript import Segment, Transcript, Word  # the engines' result types (also imported from here)
 from .speedups.cross_file import BatchingWhisper, Rendezvous, SharedDecoding
 from .speedups.memo import EncoderMemo, forget_memos, memo_audio_projections
-from .threads import default_threads, idle_cores, limit_blas_threads, snapshot
+from .threads import default_threads, idle_cores, limit_threads, snapshot
 from .windows import AsrInput, fit_to_window
 
 DEFAULT_LANGUAGE = "en"
@@ -244,7 +244,6 @@ class WhisperTranscriber(_LoadsOnce):
 
         import_whisper()  # before anything else imports it: without numba's start-up
 
-        import torch
         from whisper.tokenizer import get_tokenizer
 
         from . import weights
@@ -254,8 +253,7 @@ class WhisperTranscriber(_LoadsOnce):
         from .speedups.quantize import RESCORE_TOP_K, int8_decoders
 
         self.threads = self.options.threads or default_threads()
-        torch.set_num_threads(self.threads)
-        limit_blas_threads(self.threads)
+        limit_threads(self.threads)
         progress.notice(f"loading the Whisper model '{self.spec.name}' (openai-whisper, {self.device})")
         model = weights.load_whisper(self.spec, self.device)
         if self.uses_bf16_encoder:
@@ -303,10 +301,7 @@ class WhisperTranscriber(_LoadsOnce):
             return
         threads = default_threads(idle_cores(since=self._cpu_mark))
         if threads != self.threads:
-            import torch
-
-            torch.set_num_threads(threads)
-            limit_blas_threads(threads)
+            limit_threads(threads)
             self.threads = threads
         self._cpu_mark = snapshot()
 
@@ -650,7 +645,7 @@ class CTranslate2Transcriber(_LoadsOnce):
         from faster_whisper import WhisperModel
 
         threads = self.threads = self.options.threads or default_threads()
-        limit_blas_threads(threads)
+        limit_threads(threads)
         on_cpu = self.device == "cpu"
         progress.notice(f"loading the Whisper model in {self.model_dir} (ctranslate2, {self.device})")
         try:

@@ -43,7 +43,7 @@ def init_worker(options: GradeOptions, watch_parent: bool = True) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     if watch_parent:
         _watch_parent(os.getppid())
-    try:  # the model's load caps numpy's BLAS at options.threads too (threads.limit_blas_threads)
+    try:  # the model's load caps numpy's BLAS and torch at options.threads too (threads.limit_threads)
         _GRADER = make_grader(options)
     except VmgradeError as exc:  # reported by the first task: the driver stops the batch
         _INIT_ERROR = f"[{exc.code}] {exc.message}"
