@@ -75,10 +75,9 @@ def forward(decoder, tokens: list[int], xa, cache: KVCache):
     fill_audio(decoder, xa, cache)
     for block in decoder.blocks:
         attn = block.attn
-        h = block.attn_ln(x)
-        q = attn.query(h)
-        k = _grow(cache.text, attn.key, attn.key(h))
-        v = _grow(cache.text, attn.value, attn.value(h))
+        q, k, v = _self_projections(attn, block.attn_ln(x))
+        k = _grow(cache.text, attn.key, k)
+        v = _grow(cache.text, attn.value, v)
         x = x + attn.out(_attend(attn, q, k, v, visible))
         attn = block.cross_attn
         q = attn.query(block.cross_attn_ln(x))
@@ -95,10 +94,14 @@ def fill_audio(decoder, xa, cache: KVCache) -> None:
     :func:`forward_many` in another thread does it first, in its own thread, where its
     last-call memos hold its window's projections.
     """
+    heads_dtype = getattr(decoder, "audio_heads_dtype", None)
     for block in decoder.blocks:
         attn = block.cross_attn
         if attn.key not in cache.audio:
-            cache.audio[attn.key], cache.audio[attn.value] = attn.key(xa), attn.value(xa)
+            k, v = attn.key(xa), attn.value(xa)
+            if heads_dtype is not None:  # the draft's own projections: stored as its attention reads them
+                k, v = (_heads(t, attn.n_head).to(heads_dtype).contiguous() for t in (k, v))
+            cache.audio[attn.key], cache.audio[attn.value] = k, v
 
 
 def forward_many(decoder, calls: list[tuple[list[int], object, KVCache]]) -> list:
@@ -128,8 +131,7 @@ def forward_many(decoder, calls: list[tuple[list[int], object, KVCache]]) -> lis
     texts = [dict(cache.text) for _, _, cache in calls]  # staged: the caches change at the end
     for block in decoder.blocks:
         attn = block.attn
-        h = block.attn_ln(x)
-        q, k, v = attn.query(h), attn.key(h), attn.value(h)
+        q, k, v = _self_projections(attn, block.attn_ln(x))
         out = []
         for r, text, mask in zip(rows, texts, masks):
             text[attn.key] = _joined(text.get(attn.key), k[:, r])
@@ -148,6 +150,15 @@ def forward_many(decoder, calls: list[tuple[list[int], object, KVCache]]) -> lis
     return [logits[:, r] for r in rows]
 
 
+def _self_projections(attn, h):
+    """Self-attention's queries, keys and values of ``h``: in one product where the layer has
+    them side by side (the draft's ``qkv``: one int8 call instead of three), else three."""
+    qkv = getattr(attn, "qkv", None)
+    if qkv is None:
+        return attn.query(h), attn.key(h), attn.value(h)
+    return qkv(h).chunk(3, dim=-1)
+
+
 def _logits(decoder, x):
     x = decoder.ln(x).float()
     if hasattr(decoder, "project"):  # vmgrade.asr.speedups.quantize's decoders
@@ -156,12 +167,20 @@ def _logits(decoder, x):
 
 
 def _attend(attn, q, k, v, mask):
+    """Attention of ``q`` (batch, positions, n_state) over ``k``, ``v``: the same shape, or already
+    split into heads (batch, heads, positions, head size), in their own dtype (the draft's audio)."""
     import torch.nn.functional as F
 
     heads = attn.n_head
-    q, k, v = (t.view(*t.shape[:2], heads, -1).permute(0, 2, 1, 3) for t in (q, k, v))
-    a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return a.permute(0, 2, 1, 3).flatten(start_dim=2)
+    if k.ndim == 3:
+        k, v = _heads(k, heads), _heads(v, heads)
+    a = F.scaled_dot_product_attention(_heads(q, heads).to(k.dtype), k, v, attn_mask=mask)
+    return a.to(q.dtype).permute(0, 2, 1, 3).flatten(start_dim=2)
+
+
+def _heads(t, heads: int):
+    """(batch, positions, n_state) as (batch, heads, positions, head size), a view."""
+    return t.view(*t.shape[:2], heads, -1).permute(0, 2, 1, 3)
 
 
 def _joined(old, new):
