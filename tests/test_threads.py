@@ -180,3 +180,22 @@ def test_web_nodes_and_workers_size_themselves_to_the_idle_cores(monkeypatch):
     assert _sized_to_machine(args, args.workers)[0] == 2  # memory holds two models
     args = parser.parse_args(["serve", "--workers", "0"])
     assert _sized_to_machine(args, args.workers)[0] == 0  # a web node only
+
+
+def test_the_speaker_encoder_runs_on_one_thread_and_leaves_torchs_count_as_it_was():
+    torch = pytest.importorskip("torch")
+    from vmgrade.audio import load
+    from vmgrade.calls import speakers
+
+    audio = load(SAMPLE)
+    seen = []
+    hook = speakers.encoder().register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        runs = speakers.embed_runs(audio.samples, audio.sample_rate, [(0.5, audio.duration_s - 0.5)])
+    finally:
+        hook.remove()
+    assert len(runs.vectors) > 0 and seen == [1]  # its LSTM steps are too small to share
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(before)

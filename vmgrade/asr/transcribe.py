@@ -292,18 +292,23 @@ class WhisperTranscriber(_LoadsOnce):
         return model
 
     def _fit_threads(self) -> None:
-        """Before each file after the first, follow the idle cores again (unless ``threads`` was given).
+        """Before each file after the first, follow the idle cores again (unless ``threads`` was given),
+        and take torch's pool back to that count where another stage changed it (the speaker check).
 
         A process that started on a quiet machine keeps all its threads when other work starts
         (another grading process): threads on busy cores hold every step's barrier up.
         """
-        if self.options.threads or self._model is None or self.device != "cpu":
+        if self._model is None or self.device != "cpu":
             return
-        threads = default_threads(idle_cores(since=self._cpu_mark))
-        if threads != self.threads:
+        import torch
+
+        threads = self.threads
+        if not self.options.threads:
+            threads = default_threads(idle_cores(since=self._cpu_mark))
+            self._cpu_mark = snapshot()
+        if threads != self.threads or torch.get_num_threads() != threads:
             limit_threads(threads)
             self.threads = threads
-        self._cpu_mark = snapshot()
 
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono) with word timestamps."""

@@ -29,6 +29,7 @@ Figures (``python bench/recording_kinds.py``): docs/calls.md.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from dataclasses import dataclass, field
@@ -137,6 +138,26 @@ def encoder():
             model.eval()
             _ENCODER.append(model)
         return _ENCODER[0]
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """torch's pool at one thread for the speaker encoder, then as it was.
+
+    Its LSTM steps are a few small products each, too small to share: a 23-s message's runs
+    took 165 ms on 2 threads and 112 ms on one (the Xeon host; docs/performance.md). A
+    recogniser sets its own count again before it transcribes.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before > 1:
+            torch.set_num_threads(before)
 
 
 class _RunPitch:
@@ -285,7 +306,7 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
         for i in range(a, b - WINDOW_FRAMES + 1, step):
             windows.append(mel[i : i + WINDOW_FRAMES])
             owner.append(k)
-    with torch.inference_mode():
+    with torch.inference_mode(), _one_torch_thread():
         vectors = encoder()(torch.from_numpy(np.stack(windows))).numpy()
     owner_arr = np.asarray(owner)
     means = np.stack([_unit(vectors[owner_arr == k].mean(axis=0)) for k in range(len(runs))])
