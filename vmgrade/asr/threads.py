@@ -188,6 +188,8 @@ def limit_threads(threads: int) -> None:
     the speaker check runs on torch under either engine: in ctranslate2 batch workers of one
     thread each, its 2-thread passes made a 24-file batch take 53-60 s instead of 35-36 s on
     the Xeon host (docs/performance.md). The recognisers call this when their model loads.
+    Where torch is not imported yet, the cap goes to ``OMP_NUM_THREADS``, which torch (and
+    any OpenMP library loaded later in this process, or a child it starts) reads at start.
     """
     from threadpoolctl import threadpool_limits
 
