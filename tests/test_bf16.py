@@ -32,6 +32,27 @@ def test_on_is_used_only_where_the_cpu_multiplies_bf16_natively():
 
 
 @pytest.mark.slow
+def test_weights_stored_in_bf16_encode_bit_for_bit_as_converted_on_every_call():
+    import copy
+
+    import torch
+    from whisper.model import AudioEncoder
+
+    from vmgrade.asr.speedups.bf16 import bf16_encoder
+
+    torch.manual_seed(0)
+    encoder = AudioEncoder(n_mels=80, n_ctx=50, n_state=64, n_head=4, n_layer=2).eval()
+    mel = torch.randn(1, 80, 100)
+    stored = bf16_encoder(copy.deepcopy(encoder))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        converted = encoder(mel).float()  # autocast and whisper convert the fp32 weights each call
+    with torch.no_grad():
+        assert torch.equal(stored(mel), converted)
+    dtypes = {type(m).__name__: m.weight.dtype for m in stored.modules() if hasattr(m, "weight")}
+    assert dtypes == {"Conv1d": torch.bfloat16, "Linear": torch.bfloat16, "LayerNorm": torch.float32}
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no bf16 matrix units (AMX)")
 @pytest.mark.parametrize("name", ["before_practice.wav", "call_export_mulaw.wav"])
 def test_bf16_encoder_gives_the_fp32_words_at_close_times(name):

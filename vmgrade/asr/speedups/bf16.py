@@ -33,7 +33,32 @@ def bf16_encoder(encoder):
     # autocast keeps the bf16 copy of every weight that requires a gradient for the
     # whole call (40 MB for base); without that flag each copy lives for its own layer
     encoder.requires_grad_(False)
+    store_products_in_bf16(encoder)
     return _bf16_class()(encoder)
+
+
+def store_products_in_bf16(encoder) -> None:
+    """Keep the encoder's linear and convolution weights and biases in bf16, once.
+
+    Under autocast (and whisper's own ``weight.to(x.dtype)``) every call made these very
+    bf16 copies again, reading the fp32 weights each window (80 MB for base): stored
+    converted, the encodings are bit for bit the same. Layer norms and the positional
+    embedding stay fp32, as autocast runs them. The fp32 pages of a memory-mapped
+    checkpoint are handed back: the process holds 40 MB of bf16 instead of 80 of fp32.
+    """
+    import torch
+
+    from ..weights import release_mapped_pages
+
+    for module in encoder.modules():
+        if not isinstance(module, (torch.nn.Linear, torch.nn.Conv1d)):
+            continue
+        for name in ("weight", "bias"):
+            fp32 = getattr(module, name)
+            if fp32 is None or fp32.dtype != torch.float32:
+                continue
+            setattr(module, name, torch.nn.Parameter(fp32.detach().to(torch.bfloat16), requires_grad=False))
+            release_mapped_pages(fp32)
 
 
 @functools.cache
