@@ -58,10 +58,14 @@ def test_the_kernels_each_pass_runs_follow_the_instruction_sets():
     assert ("encoder: bf16" in here) == cpu_has_native_bf16()  # as the loader chooses
     assert f"torch {torch.backends.quantized.engine} engine" in here
     assert "draft checks, filler probe, word alignment: fp32" in here
+    from vmgrade.asr.speedups.quantize import draft_attention_dtype
+
+    assert ("over the window: bf16" in here) == (draft_attention_dtype() == torch.bfloat16)
     isa = dict.fromkeys(info.isa or [name for name, _, _ in ISA], False)
     avx2 = "\n".join(replace(info, isa={**isa, "avx2": True}).passes())
-    assert "encoder: fp32" in avx2 and "no VNNI" in avx2
+    assert "encoder: fp32" in avx2 and "no VNNI" in avx2 and "over the window: fp32" in avx2
     amx_isa = {**isa, "avx512_vnni": True, "amx_bf16": True, "amx_int8": True}
     amx = "\n".join(replace(info, isa=amx_isa).passes())
     assert "encoder: bf16 (oneDNN, AMX tiles)" in amx and "VNNI dot products" in amx
+    assert "over the window: bf16" in amx
     assert any(line.startswith("kernels: openai-whisper encoder") for line in info.lines())

@@ -78,18 +78,22 @@ class HostInfo:
 
         openai-whisper: the encoder in bf16 only on AMX (emulated bf16 is slower than fp32);
         the draft decoder and the vocabulary projection in int8 (torch's dynamic int8 matmul,
-        VNNI dot products where the CPU has them); the checks of the draft, the filler probe
-        and word alignment in fp32 (openai-whisper's transcripts). ctranslate2: int8 throughout.
+        VNNI dot products where the CPU has them), its cross-attention over the window in bf16 on
+        AMX (:func:`vmgrade.asr.speedups.quantize.draft_attention_dtype`); the checks of the draft,
+        the filler probe and word alignment in fp32 (openai-whisper's transcripts). ctranslate2:
+        int8 throughout.
         """
         vnni = self.isa.get("avx512_vnni") or self.isa.get("avx_vnni") or self.isa.get("amx_int8")
         int8 = (f"int8 (torch {self.quantized_engine or '?'} engine, "
                 f"{'VNNI dot products' if vnni else 'no VNNI: 16-bit pair sums'})")
         encoder = ("bf16 (oneDNN, AMX tiles)" if self.isa.get("amx_bf16")
                    else f"fp32 (torch's {self.torch_kernels or '?'} kernels)")
+        draft_attention = "bf16 (oneDNN, AMX tiles)" if self.isa.get("amx_bf16") else "fp32"
         out = []
         if self.torch_version:
             out += [f"openai-whisper encoder: {encoder}",
                     f"openai-whisper draft decoder, vocabulary projection: {int8}",
+                    f"openai-whisper draft's attention over the window: {draft_attention}",
                     "openai-whisper draft checks, filler probe, word alignment: fp32"]
         if self.ctranslate2_version:
             out.append("ctranslate2 encoder and decoder: int8 (CTranslate2 int8_float32 on the CPU)")
