@@ -114,7 +114,8 @@ def test_the_model_follows_the_idle_cores_between_files(transcriber):
     assert transcriber.threads == torch.get_num_threads() >= cores - 1
 
 
-def _in_new_process(code: str) -> str:
+def _in_new_process(code: str) -> list[str]:
+    """What ``code`` prints in a new Python, split into words (no OMP_NUM_THREADS inherited)."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
                          timeout=120)

@@ -86,9 +86,9 @@ class HostInfo:
         vnni = self.isa.get("avx512_vnni") or self.isa.get("avx_vnni") or self.isa.get("amx_int8")
         int8 = (f"int8 (torch {self.quantized_engine or '?'} engine, "
                 f"{'VNNI dot products' if vnni else 'no VNNI: 16-bit pair sums'})")
-        encoder = ("bf16 (oneDNN, AMX tiles)" if self.isa.get("amx_bf16")
-                   else f"fp32 (torch's {self.torch_kernels or '?'} kernels)")
-        draft_attention = "bf16 (oneDNN, AMX tiles)" if self.isa.get("amx_bf16") else "fp32"
+        amx_bf16 = "bf16 (oneDNN, AMX tiles)" if self.isa.get("amx_bf16") else None
+        encoder = amx_bf16 or f"fp32 (torch's {self.torch_kernels or '?'} kernels)"
+        draft_attention = amx_bf16 or "fp32"
         out = []
         if self.torch_version:
             out += [f"openai-whisper encoder: {encoder}",
