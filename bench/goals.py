@@ -1,9 +1,10 @@
 """The speed and accuracy goals, measured side by side in one run.
 
 For each FILE (default: ``samples/before_practice.wav``, 23 s, and
-``samples/strong_wideband.flac``, 31.5 s), warm (one process, one untimed
-call of each first, then ``--repeat`` rounds in which each takes its turn;
-medians, and ratios as the median of each round's ratio):
+``samples/strong_wideband.flac``, 31.5 s), warm (each contender in a process
+of its own, as in real use, one untimed call of each first, then ``--repeat``
+rounds in which each takes its turn; medians, and ratios as the median of
+each round's ratio):
 
 * ``faster-whisper alone``: faster-whisper's own ``transcribe()`` on the same
   base model, int8, word timestamps on, its default beam of 5: the yardstick;
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import os
 import statistics
 import subprocess
@@ -75,9 +77,10 @@ GOAL_BATCH_FAST_RATIO = 0.45
 GOAL_WORKER_RSS_MB = 1000.0
 GOAL_BUSY_RATIO = 2.0
 # Idle seconds after each timed call: torch's and CTranslate2's OpenMP threads
-# spin a while after their work, and would slow the next contender (in one
-# process both engines are loaded, as they never are in real use).
+# spin a while after their work, and would slow the next contender.
 SETTLE_S = 0.5
+# The warm contenders besides the setups: faster-whisper alone and plain openai-whisper.
+YARDSTICK, PLAIN = "yardstick", "plain"
 
 
 def interleaved(calls: dict, rounds: int) -> dict[str, list]:
@@ -190,6 +193,82 @@ def cold_cli(path: Path, engine: str, model: str, flags: list[str]):
     return run
 
 
+class Contender:
+    """One warm contender in a process of its own (``goals.py --serve LABEL``), called by pipe.
+
+    Each runs alone in its process, as the engines do in real use: CTranslate2
+    and torch each bring an OpenMP runtime (two copies of libgomp), and once
+    CTranslate2's has run a parallel region, torch's small parallel products in
+    the same process run about 3x slower for the rest of its life (measured:
+    docs/performance.md, "Two engines in one process"), which would charge
+    the default engine for the bench's own set-up.
+    """
+
+    def __init__(self, label: str, model: str):
+        self.label = label
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", label, "--model", model],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self._reply()  # {} once built, or {"skipped": reason}
+        self.threads = None
+
+    def _reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"contender {self.label!r} exited ({self.proc.wait()})")
+        return json.loads(line)
+
+    def call(self, path: Path):
+        """A no-argument function: one call on ``path`` -> (seconds, {stage: seconds})."""
+        def run() -> tuple[float, dict[str, float]]:
+            self.proc.stdin.write(f"{path}\n")
+            self.proc.stdin.flush()
+            reply = self._reply()
+            self.threads = reply["threads"]
+            return reply["seconds"], reply["stages"]
+
+        return run
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def serve(label: str, model: str) -> int:
+    """The contender ``label``'s side of :class:`Contender`: a path per line in, a JSON line out."""
+    from vmgrade import GradeOptions, Grader
+    from vmgrade.asr import weights as models
+    from vmgrade.asr.threads import cpu_cores
+    from vmgrade.audio import load
+    from vmgrade.errors import ModelError
+
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # notices and prints stay off the pipe
+    threads = None
+    try:
+        if label == YARDSTICK:
+            run_fw = faster_whisper_alone(models.ctranslate2_dir(model))
+            run = lambda path: (timed(run_fw, load(path).samples)(), {})  # noqa: E731
+        elif label == PLAIN:
+            run_plain = wer.plain_transcriber(model, word_timestamps=True)
+            run = lambda path: (timed(run_plain, load(path))(), {})  # noqa: E731
+        else:
+            engine, settings = next((e, st) for lb, e, st, _ in SETUPS if lb == label)
+            # every core, as a quiet machine gives: the idle-core fit would see the other
+            # contenders' turns (bench/contention.py and --busy measure that fit)
+            grader = Grader(GradeOptions(model=model, engine=engine, threads=cpu_cores(), **settings))
+            run = lambda path: grade_stages(grader, path)()  # noqa: E731
+    except ModelError as exc:
+        print(json.dumps({"skipped": exc.message}), file=out, flush=True)
+        return 0
+    print(json.dumps({}), file=out, flush=True)
+    for line in sys.stdin:
+        seconds, stages = run(Path(line.strip()))
+        if label not in (YARDSTICK, PLAIN):
+            threads = getattr(grader.transcriber, "threads", None)  # set once the model has loaded
+        print(json.dumps({"seconds": seconds, "stages": stages, "threads": threads}), file=out, flush=True)
+    return 0
+
+
 def faster_whisper_alone(model_dir: Path):
     """faster-whisper's own ``transcribe()`` as ``samples -> words`` (int8, words on, default beam)."""
     from faster_whisper import WhisperModel
@@ -253,6 +332,41 @@ def batch_goals(n_files: int, model: str) -> list[tuple]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def warm_goals(path: Path, contenders: dict[str, Contender], graders: list[str],
+               cold: dict, rounds: int) -> list[tuple]:
+    """The warm goals on ``path``: each contender in turn, ``rounds`` times; prints the stage table."""
+    from vmgrade.audio import load
+
+    print(f"== {path.name}: {load(path).duration_s:.1f} s")
+    runs = interleaved({label: c.call(path) for label, c in contenders.items()}, rounds)
+    yardstick = statistics.median(t for t, _ in runs[YARDSTICK]) if YARDSTICK in runs else None
+    if yardstick:
+        print(f"{'faster-whisper alone (int8, beam 5, words)':<46}{yardstick:>8.2f} s")
+    print(f"{'plain openai-whisper (fp32, greedy, words)':<46}"
+          f"{statistics.median(t for t, _ in runs[PLAIN]):>8.2f} s")
+    print(f"\n{'whole grade':<22}" + "".join(f"{s:>12}" for s in STAGES) + f"{'total':>9}"
+          + f"{'÷ fw':>7}{'cold CLI':>10}{'peak RSS':>10}{'threads':>9}")
+    goals = []
+    for label in graders:
+        total = statistics.median(t for t, _ in runs[label])
+        stages = {s: statistics.median(st[s] for _, st in runs[label]) for s in STAGES}
+        cold_s, rss_mb = cold[path, label]
+        # the median of each round's ratio: grade and yardstick measured side by side
+        ratio = (statistics.median(t / y for (t, _), (y, _) in zip(runs[label], runs[YARDSTICK]))
+                 if yardstick else float("nan"))
+        print(f"{label:<22}" + "".join(f"{stages[s]:>12.3f}" for s in STAGES)
+              + f"{total:>9.2f}{ratio:>7.2f}{cold_s:>9.2f}s{rss_mb:>8.0f}MB"
+              + f"{contenders[label].threads or '-':>9}", flush=True)
+        target = GOAL_DEFAULT_RATIO if label == "openai-whisper" else GOAL_FAST_RATIO
+        goals.append((f"{path.name}: grade {label} / faster-whisper alone", f"<= {target}",
+                      f"{ratio:.2f}", ratio <= target))
+        if label in GOAL_COLD_S:
+            goals.append((f"{path.name}: cold CLI {label}", f"<= {GOAL_COLD_S[label]:g} s",
+                          f"{cold_s:.2f} s", cold_s <= GOAL_COLD_S[label]))
+    print()
+    return goals
+
+
 def busy_goals(path: Path, engines: list[str], rounds: int, model: str) -> list[tuple]:
     """A cold CLI grade of ``path`` quiet, then beside a process spinning one core, per engine
     (``bench/contention.py``): the ratio of the medians."""
@@ -287,14 +401,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds of a cold CLI grade quiet and beside a spinning process (0: skip)")
     parser.add_argument("--batch", type=int, default=24, metavar="N",
                         help="voicemails in the batch folder (0: skip the batch goals)")
+    parser.add_argument("--serve", metavar="LABEL", help=argparse.SUPPRESS)  # a Contender's process
     args = parser.parse_args(argv)
+    if args.serve:
+        return serve(args.serve, args.model)
 
-    from vmgrade import GradeOptions, Grader
-    from vmgrade.asr import weights as models
     from vmgrade.asr.host import host_info
     from vmgrade.asr.threads import cpu_cores
-    from vmgrade.audio import load
-    from vmgrade.errors import ModelError
 
     print("\n".join(host_info().lines()))  # figures of two hosts compare only with these beside them
     print(f"model {args.model}, {cpu_cores()} cores, warm = median of {args.repeat}, "
@@ -308,51 +421,25 @@ def main(argv: list[str] | None = None) -> int:
                              for path in args.files for label, engine, _, flags in setups}, args.cold)
     cold = {key: (statistics.median(wall for wall, _ in runs), max(rss for _, rss in runs))
             for key, runs in cold_runs.items()}
-    graders = {}
-    for label, engine, settings, _ in setups:
-        try:
-            graders[label] = Grader(GradeOptions(model=args.model, engine=engine, **settings))
-        except ModelError as exc:
-            print(f"skipped {label}: {exc.message}")
-    fw = None
-    if "ctranslate2" in graders:
-        fw = faster_whisper_alone(models.ctranslate2_dir(args.model))
-    plain = wer.plain_transcriber(args.model, word_timestamps=True)
+    contenders: dict[str, Contender] = {}
+    labels = ([YARDSTICK] if any(engine == "ctranslate2" for _, engine, _, _ in setups) else []) + [PLAIN]
+    for label in labels + [label for label, _, _, _ in setups]:
+        contender = Contender(label, args.model)
+        if "skipped" in contender.info:
+            print(f"skipped {label}: {contender.info['skipped']}")
+            contender.close()
+        else:
+            contenders[label] = contender
+    graders = [label for label, _, _, _ in setups if label in contenders]
+    fw = YARDSTICK in contenders
 
     goals = []
-    for path in args.files:
-        audio = load(path)
-        samples = audio.samples
-        print(f"== {path.name}: {audio.duration_s:.1f} s")
-        calls = {"plain": timed(plain, audio)}
-        if fw:
-            calls["yardstick"] = timed(fw, samples)
-        calls.update({label: grade_stages(grader, path) for label, grader in graders.items()})
-        runs = interleaved(calls, args.repeat)
-        yardstick = statistics.median(runs["yardstick"]) if fw else None
-        plain_s = statistics.median(runs["plain"])
-        if yardstick:
-            print(f"{'faster-whisper alone (int8, beam 5, words)':<46}{yardstick:>8.2f} s")
-        print(f"{'plain openai-whisper (fp32, greedy, words)':<46}{plain_s:>8.2f} s")
-        print(f"\n{'whole grade':<22}" + "".join(f"{s:>12}" for s in STAGES) + f"{'total':>9}"
-              + f"{'÷ fw':>7}{'cold CLI':>10}{'peak RSS':>10}{'threads':>9}")
-        for label in graders:
-            total = statistics.median(t for t, _ in runs[label])
-            stages = {s: statistics.median(st[s] for _, st in runs[label]) for s in STAGES}
-            cold_s, rss_mb = cold[path, label]
-            # the median of each round's ratio: grade and yardstick measured side by side
-            ratio = (statistics.median(t / y for (t, _), y in zip(runs[label], runs["yardstick"]))
-                     if yardstick else float("nan"))
-            print(f"{label:<22}" + "".join(f"{stages[s]:>12.3f}" for s in STAGES)
-                  + f"{total:>9.2f}{ratio:>7.2f}{cold_s:>9.2f}s{rss_mb:>8.0f}MB"
-                  + f"{getattr(graders[label].transcriber, 'threads', None) or '-':>9}", flush=True)
-            target = GOAL_DEFAULT_RATIO if label == "openai-whisper" else GOAL_FAST_RATIO
-            goals.append((f"{path.name}: grade {label} / faster-whisper alone", f"<= {target}",
-                          f"{ratio:.2f}", ratio <= target))
-            if label in GOAL_COLD_S:
-                goals.append((f"{path.name}: cold CLI {label}", f"<= {GOAL_COLD_S[label]:g} s",
-                              f"{cold_s:.2f} s", cold_s <= GOAL_COLD_S[label]))
-        print()
+    try:
+        for path in args.files:
+            goals += warm_goals(path, contenders, graders, cold, args.repeat)
+    finally:
+        for contender in contenders.values():
+            contender.close()
 
     if args.batch and fw:
         goals += batch_goals(args.batch, args.model)
