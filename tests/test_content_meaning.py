@@ -46,6 +46,22 @@ def test_encoder_matches_the_reference_implementation(engine):
     assert np.all(cosine > 0.9999), cosine
 
 
+def test_the_same_sentences_twice_are_embedded_once_and_alike(engine, monkeypatch):
+    encoder = engine.encoder
+    sentences = ["Hi Marcus, it's Priya from Ledgerline.", "Call me back at 312 555 0147."]
+    first = encoder.encode(sentences)
+    forwards = []
+    real = encoder._forward
+    monkeypatch.setattr(encoder, "_forward", lambda *a: forwards.append(1) or real(*a))
+    again = encoder.encode(list(sentences))  # the greeting check's list, then the content stage's
+    np.testing.assert_array_equal(again, first)
+    assert forwards == []
+    again[:] = 0  # a caller's changes never reach the next caller
+    np.testing.assert_array_equal(encoder.encode(sentences), first)
+    encoder.encode(sentences[:1])
+    assert forwards == [1]
+
+
 def test_reference_embeddings_are_kept_on_disk_and_recomputed_when_damaged(engine, tmp_path, monkeypatch):
     monkeypatch.setenv("VMGRADE_MODEL_DIR", str(tmp_path))
     encoder = engine.encoder
