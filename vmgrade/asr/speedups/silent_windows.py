@@ -3,10 +3,11 @@
 With word timestamps on, faster-whisper starts its next 30-s window where
 the last word it heard ends, unless the window ended on a lone timestamp.
 A voicemail's last word is usually followed by a second or two of silence
-or a hang-up, so a 23-s message often costs a second window holding one
-second of silence: a whole encoder pass over 30 s (0.45 s of the engine's
-1.3 s on the 2-core Xeon host) and a decode that finds nothing.
-``samples/before_practice.wav`` is one.
+or a hang-up, so a 23-s message can cost a second window holding one second
+of silence: a whole encoder pass over 30 s (0.45 s of the engine's 1.3 s on
+the 2-core Xeon host) and a decode that finds nothing, or reads words into
+the silence (``samples/before_practice.wav`` with the filler prompt: a
+second "Bye.").
 
 :class:`SilentWindows` passes such a window over when the energy VAD
 (:func:`vmgrade.vad.detect_speech`) finds no speech ending more than
