@@ -1,4 +1,4 @@
-"""The speaker check's numpy features against librosa's own, on the bundled speech."""
+"""The speaker check's numpy features against librosa's and scipy's own, on the bundled speech."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ from conftest import ROOT
 
 from vmgrade.audio import load, resample
 from vmgrade.calls import spectra
-from vmgrade.calls.speakers import F0_RANGE_HZ, FRAME_S, MEL_BANDS, MEL_WINDOW_SAMPLES, RATE_HZ, YIN_FRAME
+from vmgrade.calls.speakers import (
+    CHANNEL_BAND_HZ,
+    CHANNEL_ORDER,
+    F0_RANGE_HZ,
+    FRAME_S,
+    MEL_BANDS,
+    MEL_WINDOW_SAMPLES,
+    RATE_HZ,
+    YIN_FRAME,
+    _phone_band,
+    phone_band_response,
+)
 
 librosa = pytest.importorskip("librosa")
 HOP = int(RATE_HZ * FRAME_S)
@@ -38,6 +49,28 @@ def test_the_mel_filters_are_librosas():
     hz = np.array([0.0, 440.0, 999.0, 1000.0, 4000.0, 8000.0])
     np.testing.assert_allclose(spectra.hz_to_mel(hz), librosa.hz_to_mel(hz), rtol=1e-9)
     np.testing.assert_allclose(spectra.mel_to_hz(spectra.hz_to_mel(hz)), hz, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(("rate_hz", "band_hz", "order"), [
+    (RATE_HZ, CHANNEL_BAND_HZ, CHANNEL_ORDER), (8000, (300.0, 3400.0), 4), (16000, (80.0, 7000.0), 3)])
+def test_the_phone_band_is_scipys_butterworth(rate_hz, band_hz, order):
+    signal = pytest.importorskip("scipy.signal")
+    sos = signal.butter(order, band_hz, btype="bandpass", fs=rate_hz, output="sos")
+    freqs_hz, ref = signal.sosfreqz(sos, worN=2048, fs=rate_hz)
+    ours = phone_band_response(freqs_hz, rate_hz, band_hz, order)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-9)
+    assert ours[0] == 0 and abs(ours[np.searchsorted(freqs_hz, np.sqrt(band_hz[0] * band_hz[1]))]) > 0.99
+
+
+@pytest.mark.parametrize("name", ["before_practice.wav", "call_export_mulaw.wav"])
+def test_the_phone_band_filters_as_scipy_does_from_rest(name):
+    signal = pytest.importorskip("scipy.signal")
+    sos = signal.butter(CHANNEL_ORDER, CHANNEL_BAND_HZ, btype="bandpass", fs=RATE_HZ, output="sos")
+    y = _speech(name)
+    for piece in (y, y[:1234], y[5000:5000 + 16001]):
+        ours = _phone_band(piece)
+        assert ours.shape == piece.shape and ours.dtype == np.float32
+        np.testing.assert_allclose(ours, signal.sosfilt(sos, piece), rtol=0, atol=1e-5 * np.abs(piece).max())
 
 
 @pytest.mark.parametrize("name", ["before_practice.wav", "strong_wideband.flac"])

@@ -112,6 +112,16 @@ def test_the_model_follows_the_idle_cores_between_files(transcriber):
     time.sleep(0.5)
     transcriber._fit_threads()
     assert transcriber.threads == torch.get_num_threads() >= cores - 1
+    # within MIN_SAMPLE_S of the last fit (a CLI's one file, just after the load): no sample is
+    # taken, busy or not, and torch's pool is still taken back to the count (the speaker check's)
+    fitted = transcriber.threads
+    torch.set_num_threads(1)
+    with spinning(cores - 1):
+        transcriber._cpu_mark = threads.snapshot()
+        t0 = time.monotonic()
+        transcriber._fit_threads()
+        assert time.monotonic() - t0 < threads.MIN_SAMPLE_S
+    assert transcriber.threads == fitted == torch.get_num_threads()
 
 
 def _in_new_process(code: str) -> list[str]:

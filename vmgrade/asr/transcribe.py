@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+import time
 from dataclasses import asdict, dataclass, replace
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -54,7 +55,7 @@ from ..transcript import Segment, Transcript, Word  # the engines' result types 
 from .speedups.cross_file import BatchingWhisper, Rendezvous, SharedDecoding
 from .speedups.memo import EncoderMemo, forget_memos, memo_audio_projections
 from .speedups.silent_windows import SilentWindows
-from .threads import default_threads, idle_cores, limit_threads, snapshot
+from .threads import MIN_SAMPLE_S, default_threads, idle_cores, limit_threads, snapshot
 from .windows import AsrInput, fit_to_window
 
 DEFAULT_LANGUAGE = "en"
@@ -293,8 +294,8 @@ class WhisperTranscriber(_LoadsOnce):
         return model
 
     def _fit_threads(self) -> None:
-        """Before each file after the first, follow the idle cores again (unless ``threads`` was given),
-        and take torch's pool back to that count where another stage changed it (the speaker check).
+        """Before each file, follow the idle cores again (unless ``threads`` was given), and take
+        torch's pool back to that count where another stage changed it (the speaker check).
 
         A process that started on a quiet machine keeps all its threads when other work starts
         (another grading process): threads on busy cores hold every step's barrier up.
@@ -304,7 +305,10 @@ class WhisperTranscriber(_LoadsOnce):
         import torch
 
         threads = self.threads
-        if not self.options.threads:
+        # within MIN_SAMPLE_S of the last fit (the load's, for a CLI's one file) the counters say too
+        # little: measuring would first sample for SAMPLE_S (0.15 s of every cold CLI grade)
+        fresh = self._cpu_mark is not None and time.monotonic() - self._cpu_mark.wall_s < MIN_SAMPLE_S
+        if not self.options.threads and not fresh:
             threads = default_threads(idle_cores(since=self._cpu_mark))
             self._cpu_mark = snapshot()
         if threads != self.threads or torch.get_num_threads() != threads:
