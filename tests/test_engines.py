@@ -17,6 +17,7 @@ from vmgrade.asr.transcribe import CTranslate2Transcriber, TranscribeOptions
 from vmgrade.asr.windows import MAX_SPEEDUP
 from vmgrade.audio import load
 from vmgrade.errors import ModelError
+from vmgrade.fileio import CACHE_ENV
 from vmgrade.pipeline import GradeOptions, Grader
 
 # A guard only: CI installs the extra through `.[test]`.
@@ -145,7 +146,7 @@ def test_corrupt_package_leaves_no_assembled_model(tmp_path, monkeypatch):
     (dst / "model" / "model.bin").write_bytes(bytes(blob))
     fake = dataclasses.replace(real, name="faketiny", modules=("fake_tiny_ct2",))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setitem(weights.PACKAGED_MODELS, "faketiny", fake)
     with pytest.raises(ModelError) as info:
         weights.ctranslate2_dir("faketiny")

@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vmgrade.asr import threads
@@ -196,11 +197,14 @@ def test_web_nodes_and_workers_size_themselves_to_the_idle_cores(monkeypatch):
 def test_the_speaker_encoder_runs_on_one_thread_and_leaves_torchs_count_as_it_was():
     torch = pytest.importorskip("torch")
     from vmgrade.audio import load
-    from vmgrade.calls import speakers
+    from vmgrade.calls import speakers, voice_encoder
 
     audio = load(SAMPLE)
+    encoder = voice_encoder.encoder()
+    # torch is loaded in this process, so the encoder runs on it
+    encoder.embed(np.zeros((1, speakers.WINDOW_FRAMES, speakers.MEL_BANDS), np.float32))
     seen = []
-    hook = speakers.encoder().register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    hook = encoder._torch_model[0].register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

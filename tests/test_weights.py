@@ -10,6 +10,7 @@ import pytest
 
 from vmgrade.asr import weights
 from vmgrade.errors import ModelError
+from vmgrade.fileio import CACHE_ENV
 
 
 def test_default_model_resolves_from_its_packages():
@@ -23,7 +24,7 @@ def test_default_model_resolves_from_its_packages():
 @pytest.mark.slow
 def test_conversion_gives_a_whisper_model_with_alignment_heads(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     spec = weights.resolve("tiny.en")
     assert spec.checkpoint.parent == tmp_path  # converted into the overridden cache
     model = weights.load_whisper(spec)
@@ -55,7 +56,7 @@ def _fake_package(tmp_path, corrupt: bool):
 def test_corrupt_weights_are_refused_with_a_fix(tmp_path, monkeypatch):
     fake, dst = _fake_package(tmp_path, corrupt=True)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setitem(weights.PACKAGED_MODELS, "faketiny", fake)
     with pytest.raises(ModelError) as info:
         weights.resolve("faketiny")
@@ -68,7 +69,7 @@ def test_missing_part_is_reported(tmp_path, monkeypatch):
     fake, dst = _fake_package(tmp_path, corrupt=False)
     (dst / "model/model.bin").unlink()
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setitem(weights.PACKAGED_MODELS, "faketiny", fake)
     with pytest.raises(ModelError) as info:
         weights.resolve("faketiny")

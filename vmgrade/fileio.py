@@ -24,6 +24,7 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 # errno values of a full disk or quota (the web app answers them 507 ``storage_full``, not a 500).
 STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+CACHE_ENV = "VMGRADE_MODEL_DIR"  # where converted checkpoints and the encoders' caches go
 
 
 @contextmanager
@@ -121,6 +122,15 @@ def _fsync(path: Path, flags: int) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def cache_dir() -> Path:
+    """Directory for converted checkpoints and model caches: ``$VMGRADE_MODEL_DIR`` or the user cache."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vmgrade" / "models"
 
 
 def content_hash(path: str | os.PathLike) -> str:

@@ -23,10 +23,9 @@ import numpy as np
 
 from .. import progress
 from ..errors import ModelError
-from ..fileio import replacing, write_atomic
+from ..fileio import cache_dir, replacing, write_atomic
 
 DEFAULT_MODEL = "base"
-CACHE_ENV = "VMGRADE_MODEL_DIR"
 CONVERTER_VERSION = 1  # bump when the conversion changes, to invalidate caches
 
 
@@ -89,15 +88,6 @@ class ModelListing:
     path: str
     size_bytes: int
     status: str  # "ready", "not converted yet", "missing", "incomplete"
-
-
-def cache_dir() -> Path:
-    """Directory for converted checkpoints: ``$VMGRADE_MODEL_DIR`` or the user cache."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vmgrade" / "models"
 
 
 def whisper_cache_dir() -> Path:

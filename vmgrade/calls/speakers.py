@@ -9,9 +9,9 @@ are compared by a speaker-embedding model:
 * Model: the GE2E speaker encoder of Resemblyzer (a 3-layer LSTM over 40 mel
   bands, 256-d, L2-normed), trained on thousands of speakers (LibriSpeech,
   VoxCeleb 1 and 2).  Its weights ship inside the pinned pip package
-  ``resemblyzer==0.1.4`` (``pretrained.pt``, 17 MB; size and sha256 checked);
-  nothing is downloaded.  Imported lazily: only a file that is analysed pays
-  for it.
+  ``resemblyzer==0.1.4`` (``pretrained.pt``, 17 MB; sha256 checked); nothing
+  is downloaded.  It runs in numpy, or on torch where the recogniser has
+  loaded it (:mod:`vmgrade.calls.voice_encoder`).
 * Runs: the VAD's speech, joined over short gaps, cut into pieces of at most
   ``MAX_RUN_S`` (a turn change without a pause); a run counts when it lasts
   ``MIN_RUN_S`` and is voiced (line noise and hum make no voiced frames).
@@ -29,26 +29,18 @@ Figures (``python bench/recording_kinds.py``): docs/calls.md.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
 from ..vad import voiced_frames
 from . import spectra
+from .voice_encoder import EMBEDDING_DIM, encoder
 
 # --------------------------------------------------------------------------
 # Constants (units in names)
 # --------------------------------------------------------------------------
-MODEL_PACKAGE = "resemblyzer"
-MODEL_PIP = "resemblyzer==0.1.4"
-WEIGHTS_FILE = "pretrained.pt"
-WEIGHTS_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
 RATE_HZ = 16000  # the encoder's rate (its mel frames are 10 ms at 16 kHz)
 WINDOW_FRAMES = 160  # the encoder's partial utterance: 160 mel frames of 10 ms = 1.6 s
 FRAME_S = 0.01
@@ -82,85 +74,9 @@ MIN_PARTY_RUNS = 2
 MAX_PARTIES = 4  # voices told apart at most (a conference call; more are counted as four)
 MIN_SWITCHES = 3  # A-B-A-B: a voicemail has at most greeting, message and a closing prompt
 MIN_PARTY_TURNS = 2
-EMBEDDING_DIM = 256
 F0_RANGE_HZ = (70.0, 400.0)  # adult speaking pitch, for the per-run YIN
 YIN_FRAME = 800  # 50 ms at 16 kHz: two periods of a 40 Hz margin below the lowest F0
 ROUND = 3
-
-_LOCK = threading.Lock()
-_ENCODER: list = []
-
-
-def model_path() -> Path | None:
-    """The weights inside the installed package, or None when it is not installed."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
-    return path if path.is_file() else None
-
-
-def _resemblyzer():
-    """The resemblyzer package, imported quietly (its audio module imports a SciPy namespace
-    deprecated in 1.x)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import resemblyzer
-    return resemblyzer
-
-
-def _verify(path: Path) -> None:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != WEIGHTS_SHA256:
-        raise ModelError(f"{path}: speaker-encoder weights do not match the pinned {MODEL_PIP} "
-                         f"(sha256 {digest[:12]}...); reinstall: pip install --force-reinstall --no-deps "
-                         f"{MODEL_PIP}", code="model_corrupt")
-
-
-def encoder():
-    """The speaker encoder, loaded once per process (thread-safe).
-
-    Raises
-    ------
-    ModelError
-        The package is missing (``model_not_found``) or its weights altered (``model_corrupt``).
-    """
-    with _LOCK:
-        if not _ENCODER:
-            path = model_path()
-            if path is None:
-                raise ModelError(f"the speaker encoder is not installed: pip install --no-deps {MODEL_PIP}",
-                                 code="model_not_found")
-            _verify(path)
-            model = _resemblyzer().VoiceEncoder("cpu", verbose=False, weights_fpath=path)
-            model.eval()
-            _ENCODER.append(model)
-        return _ENCODER[0]
-
-
-@contextlib.contextmanager
-def _one_torch_thread():
-    """torch's pool at one thread for the speaker encoder, then as it was.
-
-    Its LSTM steps are a few small products each, too small to share: a 23-s message's runs
-    took 165 ms on 2 threads and 112 ms on one (the Xeon host; docs/performance.md). A
-    recogniser sets its own count again before it transcribes.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if before > 1:
-            torch.set_num_threads(before)
-
 
 class _RunPitch:
     """Median F0 (Hz) of speech runs by YIN (librosa's, :func:`spectra.yin`), computed per run on first
@@ -324,8 +240,6 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
     VoiceRuns
         Empty when no run holds enough voiced speech.
     """
-    import torch
-
     y = np.asarray(samples, dtype=np.float32)
     if sample_rate_hz != RATE_HZ:
         from ..audio import resample
@@ -358,8 +272,7 @@ def embed_runs(samples: np.ndarray, sample_rate_hz: int, speech) -> VoiceRuns:
         for i in range(a, b - WINDOW_FRAMES + 1, step):
             windows.append(mel[i : i + WINDOW_FRAMES])
             owner.append(k)
-    with torch.inference_mode(), _one_torch_thread():
-        vectors = encoder()(torch.from_numpy(np.stack(windows))).numpy()
+    vectors = encoder().embed(np.stack(windows))
     owner_arr = np.asarray(owner)
     means = np.stack([_unit(vectors[owner_arr == k].mean(axis=0)) for k in range(len(runs))])
     spans = np.asarray(runs, float)
