@@ -81,7 +81,7 @@ class HostInfo:
         VNNI dot products where the CPU has them), its cross-attention over the window in bf16 on
         AMX (:func:`vmgrade.asr.speedups.quantize.draft_attention_dtype`); the checks of the draft,
         the filler probe and word alignment in fp32 (openai-whisper's transcripts). ctranslate2:
-        int8 throughout.
+        int8 throughout. The speaker check: fp32 under either engine.
         """
         vnni = self.isa.get("avx512_vnni") or self.isa.get("avx_vnni") or self.isa.get("amx_int8")
         int8 = (f"int8 (torch {self.quantized_engine or '?'} engine, "
@@ -97,6 +97,9 @@ class HostInfo:
                     "openai-whisper draft checks, filler probe, word alignment: fp32"]
         if self.ctranslate2_version:
             out.append("ctranslate2 encoder and decoder: int8 (CTranslate2 int8_float32 on the CPU)")
+        # vmgrade.calls.voice_encoder: torch's fused LSTM where the recogniser has loaded torch
+        out.append("speaker check: fp32, on torch's LSTM with openai-whisper, in numpy (one BLAS thread) "
+                   "with ctranslate2")
         return out
 
     def to_dict(self) -> dict:

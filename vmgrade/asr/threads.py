@@ -184,10 +184,10 @@ def limit_threads(threads: int) -> None:
 
     OpenBLAS otherwise starts one spinning thread per core, whatever the recogniser was given:
     capped to each worker's share, 2 batch workers x 1 thread on 2 cores graded 30.1 files/min
-    instead of 20.9 (bench/web_throughput.py). torch likewise sizes its pool to every core, and
-    the speaker check runs on torch under either engine: in ctranslate2 batch workers of one
-    thread each, its 2-thread passes made a 24-file batch take 53-60 s instead of 35-36 s on
-    the Xeon host (docs/performance.md). The recognisers call this when their model loads.
+    instead of 20.9 (bench/web_throughput.py). torch likewise sizes its pool to every core:
+    when the speaker check still ran on torch under ctranslate2, its 2-thread passes in batch
+    workers of one thread each made a 24-file batch take 53-60 s instead of 35-36 s on the
+    Xeon host (docs/performance.md). The recognisers call this when their model loads.
     Where torch is not imported yet, the cap goes to ``OMP_NUM_THREADS``, which torch (and
     any OpenMP library loaded later in this process, or a child it starts) reads at start.
     """
