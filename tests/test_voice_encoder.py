@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT
 from threadpoolctl import threadpool_info
 
+from vmgrade import fileio
 from vmgrade.audio import load, resample
 from vmgrade.calls import spectra, voice_encoder
 from vmgrade.calls.speakers import FRAME_S, MEL_BANDS, MEL_WINDOW_SAMPLES, RATE_HZ, WINDOW_FRAMES
@@ -99,3 +100,21 @@ def test_weights_that_are_not_the_pinned_ones_are_refused(tmp_path, monkeypatch)
     with pytest.raises(ModelError) as err:
         voice_encoder._cached_weights(altered)
     assert err.value.code == "model_corrupt" and str(altered) in err.value.message
+
+
+def test_a_weights_hash_is_remembered_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    weights, stamp = tmp_path / "weights.bin", tmp_path / "cache" / "weights.verified"
+    weights.write_bytes(b"first")
+    first = fileio.remembered_hash(weights, stamp)
+    assert first == fileio.content_hash(weights) and stamp.is_file()
+
+    def no_reading(path):
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(fileio, "content_hash", no_reading)
+    assert fileio.remembered_hash(weights, stamp) == first  # from the stamp
+    monkeypatch.undo()
+    weights.write_bytes(b"other")  # a changed file (size, mtime) is hashed again
+    assert fileio.remembered_hash(weights, stamp) == fileio.content_hash(weights) != first
+    stamp.write_text("garbage", encoding="utf-8")
+    assert fileio.remembered_hash(weights, stamp) == fileio.content_hash(weights)

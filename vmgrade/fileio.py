@@ -173,3 +173,32 @@ def set_mode(path: Path, mode: int) -> None:
         os.chmod(path, mode)
     except OSError:
         pass
+
+
+def remembered_hash(path: Path, stamp: Path) -> str:
+    """:func:`content_hash` of ``path``, kept in the file ``stamp`` while ``path`` is unchanged.
+
+    Model weights are checked against their pinned sha256 in every new process; the stamp
+    (the file's path, size, mtime and inode, and its hash) spares re-reading an unchanged
+    file. A missing, stale or unreadable stamp means hashing it again and writing the stamp
+    (a read-only cache only costs hashing next time).
+
+    Raises
+    ------
+    OSError
+        ``path`` cannot be read.
+    """
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    try:
+        saved_key, digest = stamp.read_text(encoding="utf-8").split("\n")
+        if saved_key == key and len(digest) == 64:
+            return digest
+    except (OSError, ValueError):
+        pass
+    digest = content_hash(path)
+    try:
+        write_atomic(stamp, f"{key}\n{digest}")
+    except OSError:
+        pass
+    return digest

@@ -8,8 +8,8 @@ Its weights ship inside the pinned pip package ``resemblyzer==0.1.4`` (``pretrai
 Why numpy: the speaker check runs before the recogniser on every file, and under the
 ``ctranslate2`` engine nothing else needs torch, whose import took 1.0 s of a 3.6-s cold
 CLI grade on the Xeon host (docs/performance.md). torch reads ``pretrained.pt`` once, on
-the first use in an installation; the weights are then kept as ``.npz`` in the model
-cache, keyed by the file's sha256, and later processes read them with numpy alone.
+the first use on a machine; the weights are then kept as ``.npz`` in the model cache,
+named by the file's sha256, and later processes read them with numpy alone.
 
 Where torch is loaded anyway (the ``openai-whisper`` engine), the same weights run on
 torch's fused LSTM instead: on one thread (a batch worker's) it takes 0.12 s for a
@@ -21,7 +21,6 @@ threads numpy takes 0.13 s. Both give Resemblyzer's embeddings to float rounding
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import sys
 import threading
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..fileio import cache_dir, write_atomic
+from ..fileio import cache_dir, remembered_hash, write_atomic
 
 # --------------------------------------------------------------------------
 # Constants (units in names)
@@ -74,39 +73,40 @@ def _expected_shapes() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _source_key(path: Path) -> str:
-    """What identifies this copy of the weights file without reading it: path, size, mtime, inode."""
-    st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-
-
 def _cached_weights(path: Path) -> dict[str, np.ndarray]:
     """The checkpoint's tensors as float32 arrays: from the model cache, else converted and kept there.
 
-    A cache file counts when it was made from this very weights file (path, size, mtime and
-    inode) and holds every tensor at its shape; otherwise the file is hashed against
-    :data:`WEIGHTS_SHA256`, read with torch and written to the cache again. A read-only or
-    missing cache only costs the conversion (about 1.5 s with torch's import) next time too.
+    ``path`` is checked against :data:`WEIGHTS_SHA256` (its hash remembered while the file is
+    unchanged); the cache file is named by that hash, so every installation of the pinned
+    package shares one. A missing, damaged or read-only cache only costs the conversion
+    (about 1.5 s with torch's import).
 
     Raises
     ------
     ModelError
         ``model_corrupt``: the weights file is not the pinned one, or torch cannot read it.
     """
+    try:
+        digest = remembered_hash(path, cache_dir() / f"resemblyzer-{WEIGHTS_SHA256[:12]}.verified")
+    except OSError as exc:
+        raise ModelError(f"{path}: speaker-encoder weights unreadable ({exc}); reinstall: pip install "
+                         f"--force-reinstall --no-deps {MODEL_PIP}", code="model_not_found") from exc
+    if digest != WEIGHTS_SHA256:
+        raise ModelError(f"{path}: speaker-encoder weights do not match the pinned {MODEL_PIP} "
+                         f"(sha256 {digest[:12]}...); reinstall: pip install --force-reinstall --no-deps "
+                         f"{MODEL_PIP}", code="model_corrupt")
     cached = cache_dir() / f"resemblyzer-{WEIGHTS_SHA256[:16]}-v{CACHE_VERSION}.npz"
     shapes = _expected_shapes()
-    source = _source_key(path)
     try:
         with np.load(cached, allow_pickle=False) as npz:
-            if str(npz["source"]) == source:
-                weights = {name: npz[name] for name in shapes}
-                if all(w.shape == shapes[n] and w.dtype == np.float32 for n, w in weights.items()):
-                    return weights
+            weights = {name: npz[name] for name in shapes}
+        if all(w.shape == shapes[n] and w.dtype == np.float32 for n, w in weights.items()):
+            return weights
     except (OSError, ValueError, KeyError, EOFError):
-        pass  # not converted yet, from another copy of the package, or damaged: convert again
+        pass  # not converted yet, or damaged: convert again
     weights = _convert(path, shapes)
     buf = io.BytesIO()
-    np.savez(buf, source=np.array(source), **weights)
+    np.savez(buf, **weights)
     try:
         write_atomic(cached, buf.getvalue())  # readers see the whole file or none
     except OSError:
@@ -115,12 +115,7 @@ def _cached_weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def _convert(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
-    """Verify ``path`` and read its ``model_state`` with torch (tensors only, no code)."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != WEIGHTS_SHA256:
-        raise ModelError(f"{path}: speaker-encoder weights do not match the pinned {MODEL_PIP} "
-                         f"(sha256 {digest[:12]}...); reinstall: pip install --force-reinstall --no-deps "
-                         f"{MODEL_PIP}", code="model_corrupt")
+    """The ``model_state`` of the (verified) checkpoint ``path``, read with torch (tensors only, no code)."""
     import torch
 
     try:

