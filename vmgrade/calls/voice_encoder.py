@@ -140,6 +140,9 @@ class VoiceEncoder:
         The PyTorch state dict's tensors (``lstm.weight_ih_l0`` ... ``linear.bias``).
     """
 
+    _lock_numpy = threading.Lock()  # one pass at a time: each sets the process's BLAS pool and puts it back
+    _lock_torch = threading.Lock()  # guards building the torch modules
+
     def __init__(self, weights: dict[str, np.ndarray]):
         self._weights = weights
         self._torch_model = None
@@ -229,9 +232,6 @@ class VoiceEncoder:
             _, (hidden, _) = lstm(torch.from_numpy(mels))
             raw = torch.relu(linear(hidden[-1]))
             return (raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-30)).numpy()
-
-    _lock_torch = threading.Lock()
-    _lock_numpy = threading.Lock()  # one at a time: each sets the process's BLAS pool and puts it back
 
 
 @contextlib.contextmanager
