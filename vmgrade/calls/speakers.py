@@ -53,7 +53,8 @@ MAX_RUN_S = 3.0  # longer runs are cut: a turn may change without a pause
 MIN_RUN_VOICED = 0.25  # a run counts when a quarter of its frames are voiced (noise and hum: ~0)
 CHANNEL_BAND_HZ = (300.0, 3400.0)  # every file is compared on a sharp telephone band ...
 CHANNEL_ORDER = 8  # ... whatever its own channel was
-BAND_PAD_S = 0.25  # zeros after a file filtered in the frequency domain (the band-pass rings ~12 ms)
+BAND_PAD_S = 0.25  # zeros after each block filtered in the frequency domain (the band-pass rings ~12 ms)
+BAND_FFT_SIZE = 1 << 16  # the blocks' FFT size: 4.1 s at 16 kHz, 3.8 s of it signal
 SPEECH_LEVEL_DBFS = -30.0  # the level the encoder was trained at (Resemblyzer normalises its input so)
 # A split into two voices stands when both sides hold MIN_PARTY_S over MIN_PARTY_RUNS runs, and their
 # centroids are below SAME_VOICE_MIN_SIMILARITY and at least SPLIT_MIN_GAP below each side's cohesion
@@ -187,21 +188,28 @@ def phone_band_response(freqs_hz: np.ndarray, sample_rate_hz: int = RATE_HZ,
 
 
 def _phone_band(y: np.ndarray) -> np.ndarray:
-    """``y`` through a sharp telephone band: :func:`phone_band_response` applied to its spectrum.
+    """``y`` through a sharp telephone band: :func:`phone_band_response` applied block by block.
 
-    The same output as the filter run sample by sample from rest (``sosfilt``), to float
-    rounding: the zero padding, longer than the filter rings, keeps the circular
-    convolution from wrapping its tail onto the start.
+    Overlap-add: blocks of ``BAND_FFT_SIZE - pad`` samples, each zero-padded to
+    ``BAND_FFT_SIZE``, filtered by multiplying spectra, their tails added onto the next. The
+    padding (``BAND_PAD_S``), longer than the filter rings, keeps each block's circular
+    convolution from wrapping its tail onto its start, so the output is that of the filter
+    run sample by sample from rest (``sosfilt``) to float rounding, in memory proportional
+    to the file and one block.
     """
-    n = len(y)
-    size = 1 << int(np.ceil(np.log2(n + int(BAND_PAD_S * RATE_HZ))))
-    spectrum = np.fft.rfft(np.asarray(y, dtype=np.float64), size) * _band_response(size)
-    return np.fft.irfft(spectrum, size)[:n].astype(np.float32)
+    x = np.asarray(y, dtype=np.float64)
+    size = BAND_FFT_SIZE
+    step = size - int(BAND_PAD_S * RATE_HZ)
+    response = _band_response(size)
+    out = np.zeros(len(x) + size)
+    for start in range(0, len(x), step):
+        out[start : start + size] += np.fft.irfft(np.fft.rfft(x[start : start + step], size) * response, size)
+    return out[: len(x)].astype(np.float32)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.cache
 def _band_response(size: int) -> np.ndarray:
-    """:func:`phone_band_response` on the bins of a ``size``-point real FFT (a few sizes recur)."""
+    """:func:`phone_band_response` on the bins of a ``size``-point real FFT."""
     return phone_band_response(np.fft.rfftfreq(size, 1.0 / RATE_HZ))
 
 
