@@ -118,3 +118,12 @@ def test_a_weights_hash_is_remembered_while_the_file_is_unchanged(tmp_path, monk
     assert fileio.remembered_hash(weights, stamp) == fileio.content_hash(weights) != first
     stamp.write_text("garbage", encoding="utf-8")
     assert fileio.remembered_hash(weights, stamp) == fileio.content_hash(weights)
+
+
+def test_more_windows_than_a_batch_embed_as_their_parts():
+    windows = _windows("strong_wideband.flac", count=voice_encoder.EMBED_BATCH + 5)
+    enc = voice_encoder.encoder()
+    whole = enc.embed(windows)
+    parts = np.concatenate([enc.embed(windows[:7]), enc.embed(windows[7:])])
+    assert whole.shape == (len(windows), voice_encoder.EMBEDDING_DIM)
+    np.testing.assert_allclose(whole, parts, rtol=0, atol=1e-6)

@@ -42,6 +42,9 @@ LAYERS = 3
 MEL_BANDS = 40
 HIDDEN = 256
 EMBEDDING_DIM = 256
+# Windows embedded at once (about 1 MB of gate inputs and outputs each): a 23-s message has about
+# 40; a 10-min recording's 900 at once would hold 0.9 GB
+EMBED_BATCH = 64
 # Bumped when the cached file's layout changes: an old file is then converted again.
 CACHE_VERSION = 1
 
@@ -175,8 +178,12 @@ class VoiceEncoder:
         np.ndarray, shape (batch, 256), float32
             Non-negative, L2-normed embeddings (zero where the ReLU left nothing).
         """
+        mels = np.asarray(mels, dtype=np.float32)
+        if len(mels) > EMBED_BATCH:  # a long file: a batch at a time
+            return np.concatenate([self.embed(mels[i : i + EMBED_BATCH])
+                                   for i in range(0, len(mels), EMBED_BATCH)])
         if "torch" in sys.modules:  # loaded (or loading: the import below waits for it) by the recogniser
-            return self._embed_torch(np.asarray(mels, dtype=np.float32))
+            return self._embed_torch(mels)
         with self._lock_numpy, _one_blas_thread():
             return self._embed_numpy(mels)
 
