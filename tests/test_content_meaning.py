@@ -68,8 +68,9 @@ def test_reference_embeddings_are_kept_on_disk_and_recomputed_when_damaged(engin
     sentences = ["Hi, you've reached the desk of Sam Ortiz.", "I saw your new Denver warehouse opened."]
     first = encoder.encode_references(sentences)
     np.testing.assert_array_equal(first, encoder.encode(sentences))
-    [stored] = tmp_path.glob("minilm-references-*.npy")
-    np.testing.assert_array_equal(np.load(stored), first)
+    [stored] = tmp_path.glob("minilm-references-*.npz")
+    with np.load(stored) as npz:
+        np.testing.assert_array_equal(npz["rows"], first)
 
     calls = []
     monkeypatch.setattr(encoder, "encode", lambda s: calls.append(s) or np.zeros((len(s), 384), np.float32))

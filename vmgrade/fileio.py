@@ -14,9 +14,13 @@ import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HASH_CHUNK_BYTES = 1 << 20  # content_hash reads files in 1 MiB pieces
 # The web app's data dirs hold password hashes, recordings and transcripts: this user's only.
@@ -202,3 +206,33 @@ def remembered_hash(path: Path, stamp: Path) -> str:
     except OSError:
         pass
     return digest
+
+
+def cached_arrays(path: Path, shapes: dict[str, tuple[int, ...]],
+                  compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """float32 arrays kept in the ``.npz`` file ``path``: read when each of ``shapes`` is there at its
+    shape, else ``compute()``-d and written (whole or not at all, :func:`write_atomic`).
+
+    For what a model computes the same way on every run (converted weights, reference
+    embeddings): a missing, damaged or unwritable file only costs computing them again.
+    """
+    import io
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in shapes}
+        if all(a.shape == shapes[name] and a.dtype == np.float32 for name, a in arrays.items()):
+            return arrays
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # not computed yet, or a damaged (a torn zip) file: compute and write it again
+    arrays = compute()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        write_atomic(path, buf.getvalue())
+    except OSError:
+        pass
+    return arrays

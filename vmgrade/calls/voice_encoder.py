@@ -21,7 +21,6 @@ threads numpy takes 0.13 s. Both give Resemblyzer's embeddings to float rounding
 from __future__ import annotations
 
 import contextlib
-import io
 import sys
 import threading
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..fileio import cache_dir, remembered_hash, write_atomic
+from ..fileio import cache_dir, cached_arrays, remembered_hash
 
 # --------------------------------------------------------------------------
 # Constants (units in names)
@@ -98,23 +97,9 @@ def _cached_weights(path: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"{path}: speaker-encoder weights do not match the pinned {MODEL_PIP} "
                          f"(sha256 {digest[:12]}...); reinstall: pip install --force-reinstall --no-deps "
                          f"{MODEL_PIP}", code="model_corrupt")
-    cached = cache_dir() / f"resemblyzer-{WEIGHTS_SHA256[:16]}-v{CACHE_VERSION}.npz"
     shapes = _expected_shapes()
-    try:
-        with np.load(cached, allow_pickle=False) as npz:
-            weights = {name: npz[name] for name in shapes}
-        if all(w.shape == shapes[n] and w.dtype == np.float32 for n, w in weights.items()):
-            return weights
-    except (OSError, ValueError, KeyError, EOFError):
-        pass  # not converted yet, or damaged: convert again
-    weights = _convert(path, shapes)
-    buf = io.BytesIO()
-    np.savez(buf, **weights)
-    try:
-        write_atomic(cached, buf.getvalue())  # readers see the whole file or none
-    except OSError:
-        pass
-    return weights
+    return cached_arrays(cache_dir() / f"resemblyzer-{WEIGHTS_SHA256[:16]}-v{CACHE_VERSION}.npz", shapes,
+                         lambda: _convert(path, shapes))
 
 
 def _convert(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

